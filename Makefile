@@ -1,0 +1,32 @@
+# Two commands for a new user: `make demo` and `make test`.
+# Both bootstrap .venv from uv.lock first; a machine with python3 and make is enough.
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: demo test lint bootstrap clean
+
+bootstrap: $(STAMP)
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON) --quiet
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/oafin demo $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .tools demo

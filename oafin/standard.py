@@ -1,0 +1,146 @@
+"""The data standard (统一数据标准): entity names, their columns and column kinds.
+
+Every source is mapped onto these entities before anything compares them
+(DESIGN.md, "The data standard"). The same names are used in the warehouse,
+the dataframes, the reports' machine columns and the tests.
+
+Column kinds:
+- ``text``: NFKC-normalised, stripped ``str``; missing is ``None``.
+- ``fen``: money as an integer number of fen (``int``); never a float.
+- ``ts``: a timezone-aware ``datetime`` in UTC.
+- ``date``: a business date (``datetime.date``) in Asia/Shanghai.
+- ``list``: a list of text values, held as one comma-joined ``str`` (``""`` for none)
+  so that frames and warehouse columns stay scalar.
+- ``int``: a plain integer.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+ColumnKind = Literal["text", "fen", "ts", "date", "list", "int"]
+
+BUSINESS_TZ: Final = "Asia/Shanghai"
+
+CLAIM_STATUSES: Final = ("draft", "pending", "approved", "rejected", "withdrawn")
+DOC_TYPES: Final = ("reimbursement", "payment", "voucher")
+DOC_STATUSES: Final = ("received", "audited", "paid", "rejected", "reversed")
+
+ENTITIES: Final[dict[str, dict[str, ColumnKind]]] = {
+    "expense_claim": {
+        "claim_id": "text",  # "<system>:<source id>"
+        "claim_no": "text",  # the business number people quote
+        "company_code": "text",
+        "applicant_id": "text",  # person_id
+        "department_code": "text",
+        "expense_type_code": "text",
+        "amount_fen": "fen",
+        "currency": "text",
+        "status": "text",  # CLAIM_STATUSES
+        "submitted_at": "ts",
+        "approved_at": "ts",
+        "approver_ids": "list",  # person_ids of those who agreed, in order
+        "budget_code": "text",
+        "project_code": "text",
+        "title": "text",
+    },
+    "claim_invoice": {
+        "claim_id": "text",
+        "invoice_code": "text",  # 10 or 12 digits; empty for a fully digital invoice
+        "invoice_no": "text",  # 8 digits, or 20 for a fully digital invoice
+        "issue_date": "date",
+        "amount_ex_tax_fen": "fen",
+        "tax_fen": "fen",
+        "total_fen": "fen",
+        "tax_rate_bp": "int",  # VAT rate in basis points: 600 is 6 %
+        "seller_tax_id": "text",
+    },
+    "finance_doc": {
+        "doc_id": "text",  # "<system>:<form>:<source id>"
+        "doc_no": "text",
+        "doc_type": "text",  # DOC_TYPES
+        "company_code": "text",
+        "claim_no_ref": "text",  # the OA number it carries, if any
+        "source_doc_nos": "list",  # finance documents it settles
+        "payee_id": "text",  # person_id
+        "department_code": "text",
+        "amount_fen": "fen",
+        "currency": "text",
+        "status": "text",  # DOC_STATUSES
+        "posted_at": "ts",
+        "paid_at": "ts",
+        "account_code": "text",
+        "period": "text",  # "2026-10", Asia/Shanghai
+    },
+    "budget": {
+        "budget_code": "text",
+        "department_code": "text",
+        "period": "text",
+        "amount_fen": "fen",
+    },
+    "person": {
+        "person_id": "text",
+        "dingtalk_userid": "text",
+        "kingdee_staff_number": "text",
+        "name": "text",
+        "department": "text",
+        "role": "text",
+    },
+}
+
+PRIMARY_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "expense_claim": ("claim_id",),
+    "claim_invoice": ("claim_id", "invoice_code", "invoice_no"),
+    "finance_doc": ("doc_id",),
+    "budget": ("budget_code", "period"),
+    "person": ("person_id",),
+}
+
+# The business key each entity is quoted by in exceptions and reports.
+BUSINESS_KEYS: Final[dict[str, str]] = {
+    "expense_claim": "claim_no",
+    "claim_invoice": "invoice_no",
+    "finance_doc": "doc_no",
+    "budget": "budget_code",
+    "person": "person_id",
+}
+
+EXCEPTION_TYPES: Final = (
+    "MISSING_IN_FINANCE",
+    "MISSING_IN_OA",
+    "AMOUNT_MISMATCH",
+    "STATUS_MISMATCH",
+    "PAYEE_MISMATCH",
+    "DUPLICATE_PAYMENT",
+    "DUPLICATE_INVOICE",
+    "INVALID_INVOICE",
+    "SELF_APPROVAL",
+    "APPROVAL_LIMIT",
+    "BUDGET_OVERRUN",
+    "LATE_PAYMENT",
+    "UNMAPPED_CODE",
+    "CONTRACT_VIOLATION",
+)
+
+# Columns of every exceptions.csv and of the sandbox's truth.csv key columns.
+EXCEPTION_KEY_COLUMNS: Final = ("claim_no", "doc_no", "invoice_no", "budget_code")
+EXCEPTION_COLUMNS: Final = (
+    "exception_id",
+    "exception_type",
+    "claim_no",
+    "doc_no",
+    "invoice_no",
+    "budget_code",
+    "person_id",
+    "amount_fen",
+    "detail",
+    "status",
+    "first_seen",
+    "last_seen",
+)
+EXCEPTION_STATUSES: Final = ("open", "acknowledged", "resolved", "ignored")
+
+
+def columns(entity: str) -> list[str]:
+    """The standard columns of ``entity``, in order."""
+    return list(ENTITIES[entity])
