@@ -156,3 +156,31 @@ def render_toml(settings: Settings) -> str:
             else:
                 lines.append(f'{key} = "{value}"')
     return "\n".join(lines).lstrip() + "\n"
+
+
+class OaFinDefaults:
+    """The embedded defaults `oafin demo` runs on: the sandbox, a SQLite file, reports beside it."""
+
+    @staticmethod
+    def demo_toml(dingtalk_url: str, kingdee_url: str) -> str:
+        return f"""# Written by `oafin demo`. Credentials are the sandbox's public fake ones (use_sandbox_credentials);
+# for real systems set them in the environment: OAFIN_OA__APP_KEY, OAFIN_OA__APP_SECRET,
+# OAFIN_FINANCE__ACCT_ID, OAFIN_FINANCE__USERNAME, OAFIN_FINANCE__APP_ID, OAFIN_FINANCE__APP_SECRET.
+[oa]
+system = "dingtalk"
+base_url = "{dingtalk_url}"
+company_code = "C01"
+use_sandbox_credentials = true
+
+[finance]
+system = "kingdee"
+base_url = "{kingdee_url}"
+company_code = "C01"
+use_sandbox_credentials = true
+
+[warehouse]
+url = "sqlite:///oafin.db"
+
+[reports]
+dir = "reports"
+"""

@@ -13,4 +13,4 @@ os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-pytest_plugins = ["tests.fixtures_sandbox"]
+pytest_plugins = ["tests.fixtures_sandbox", "tests.fixtures_db"]

@@ -1,0 +1,105 @@
+"""The ``oafin`` command: demo, run, sandbox serve|generate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from oafin.config import ConfigError
+
+DEFAULT_PERIOD = "2026-10"
+DEFAULT_SEED = 7
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oafin", description="Reconcile an OA system with a finance system."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo", help="start the sandbox, run the daily flow on embedded defaults, print the reports"
+    )
+    demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo.add_argument("--workdir", type=Path, default=Path("demo"))
+    demo.add_argument("--period", default=DEFAULT_PERIOD)
+    demo.add_argument("--n-claims", type=int, default=3000)
+
+    run = sub.add_parser("run", help="run the daily flow for a period with a config file")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--period", required=True)
+    run.add_argument(
+        "--as-of", default=None, help="ISO date/time (China time if no zone); default: period end"
+    )
+
+    sandbox = sub.add_parser("sandbox", help="the fake DingTalk and Kingdee")
+    ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    serve = ssub.add_parser("serve", help="serve the fake systems on localhost")
+    serve.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    serve.add_argument("--period", default=DEFAULT_PERIOD)
+    serve.add_argument("--n-claims", type=int, default=3000)
+    serve.add_argument("--data", type=Path, default=None, help="serve a generated data folder instead")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--dingtalk-port", type=int, default=None)
+    serve.add_argument("--kingdee-port", type=int, default=None)
+    gen = ssub.add_parser("generate", help="write a seeded company-month and its truth.csv")
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    gen.add_argument("--period", default=DEFAULT_PERIOD)
+    gen.add_argument("--n-claims", type=int, default=3000)
+    gen.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from oafin.demo import run_demo
+
+            return run_demo(seed=args.seed, workdir=args.workdir, period=args.period, n_claims=args.n_claims)
+        if args.command == "run":
+            from oafin.run import run_period
+
+            return run_period(args.config, args.period, args.as_of)
+        if args.sandbox_command == "generate":
+            from sandbox.generator import generate
+
+            dataset = generate(seed=args.seed, period=args.period, n_claims=args.n_claims)
+            dataset.write(args.out)
+            print(f"wrote {len(dataset.dingtalk_instances)} OA instances and truth.csv to {args.out}")
+            return 0
+        return _serve(args)
+    except ConfigError as exc:
+        print(f"oafin: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sandbox.generator import Dataset, generate
+
+    from sandbox import server
+
+    dataset = (
+        Dataset.read(args.data)
+        if args.data
+        else generate(seed=args.seed, period=args.period, n_claims=args.n_claims)
+    )
+    host = args.host or server.DEFAULT_HOST
+    dt_port = args.dingtalk_port or server.DEFAULT_DINGTALK_PORT
+    kd_port = args.kingdee_port or server.DEFAULT_KINGDEE_PORT
+    print(
+        f"DingTalk sandbox on http://{host}:{dt_port}/  Kingdee sandbox on http://{host}:{kd_port}/k3cloud/"
+    )
+    print(
+        f"seed {dataset.seed}, period {dataset.period}: {len(dataset.dingtalk_instances)} OA instances. Ctrl-C stops."
+    )
+    server.serve(dataset, host, dt_port, kd_port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Build a connector client for a configured source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mappings.loader import default_mapping_path, load_mapping
+
+from connectors.dingtalk import DingTalkClient
+from connectors.kingdee import KingdeeClient
+from oafin.config import ConfigError, Settings, SourceConfig
+
+
+def _require(value: Any, env: str, system: str) -> Any:
+    if value in (None, ""):
+        raise ConfigError(f"{system}: credential missing; set the environment variable {env}")
+    return value
+
+
+def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClient:
+    """A client for ``source`` with credentials from the environment (or the sandbox's public ones)."""
+    env = f"OAFIN_{role.upper()}__"
+    secret = source.app_secret.get_secret_value() if source.app_secret else None
+    if source.system == "dingtalk":
+        if source.use_sandbox_credentials:
+            from sandbox import credentials as sc
+
+            key, secret = sc.DINGTALK_APP_KEY, sc.DINGTALK_APP_SECRET
+        else:
+            key = _require(source.app_key, env + "APP_KEY", "dingtalk")
+            secret = _require(secret, env + "APP_SECRET", "dingtalk")
+        kwargs: dict[str, Any] = {"page_size": source.page_size} if source.page_size else {}
+        return DingTalkClient(source.base_url, key, secret, **kwargs)
+    if source.use_sandbox_credentials:
+        from sandbox import credentials as sc
+
+        acct, user, app_id, secret = (
+            sc.KINGDEE_ACCT_ID,
+            sc.KINGDEE_USERNAME,
+            sc.KINGDEE_APP_ID,
+            sc.KINGDEE_APP_SECRET,
+        )
+    else:
+        acct = _require(source.acct_id, env + "ACCT_ID", "kingdee")
+        user = _require(source.username, env + "USERNAME", "kingdee")
+        app_id = _require(source.app_id, env + "APP_ID", "kingdee")
+        secret = _require(secret, env + "APP_SECRET", "kingdee")
+    kwargs = {"page_size": source.page_size} if source.page_size else {}
+    return KingdeeClient(source.base_url, acct, user, app_id, secret, **kwargs)
+
+
+def mapping_path(settings: Settings, source: SourceConfig) -> Path:
+    return settings.resolve(source.mapping) if source.mapping else default_mapping_path(source.system)
+
+
+def source_mapping(settings: Settings, source: SourceConfig) -> Any:
+    return load_mapping(mapping_path(settings, source))
