@@ -13,6 +13,8 @@ from tasks.reconcile import reconcile
 from tasks.report import report
 from tasks.standardize import standardize, validate
 
+ROLES = ("oa", "finance")
+
 
 @flow(name="oafin-daily", flow_run_name="daily-{period}")
 def daily(config_path: str, period: str, as_of: str | None = None) -> dict[str, Any]:
@@ -27,18 +29,18 @@ def daily(config_path: str, period: str, as_of: str | None = None) -> dict[str, 
     start, end = p.extraction_window(settings.reconcile.lookback_days, as_of_dt)
     log.info("period %s as of %s: extracting %s .. %s", period, as_of_dt, start, end)
 
-    oa_landed = extract.submit(config_path, "oa", start, end)
-    fin_landed = extract.submit(config_path, "finance", start, end)
-    oa_records = standardize.submit(config_path, "oa", wait_for=[oa_landed])
-    fin_records = standardize.submit(config_path, "finance", wait_for=[fin_landed])
-    oa_valid = validate.submit(config_path, "oa", oa_records)
-    fin_valid = validate.submit(config_path, "finance", fin_records)
-    result = reconcile.submit(config_path, period, as_of, wait_for=[oa_valid, fin_valid]).result()
+    # Both sides extract concurrently; .result() re-raises a failed task's own error for the operator.
+    landing = {role: extract.submit(config_path, role, start, end) for role in ROLES}
+    extracted = {role: future.result() for role, future in landing.items()}
+    mapped = {role: standardize.submit(config_path, role) for role in ROLES}
+    checked = {role: validate.submit(config_path, role, mapped[role]) for role in ROLES}
+    standardized = {role: future.result() for role, future in checked.items()}
+    result = reconcile(config_path, period, as_of)
     paths = report(config_path, result)
     summary = {
         "period": period,
-        "extracted": {"oa": oa_landed.result()["landed"], "finance": fin_landed.result()["landed"]},
-        "standardized": {"oa": oa_valid.result(), "finance": fin_valid.result()},
+        "extracted": {role: extracted[role]["landed"] for role in ROLES},
+        "standardized": standardized,
         "stats": result.stats,
         "reports": paths,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Before Prefect is imported: its anonymous telemetry is what makes a local SQLite server log
+    # "database is locked" noise (prefect-notes.md).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         if args.command == "demo":
             from oafin.demo import run_demo
@@ -79,9 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sandbox.generator import Dataset, generate
-
     from sandbox import server
+    from sandbox.generator import Dataset, generate
 
     dataset = (
         Dataset.read(args.data)

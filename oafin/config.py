@@ -32,7 +32,9 @@ class SourceConfig(BaseModel):
     company_code: str = "C01"
     mapping: Path | None = None  # None: the packaged default mapping for the system
     process_code: str = "PROC-OAFIN-EXPENSE"  # DingTalk: the approval form to extract
-    rate_limit_per_second: float = 20.0
+    # Requests per second to this system; None: the connector's default from the documented limits
+    # (DingTalk 40/s per app and API, source-systems.md §1.6; Kingdee documents none).
+    rate_limit_per_second: float | None = None
     page_size: int | None = None
     timeout_seconds: float = 30.0
     # The sandbox's published fake credentials; only for `oafin demo` and `oafin sandbox serve`.
@@ -171,12 +173,14 @@ system = "dingtalk"
 base_url = "{dingtalk_url}"
 company_code = "C01"
 use_sandbox_credentials = true
+rate_limit_per_second = 500  # the local sandbox; a real DingTalk app allows 40/s per API
 
 [finance]
 system = "kingdee"
 base_url = "{kingdee_url}"
 company_code = "C01"
 use_sandbox_credentials = true
+rate_limit_per_second = 200
 
 [warehouse]
 url = "sqlite:///oafin.db"

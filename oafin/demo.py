@@ -29,9 +29,8 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int) -> int:
-    from sandbox.generator import generate
-
     from sandbox import server
+    from sandbox.generator import generate
 
     started = time.monotonic()
     workdir = workdir.resolve()
@@ -54,7 +53,11 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int) -> int:
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
         print(f"config:  {config_path}")
-        summary = run_flow(config_path, period)
+        try:
+            summary = run_flow(config_path, period)
+        except Exception as exc:  # the flow's log above has the details
+            print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
+            return 1
     print_summary(summary)
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")
     print("\nagainst the sandbox truth (precision / recall per type):")

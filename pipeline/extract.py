@@ -42,15 +42,11 @@ def source_records(
             yield from client.iter_instances(source.process_code, start, end)
         else:
             mapping = source_mapping(settings, source)
-            for form in mapping.forms:
-                yield from client.iter_bills(
-                    form.form_id,
-                    mapping.field_keys(form.form_id),
-                    form.date_field,
-                    start,
-                    end,
-                    id_field=form.id_field,
-                )
+            for form_id in mapping.kinds:
+                form = mapping.form(form_id)
+                keys = mapping.field_keys(form_id)
+                id_field = form.id_field or "FID"
+                yield from client.iter_bills(form_id, keys, form.date_field, start, end, id_field=id_field)
 
 
 def extract_source(

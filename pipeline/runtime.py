@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from sqlalchemy import Engine
@@ -10,9 +11,17 @@ from mappings.code_tables import CodeTables, load_code_tables
 from oafin.config import Settings, load_settings
 from warehouse.store import connect
 
+_lock = threading.Lock()
+
+
+def warehouse(url: str) -> Engine:
+    """One engine per URL per process; tasks running in threads share it (and create tables once)."""
+    with _lock:
+        return _warehouse(url)
+
 
 @lru_cache(maxsize=8)
-def warehouse(url: str) -> Engine:
+def _warehouse(url: str) -> Engine:
     return connect(url)
 
 

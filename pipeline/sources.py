@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mappings.loader import default_mapping_path, load_mapping
-
 from connectors.dingtalk import DingTalkClient
+from connectors.http import Timeouts
 from connectors.kingdee import KingdeeClient
+from connectors.limits import RateLimiter
+from mappings.loader import default_mapping_path, load_mapping
 from oafin.config import ConfigError, Settings, SourceConfig
 
 
@@ -30,8 +31,7 @@ def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClie
         else:
             key = _require(source.app_key, env + "APP_KEY", "dingtalk")
             secret = _require(secret, env + "APP_SECRET", "dingtalk")
-        kwargs: dict[str, Any] = {"page_size": source.page_size} if source.page_size else {}
-        return DingTalkClient(source.base_url, key, secret, **kwargs)
+        return DingTalkClient(source.base_url, key, secret, **_client_options(source))
     if source.use_sandbox_credentials:
         from sandbox import credentials as sc
 
@@ -46,8 +46,17 @@ def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClie
         user = _require(source.username, env + "USERNAME", "kingdee")
         app_id = _require(source.app_id, env + "APP_ID", "kingdee")
         secret = _require(secret, env + "APP_SECRET", "kingdee")
-    kwargs = {"page_size": source.page_size} if source.page_size else {}
-    return KingdeeClient(source.base_url, acct, user, app_id, secret, **kwargs)
+    return KingdeeClient(source.base_url, acct, user, app_id, secret, **_client_options(source))
+
+
+def _client_options(source: SourceConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"timeouts": Timeouts(read=source.timeout_seconds)}
+    if source.page_size:
+        options["page_size"] = source.page_size
+    if source.rate_limit_per_second:
+        rate = source.rate_limit_per_second
+        options["limiter"] = RateLimiter(rate, burst=max(1, int(rate // 10))).acquire
+    return options
 
 
 def mapping_path(settings: Settings, source: SourceConfig) -> Path:

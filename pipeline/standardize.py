@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from data_contracts.validate import validate_records
-from mappings.apply import map_records
 from sqlalchemy import Engine, literal
 
+from data_contracts.validate import validate_records
+from mappings.apply import map_records
 from mappings.code_tables import CodeTables
 from oafin.config import Settings, SourceConfig
 from oafin.records import MappedRecord
