@@ -1,12 +1,13 @@
-"""Reconciliation: OA claims against finance documents. Pure pandas in, pandas out.
+"""Reconciliation: OA claims against finance documents, and the controls on claims. Pure pandas.
 
 Chain (DESIGN, "Reconciliation"): claim → reimbursement bill (``claim_no_ref``) → payments
-(``source_doc_nos``), or claim → payment directly (``claim_no_ref`` on the payment).
+(``source_doc_nos``), or claim → payment directly. ``engine.matching`` links documents to
+claims in passes (key, rule, group); ``engine.findings`` turns the links and the claims into
+the 14 exception types, one discrepancy → one exception (the most specific wins; independent
+findings on one claim stay separate).
 
-Pass 1, key matching, is implemented here; rule and group passes plug in after it on what it
-leaves unmatched. Exceptions follow "one discrepancy, one exception": a claim with a status
-mismatch is not also an amount mismatch; a payment of a bill that is itself missing in OA is not
-a second ``MISSING_IN_OA``.
+Vectorised throughout: positions and integer codes, merges, group-bys; the only Python loops
+run over the few keys that are not plain ASCII and over the rule/group passes' tiny residue.
 """
 
 from __future__ import annotations
@@ -15,255 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from engine.keys import norm_keys, split_list
+from engine import findings as F
+from engine.keys import norm_keys, split_keys
+from engine.matching import DAY_NS, LINK_COLUMNS, MatchParams, Residual, group_pass, rule_pass
 from engine.period import Period
 
-EXCEPTION_FRAME_COLUMNS = [
-    "exception_type",
-    "company_code",
-    "claim_no",
-    "doc_no",
-    "invoice_no",
-    "budget_code",
-    "person_id",
-    "amount_fen",
-    "detail",
-]
+EXCEPTION_FRAME_COLUMNS = F.EXCEPTION_FRAME_COLUMNS
 MATCH_COLUMNS = ["claim_id", "doc_id", "match_pass", "rule"]
 DEAD_DOC_STATUSES = ("reversed", "rejected")
 NOT_APPROVED = ("rejected", "withdrawn", "draft", "pending")
-
-
-@dataclass(frozen=True)
-class ReconcileParams:
-    period: Period
-    as_of: datetime
-    amount_tolerance_fen: int = 1
-    payment_sla_days: int = 5
-    date_window_days: int = 15
-
-
-@dataclass
-class ReconcileResult:
-    exceptions: pd.DataFrame
-    matches: pd.DataFrame
-    stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _in(period: Period, ts: pd.Series) -> pd.Series:
-    return ts.notna() & (ts >= period.start) & (ts < period.end)
-
-
-def _exceptions(kind: str, frame: pd.DataFrame, **columns: Any) -> pd.DataFrame:
-    """Build exception rows of one type from ``frame``; keyword values are column names or Series."""
-    out = pd.DataFrame(index=frame.index)
-    out["exception_type"] = kind
-    for name in EXCEPTION_FRAME_COLUMNS[1:]:
-        value = columns.get(name)
-        if isinstance(value, str) and value in frame.columns:
-            out[name] = frame[value]
-        elif value is not None:
-            out[name] = value
-        else:
-            out[name] = None
-    return out[EXCEPTION_FRAME_COLUMNS]
-
-
-def claims_in_scope(claims: pd.DataFrame, period: Period) -> pd.Series:
-    """Approved in the period or, if never approved, submitted in it."""
-    approved = claims["approved_at"]
-    return _in(period, approved) | (approved.isna() & _in(period, claims["submitted_at"]))
-
-
-def docs_in_scope(docs: pd.DataFrame, period: Period) -> pd.Series:
-    """Dated in the period: a payment by when it was paid, anything else by when it was posted."""
-    dated = docs["paid_at"].where(docs["doc_type"] == "payment", docs["posted_at"])
-    dated = dated.fillna(docs["posted_at"])
-    return _in(period, dated)
-
-
-def link_documents(claims: pd.DataFrame, docs: pd.DataFrame) -> pd.DataFrame:
-    """Pass 1: every (claim key, document) link found by keys.
-
-    Bills and payments carrying the claim's number link directly; payments also link through the
-    bills they settle (``source_doc_nos``).
-    """
-    claim_keys = set(claims["key"])
-    direct = docs.loc[docs["ref_key"].isin(claim_keys), ["doc_id", "ref_key"]].rename(
-        columns={"ref_key": "claim_key"}
-    )
-    direct["rule"] = "claim_no_ref"
-
-    bills = docs.loc[docs["doc_type"] == "reimbursement"]
-    bill_claim = (
-        bills.loc[bills["ref_key"].isin(claim_keys)]
-        .drop_duplicates("doc_key")
-        .set_index("doc_key")["ref_key"]
-    )
-    payments = docs.loc[docs["doc_type"] == "payment", ["doc_id", "source_keys"]].explode("source_keys")
-    via = payments.assign(claim_key=payments["source_keys"].map(bill_claim)).dropna(subset=["claim_key"])
-    via = via[["doc_id", "claim_key"]].assign(rule="source_doc_nos")
-
-    links = pd.concat([direct, via], ignore_index=True).drop_duplicates(["doc_id", "claim_key"])
-    return links
-
-
-def reconcile(
-    claims: pd.DataFrame,
-    docs: pd.DataFrame,
-    params: ReconcileParams,
-    quarantined: pd.DataFrame | None = None,
-) -> ReconcileResult:
-    """Reconcile every extracted claim and document for ``params.period``.
-
-    ``claims`` and ``docs`` are the valid standard rows of everything extracted (the period and
-    its lookback); ``quarantined`` holds the quarantine rows (``entity``, ``business_key``,
-    ``claim_no_ref``, ``scope_at``, ``exception_type``, ``person_id``, ``amount_fen``,
-    ``company_code``, ``reasons``), whose keys still count as existing when looking for
-    counterparts, so one bad record does not also raise a "missing" on its partner.
-    """
-    period, tol = params.period, params.amount_tolerance_fen
-    quarantined = quarantined if quarantined is not None else pd.DataFrame(columns=_QUARANTINE_COLUMNS)
-    claims = claims.assign(key=norm_keys(claims["claim_no"]))
-    docs = docs.assign(
-        ref_key=norm_keys(docs["claim_no_ref"]),
-        doc_key=norm_keys(docs["doc_no"]),
-        source_keys=split_list(docs["source_doc_nos"]),
-    )
-    q_claims = quarantined.loc[quarantined["entity"] == "expense_claim"]
-    q_docs = quarantined.loc[quarantined["entity"] == "finance_doc"]
-    q_claim_keys = set(norm_keys(q_claims["business_key"]))
-    q_doc_keys = set(norm_keys(q_docs["business_key"]))
-    q_doc_refs = set(norm_keys(q_docs["claim_no_ref"]))
-
-    links = link_documents(claims, docs)
-    live_docs = docs.loc[~docs["status"].isin(DEAD_DOC_STATUSES)]
-    live = links.merge(live_docs[["doc_id", "doc_type", "amount_fen", "status"]], on="doc_id")
-    bills = live.loc[live["doc_type"] == "reimbursement"]
-    paid = live.loc[(live["doc_type"] == "payment") & (live["status"] == "paid")]
-    direct_paid = paid.loc[paid["rule"] == "claim_no_ref"]
-
-    per_claim = pd.DataFrame(index=pd.Index(claims["key"].unique(), name="key"))
-    per_claim["n_live"] = live.groupby("claim_key").size()
-    per_claim["bill_fen"] = bills.drop_duplicates("doc_id").groupby("claim_key")["amount_fen"].sum()
-    per_claim["n_bills"] = bills.groupby("claim_key")["doc_id"].nunique()
-    per_claim["direct_fen"] = direct_paid.drop_duplicates("doc_id").groupby("claim_key")["amount_fen"].sum()
-    per_claim["n_settled"] = live.loc[live["status"].isin(("audited", "paid"))].groupby("claim_key").size()
-    per_claim = per_claim.fillna(0).astype("int64")
-
-    scoped = claims.loc[claims_in_scope(claims, period)].join(per_claim, on="key")
-    approved = scoped.loc[scoped["status"] == "approved"]
-    found: list[pd.DataFrame] = []
-
-    status_mm = scoped.loc[scoped["status"].isin(NOT_APPROVED) & (scoped["n_settled"] > 0)]
-    found.append(
-        _exceptions(
-            "STATUS_MISMATCH",
-            status_mm,
-            company_code="company_code",
-            claim_no="claim_no",
-            person_id="applicant_id",
-            amount_fen="amount_fen",
-            detail="OA status " + status_mm["status"] + " but settled in finance",
-        )
-    )
-
-    due = params.as_of - timedelta(days=params.payment_sla_days)
-    missing_fin = approved.loc[
-        (approved["n_live"] == 0) & (approved["approved_at"] <= due) & ~approved["key"].isin(q_doc_refs)
-    ]
-    found.append(
-        _exceptions(
-            "MISSING_IN_FINANCE",
-            missing_fin,
-            company_code="company_code",
-            claim_no="claim_no",
-            person_id="applicant_id",
-            amount_fen="amount_fen",
-            detail="approved " + missing_fin["approved_at"].dt.strftime("%Y-%m-%d") + ", no finance document",
-        )
-    )
-
-    fin_fen = approved["bill_fen"].where(approved["n_bills"] > 0, approved["direct_fen"])
-    has_amount = (approved["n_bills"] > 0) | (approved["direct_fen"] > 0)
-    diff = fin_fen - approved["amount_fen"]
-    amount_mm = approved.loc[has_amount & (diff.abs() > tol)]
-    found.append(
-        _exceptions(
-            "AMOUNT_MISMATCH",
-            amount_mm,
-            company_code="company_code",
-            claim_no="claim_no",
-            person_id="applicant_id",
-            amount_fen=diff.loc[amount_mm.index],
-            detail="OA "
-            + amount_mm["amount_fen"].astype(str)
-            + " fen, finance "
-            + fin_fen.loc[amount_mm.index].astype(str)
-            + " fen",
-        )
-    )
-
-    found.append(_missing_in_oa(docs, links, period, q_claim_keys, q_doc_keys))
-    found.append(_quarantine_exceptions(quarantined, period))
-
-    non_empty = [f for f in found if not f.empty]
-    exceptions = (
-        pd.concat(non_empty, ignore_index=True)
-        if non_empty
-        else pd.DataFrame(columns=EXCEPTION_FRAME_COLUMNS)
-    )
-    exceptions = exceptions.sort_values(
-        ["exception_type", "claim_no", "doc_no"], na_position="first"
-    ).reset_index(drop=True)
-    matches = links.merge(docs[["doc_id"]], on="doc_id").merge(
-        claims[["claim_id", "key"]], left_on="claim_key", right_on="key"
-    )
-    matches = (
-        matches.assign(match_pass="key")[MATCH_COLUMNS]
-        .sort_values(["claim_id", "doc_id"])
-        .reset_index(drop=True)
-    )
-    matched = int((approved["n_live"] > 0).sum())
-    stats = {
-        "claims_in_scope": int(len(scoped)),
-        "approved_in_scope": int(len(approved)),
-        "approved_matched": matched,
-        "auto_match_rate": round(matched / len(approved), 4) if len(approved) else None,
-        "docs_in_scope": int(docs_in_scope(docs, period).sum()),
-        "exceptions": int(len(exceptions)),
-    }
-    return ReconcileResult(exceptions=exceptions, matches=matches, stats=stats)
-
-
-def _missing_in_oa(
-    docs: pd.DataFrame, links: pd.DataFrame, period: Period, q_claim_keys: set[str], q_doc_keys: set[str]
-) -> pd.DataFrame:
-    """In-period documents with no OA claim behind them, counted once per chain."""
-    scoped = docs.loc[docs_in_scope(docs, period) & ~docs["status"].isin(("reversed",))]
-    linked = set(links["doc_id"])
-    known_bills = set(docs.loc[docs["doc_type"] == "reimbursement", "doc_key"]) | q_doc_keys
-    orphan = scoped.loc[~scoped["doc_id"].isin(linked) & ~scoped["ref_key"].isin(q_claim_keys)]
-    # A payment that settles a known bill is part of that bill's chain: the bill carries the finding.
-    settles_known = orphan["source_keys"].map(lambda keys: any(k in known_bills for k in keys))
-    orphan = orphan.loc[~((orphan["doc_type"] == "payment") & settles_known)]
-    return _exceptions(
-        "MISSING_IN_OA",
-        orphan,
-        company_code="company_code",
-        doc_no="doc_no",
-        person_id="payee_id",
-        amount_fen="amount_fen",
-        detail=orphan["doc_type"]
-        + " with OA number '"
-        + orphan["claim_no_ref"].fillna("")
-        + "' not found in OA",
-    )
-
-
-_QUARANTINE_COLUMNS = [
+QUARANTINE_COLUMNS = [
     "entity",
     "business_key",
     "claim_no_ref",
@@ -276,19 +41,375 @@ _QUARANTINE_COLUMNS = [
 ]
 
 
-def _quarantine_exceptions(quarantined: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """Quarantined records of the period (or of no readable date) as UNMAPPED_CODE / CONTRACT_VIOLATION."""
-    q = quarantined.loc[quarantined["scope_at"].isna() | _in(period, quarantined["scope_at"])]
-    is_claim = q["entity"] == "expense_claim"
-    out = _exceptions(
-        "",
-        q,
-        company_code="company_code",
-        claim_no=q["business_key"].where(is_claim),
-        doc_no=q["business_key"].where(~is_claim),
-        person_id="person_id",
-        amount_fen="amount_fen",
-        detail="reasons",
+@dataclass(frozen=True)
+class ReconcileParams:
+    period: Period
+    as_of: datetime
+    amount_tolerance_fen: int = 1
+    payment_sla_days: int = 5
+    date_window_days: int = 15
+    max_group_size: int = 3
+    max_group_candidates: int = 20
+
+
+@dataclass(frozen=True)
+class References:
+    """What the controls check claims against (code tables; all optional).
+
+    ``people``: ``person_id``, ``role``. ``approval_matrix``: role *or* person_id → the highest
+    amount (fen) they may approve; a person's own entry wins over their role's. ``budgets``:
+    ``budget_code``, ``period``, ``amount_fen``.
+    """
+
+    people: pd.DataFrame | None = None
+    approval_matrix: dict[str, int] | None = None
+    budgets: pd.DataFrame | None = None
+
+
+@dataclass
+class ReconcileResult:
+    exceptions: pd.DataFrame
+    matches: pd.DataFrame  # MATCH_COLUMNS, for the claims in scope
+    stats: dict[str, Any] = field(default_factory=dict)
+    ambiguous: pd.DataFrame | None = None  # claim_id, doc_id, match_pass: ties left unmatched
+
+
+def _in(period: Period, ts: pd.Series) -> pd.Series:
+    return ts.notna() & (ts >= period.start) & (ts < period.end)
+
+
+def claims_in_scope(claims: pd.DataFrame, period: Period) -> pd.Series:
+    """Approved in the period or, if never approved, submitted in it."""
+    approved = claims["approved_at"]
+    return _in(period, approved) | (approved.isna() & _in(period, claims["submitted_at"]))
+
+
+def doc_dates(docs: pd.DataFrame) -> pd.Series:
+    """A payment is dated when it was paid, anything else when it was posted."""
+    dated = docs["paid_at"].where(docs["doc_type"] == "payment", docs["posted_at"])
+    return dated.fillna(docs["posted_at"])
+
+
+def docs_in_scope(docs: pd.DataFrame, period: Period) -> pd.Series:
+    return _in(period, doc_dates(docs))
+
+
+def _ns(ts: pd.Series) -> np.ndarray:
+    """Aware timestamps as int64 ns since the epoch; NaT → int64 min."""
+    naive = pd.to_datetime(ts, utc=True).dt.tz_localize(None)
+    return naive.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _fen(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").fillna(0).astype(np.int64).to_numpy()
+
+
+class _Prepared:
+    """The frames reduced to what matching needs, by position; keys and people as int codes."""
+
+    def __init__(self, claims: pd.DataFrame, docs: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+        self.claims = claims.reset_index(drop=True)
+        self.docs = docs.reset_index(drop=True)
+        c, d = self.claims, self.docs
+        n_c, n_d = len(c), len(d)
+        self.c_amount = _fen(c["amount_fen"])
+        self.c_status = c["status"].fillna("").to_numpy(dtype=object)
+        self.c_approved = (c["status"] == "approved").fillna(False).to_numpy(dtype=bool)
+        self.c_t = _ns(c["approved_at"])
+        self.d_amount = _fen(d["amount_fen"])
+        self.d_type = d["doc_type"].fillna("").to_numpy(dtype=object)
+        self.d_is_bill = (d["doc_type"] == "reimbursement").fillna(False).to_numpy(dtype=bool)
+        self.d_is_pay = (d["doc_type"] == "payment").fillna(False).to_numpy(dtype=bool)
+        self.d_paid = self.d_is_pay & (d["status"] == "paid").fillna(False).to_numpy(dtype=bool)
+        self.d_settled = d["status"].isin(("audited", "paid")).to_numpy(dtype=bool)
+        self.d_reversed = (d["status"] == "reversed").fillna(False).to_numpy(dtype=bool)
+        self.d_live = ~d["status"].isin(DEAD_DOC_STATUSES).to_numpy(dtype=bool)
+        self.d_date = doc_dates(d)
+        self.d_t = _ns(self.d_date)
+
+        # Business keys of both sides (and of quarantine) as one code space: -1 is "no key".
+        q_claims = quarantined.loc[quarantined["entity"] == "expense_claim"]
+        q_docs = quarantined.loc[quarantined["entity"] == "finance_doc"]
+        self.src = split_keys(d["source_doc_nos"])
+        parts = [
+            norm_keys(c["claim_no"]),
+            norm_keys(d["claim_no_ref"]),
+            norm_keys(d["doc_no"]),
+            pd.Series(self.src["key"].to_numpy(), dtype="str"),
+            norm_keys(q_claims["business_key"]),
+            norm_keys(q_docs["business_key"]),
+            norm_keys(q_docs["claim_no_ref"]),
+        ]
+        codes = _codes(parts)
+        self.n_keys = int(codes.max()) + 1 if len(codes) else 0
+        bounds = np.cumsum([0, *(len(x) for x in parts)])
+        (
+            self.c_key,
+            self.d_ref,
+            self.d_key,
+            src_key,
+            self.q_claim_keys,
+            self.q_doc_keys,
+            self.q_doc_refs,
+        ) = (codes[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
+        self.src = self.src.assign(code=src_key)
+
+        # People of both sides as one code space.
+        people = _codes([norm_keys(c["applicant_id"]), norm_keys(d["payee_id"])])
+        self.c_person, self.d_person = people[:n_c], people[n_c : n_c + n_d]
+
+    def key_set(self, codes: np.ndarray) -> np.ndarray:
+        """A membership mask over the key space."""
+        mask = np.zeros(self.n_keys + 1, dtype=bool)
+        mask[codes[codes >= 0]] = True
+        return mask
+
+    def has(self, codes: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """``codes`` (one per row) found in ``members`` (a ``key_set``); -1 never is."""
+        return np.where(codes >= 0, members[np.maximum(codes, 0)], False)
+
+
+def _codes(parts: list[pd.Series]) -> np.ndarray:
+    """One integer code per value across ``parts`` (equal text, equal code); ``""`` → -1."""
+    joined = pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
+    if joined.empty:
+        return np.array([], dtype=np.int64)
+    codes, uniques = pd.factorize(joined)
+    codes = codes.astype(np.int64)
+    empty = np.flatnonzero(np.asarray(uniques == "", dtype=bool))
+    if len(empty):
+        codes[codes == empty[0]] = -1
+    return codes
+
+
+def _first_position(targets: np.ndarray, eligible: np.ndarray, n_keys: int) -> np.ndarray:
+    """key code → the first position in ``targets`` holding it (among ``eligible``), -1 if none."""
+    first = np.full(n_keys + 1, -1, dtype=np.int64)
+    pos = np.flatnonzero(eligible & (targets >= 0))
+    first[targets[pos][::-1]] = pos[::-1]  # later writes win: reversed, so the first position wins
+    return first
+
+
+def _lookup(keys: np.ndarray, first: np.ndarray) -> np.ndarray:
+    return np.where(keys >= 0, first[np.maximum(keys, 0)], -1)
+
+
+def reconcile(
+    claims: pd.DataFrame,
+    docs: pd.DataFrame,
+    params: ReconcileParams,
+    quarantined: pd.DataFrame | None = None,
+    *,
+    invoices: pd.DataFrame | None = None,
+    invalid_invoices: pd.DataFrame | None = None,
+    references: References | None = None,
+) -> ReconcileResult:
+    """Reconcile every extracted claim and document for ``params.period``.
+
+    ``claims`` and ``docs`` are the valid standard rows of everything extracted (the period and
+    its lookback); ``quarantined`` holds the quarantine rows (``QUARANTINE_COLUMNS``), whose keys
+    still count as existing when looking for counterparts, so one bad record does not also raise a
+    "missing" on its partner. ``invoices`` is the ``claim_invoice`` frame of those claims;
+    ``invalid_invoices`` (``claim_id``, ``invoice_key``, ``reasons``) is what
+    ``data_contracts.validate.check_invoices`` reports for them (computed here when omitted).
+    Documents dated after ``as_of`` are not looked at: the run sees the world as of ``as_of``.
+    """
+    period = params.period
+    refs = references or References()
+    quarantined = quarantined if quarantined is not None else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    as_of = pd.Timestamp(params.as_of)
+    docs = docs.loc[~(doc_dates(docs) > as_of).to_numpy(dtype=bool)]
+    P = _Prepared(claims, docs, quarantined)
+    claims, docs = P.claims, P.docs
+
+    mp = MatchParams(
+        params.amount_tolerance_fen,
+        params.date_window_days,
+        params.max_group_size,
+        params.max_group_candidates,
     )
-    out["exception_type"] = q["exception_type"]
-    return out
+    links, ambiguous, chained = _match(P, mp)
+
+    scope = claims_in_scope(claims, period).to_numpy() & ~(claims["approved_at"] > as_of).to_numpy()
+    agg = F.aggregate(P, links, DEAD_DOC_STATUSES)
+    ctx = F.Context(
+        P=P,
+        params=params,
+        scope=scope,
+        agg=agg,
+        due=pd.Timestamp(params.as_of - timedelta(days=params.payment_sla_days)),
+        ambiguous=ambiguous,
+    )
+    found = [
+        F.status_mismatch(ctx, NOT_APPROVED),
+        F.missing_in_finance(ctx),
+        F.payment_findings(ctx),
+        F.approval_findings(ctx, refs),
+        F.budget_overrun(ctx, refs),
+        F.invoice_findings(ctx, invoices, invalid_invoices),
+        F.missing_in_oa(ctx, links, chained),
+        F.quarantine_exceptions(quarantined, period),
+    ]
+    non_empty = [f for f in found if not f.empty]
+    exceptions = (
+        pd.concat(non_empty, ignore_index=True)
+        if non_empty
+        else pd.DataFrame(columns=EXCEPTION_FRAME_COLUMNS)
+    )
+    exceptions = exceptions.sort_values(
+        ["exception_type", "claim_no", "doc_no", "invoice_no", "budget_code"], na_position="first"
+    ).reset_index(drop=True)
+
+    # links are unique per (c, d); order by claim then document position (ids are stable per input)
+    sel = scope[links["c"].to_numpy()]
+    c_pos, d_pos = links["c"].to_numpy()[sel], links["d"].to_numpy()[sel]
+    order = np.lexsort((d_pos, c_pos))
+    matches = pd.DataFrame(
+        {
+            "claim_id": claims["claim_id"].iloc[c_pos[order]].to_numpy(),
+            "doc_id": docs["doc_id"].iloc[d_pos[order]].to_numpy(),
+            "match_pass": links["match_pass"].to_numpy(dtype=object)[sel][order],
+            "rule": links["rule"].to_numpy(dtype=object)[sel][order],
+        }
+    )
+
+    approved = scope & P.c_approved
+    matched = int((approved & (agg["n_live"] > 0)).sum())
+    by_pass = pd.Series(matches["match_pass"]).value_counts().to_dict()
+    stats = {
+        "claims_in_scope": int(scope.sum()),
+        "approved_in_scope": int(approved.sum()),
+        "approved_matched": matched,
+        "auto_match_rate": round(matched / int(approved.sum()), 4) if approved.any() else None,
+        "docs_in_scope": int(docs_in_scope(docs, period).sum()),
+        "matches_by_pass": {k: int(v) for k, v in sorted(by_pass.items())},
+        "ambiguous_candidates": int(len(ambiguous)),
+        "exceptions": int(len(exceptions)),
+    }
+    amb = pd.DataFrame(
+        {
+            "claim_id": claims["claim_id"].to_numpy(dtype=object)[ambiguous["c"].to_numpy()],
+            "doc_id": docs["doc_id"].to_numpy(dtype=object)[ambiguous["d"].to_numpy()],
+            "match_pass": ambiguous["match_pass"].to_numpy(dtype=object),
+        }
+    )
+    return ReconcileResult(exceptions=exceptions, matches=matches, stats=stats, ambiguous=amb)
+
+
+def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """All passes. Returns (links, ambiguous c/d/match_pass, chained payments mask)."""
+    n_docs = len(P.docs)
+    is_bill, is_pay = P.d_is_bill, P.d_is_pay
+
+    # Pass 1, key: the OA number on the document.
+    d_claim = _lookup(P.d_ref, _first_position(P.c_key, np.ones(len(P.claims), bool), P.n_keys))
+    d_pass = np.where(d_claim >= 0, "key", None).astype(object)
+    d_rule = np.where(d_claim >= 0, "claim_no_ref", None).astype(object)
+
+    # Payments to bills by source_doc_nos (a key relation, whatever matched the bill).
+    src = P.src.loc[is_pay[P.src["pos"].to_numpy()]]
+    src_code = src["code"].to_numpy()
+    src_pos = src["pos"].to_numpy()
+    src_bill = _lookup(src_code, _first_position(P.d_key, is_bill, P.n_keys))
+    n_src = np.bincount(src_pos, minlength=n_docs)
+    known = (src_bill >= 0) | P.has(src_code, P.key_set(P.q_doc_keys))
+    chained = np.zeros(n_docs, dtype=bool)
+    chained[src_pos[known]] = True
+
+    # Claims the key pass reached, for the residue.
+    reached = np.zeros(len(P.claims), dtype=bool)
+    reached[d_claim[d_claim >= 0]] = True
+    reached |= P.has(P.c_key, P.key_set(P.q_doc_refs))
+    q_claim = P.has(P.d_ref, P.key_set(P.q_claim_keys))
+
+    open_doc = (d_claim < 0) & P.d_live & ~chained & (is_bill | is_pay) & ~q_claim
+    open_claim = P.c_approved & ~reached & (P.c_t != np.iinfo(np.int64).min)
+    claims_res = Residual(
+        np.flatnonzero(open_claim), P.c_person[open_claim], P.c_amount[open_claim], P.c_t[open_claim]
+    )
+    docs_res = Residual(
+        np.flatnonzero(open_doc),
+        P.d_person[open_doc],
+        P.d_amount[open_doc],
+        P.d_t[open_doc],
+        is_pay[open_doc].astype(np.int8),
+    )
+    ambiguous = []
+
+    # Pass 2, rule.
+    if len(claims_res.pos) and len(docs_res.pos):
+        ok, tied = rule_pass(claims_res, docs_res, mp)
+        d_claim[ok["d"].to_numpy()] = ok["c"].to_numpy()
+        d_pass[ok["d"].to_numpy()] = "rule"
+        d_rule[ok["d"].to_numpy()] = "person_amount_date"
+        ambiguous.append(tied.assign(match_pass="rule"))
+        claims_res = claims_res.without(ok["c"].to_numpy())
+        docs_res = docs_res.without(ok["d"].to_numpy())
+
+    # Pass 3, group.
+    batch = pd.DataFrame(columns=LINK_COLUMNS)
+    if len(claims_res.pos) and len(docs_res.pos):
+        split, batch_pairs, tied = group_pass(claims_res, docs_res, mp)
+        d_claim[split["d"].to_numpy()] = split["c"].to_numpy()
+        d_pass[split["d"].to_numpy()] = "group"
+        d_rule[split["d"].to_numpy()] = "split"
+        batch = batch_pairs.assign(
+            match_pass="group", rule="batch", share_fen=P.c_amount[batch_pairs["c"].to_numpy()]
+        )
+        ambiguous.append(tied.assign(match_pass="group"))
+        # a tie is reported only if no pass matched either side of it in the end
+        done_c = np.concatenate([split["c"].to_numpy(), batch_pairs["c"].to_numpy()])
+        done_d = np.concatenate([split["d"].to_numpy(), batch_pairs["d"].to_numpy()])
+        ambiguous = [a.loc[~a["c"].isin(done_c) & ~a["d"].isin(done_d)] for a in ambiguous]
+
+    single = np.flatnonzero(d_claim >= 0)
+    direct = pd.DataFrame(
+        {
+            "c": d_claim[single],
+            "d": single,
+            "match_pass": d_pass[single],
+            "rule": d_rule[single],
+            "share_fen": P.d_amount[single],
+        }
+    )
+    # Payments follow their bills (whatever pass matched the bill); a payment of several bills
+    # is attributed each bill's amount, a payment of one bill its own amount.
+    bill_claim = np.where(src_bill >= 0, d_claim[np.maximum(src_bill, 0)], -1)
+    via = bill_claim >= 0
+    pay_pos, bill_pos = src_pos[via], src_bill[via]
+    via_links = pd.DataFrame(
+        {
+            "c": bill_claim[via],
+            "d": pay_pos,
+            "match_pass": d_pass[bill_pos],
+            "rule": "source_doc_nos",
+            "share_fen": np.where(n_src[pay_pos] == 1, P.d_amount[pay_pos], P.d_amount[bill_pos]),
+        }
+    )
+    parts = [f for f in (direct, via_links, batch) if not f.empty]
+    if parts:
+        links = pd.concat(parts, ignore_index=True)
+        links = links.loc[~links.duplicated(["c", "d"]).to_numpy()]
+    else:
+        links = pd.DataFrame({c: pd.Series(dtype=object) for c in LINK_COLUMNS})
+    links = links.astype({"c": np.int64, "d": np.int64, "share_fen": np.int64})
+    amb = [a for a in ambiguous if not a.empty]
+    amb_frame = (
+        pd.concat(amb, ignore_index=True)
+        if amb
+        else pd.DataFrame({"c": np.array([], np.int64), "d": np.array([], np.int64), "match_pass": []})
+    )
+    return links.reset_index(drop=True), amb_frame, chained
+
+
+__all__ = [
+    "DAY_NS",
+    "EXCEPTION_FRAME_COLUMNS",
+    "MATCH_COLUMNS",
+    "ReconcileParams",
+    "ReconcileResult",
+    "References",
+    "claims_in_scope",
+    "docs_in_scope",
+    "reconcile",
+]

@@ -119,7 +119,9 @@ def test_missing_in_finance_respects_the_sla():
 
 def test_amount_mismatch_beyond_tolerance_carries_the_difference():
     claims = claims_frame(claim("BX1", 10000), claim("BX2", 10000))
-    docs = docs_frame(bill("FY1", "BX1", 9000), bill("FY2", "BX2", 10001))
+    docs = docs_frame(
+        bill("FY1", "BX1", 9000), pay("FK1", "FY1", 9000), bill("FY2", "BX2", 10001), pay("FK2", "FY2", 10001)
+    )
     ex = run(claims, docs)
     assert found(ex) == {("AMOUNT_MISMATCH", "BX1")}
     assert ex.loc[0, "amount_fen"] == -1000
@@ -135,6 +137,7 @@ def test_missing_in_oa_is_raised_once_per_chain():
     claims = claims_frame(claim("BX1", 100))
     docs = docs_frame(
         bill("FY1", "BX1", 100),
+        pay("FK1", "FY1", 100),
         bill("FY9", "", 5000),
         pay("FK9", "FY9", 5000),  # bill with no OA number, and its payment
         pay("FK8", "", 700),  # a payment with nothing behind it

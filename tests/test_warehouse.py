@@ -88,7 +88,12 @@ def test_exception_lifecycle_ages_keeps_reviewer_status_and_resolves(warehouse_e
     assert table.loc["BX2", "first_seen"] == AS_OF and table.loc["BX2", "last_seen"] == later
     assert table.loc["BX1", "status"] == "resolved"  # no longer found: resolved
     assert table.loc["BX1", "exception_id"] == exception_id(
-        {"exception_type": "MISSING_IN_FINANCE", "company_code": "C01", "claim_no": "BX1"}
+        {
+            "exception_type": "MISSING_IN_FINANCE",
+            "company_code": "C01",
+            "period": "2026-10",
+            "claim_no": "BX1",
+        }
     )
 
 
@@ -103,3 +108,57 @@ def test_recording_the_same_run_twice_changes_nothing(warehouse_engine):
     with warehouse_engine.connect() as conn:
         after = read_table(conn, exception)
     pd.testing.assert_frame_equal(before, after)
+
+
+def _statuses(engine) -> dict[tuple[str, str], str]:
+    with engine.connect() as conn:
+        table = read_table(conn, exception)
+    return {(r.period, r.claim_no): r.status for r in table.itertuples()}
+
+
+def test_resolution_is_scoped_to_the_runs_period_and_company(warehouse_engine):
+    with warehouse_engine.begin() as conn:
+        record_exceptions(conn, _found("BX1"), period="2026-09", as_of=AS_OF, company_code="C01")
+        record_exceptions(conn, _found("BX2"), period="2026-10", as_of=AS_OF, company_code="C02")
+        record_exceptions(conn, _found("BX3"), period="2026-10", as_of=AS_OF, company_code="C01")
+        # a later run of 2026-10 for C01 finds nothing: only BX3 is resolved
+        record_exceptions(conn, _found(), period="2026-10", as_of=AS_OF, company_code="C01")
+    assert _statuses(warehouse_engine) == {
+        ("2026-09", "BX1"): "open",
+        ("2026-10", "BX2"): "open",
+        ("2026-10", "BX3"): "resolved",
+    }
+
+
+def test_resolved_reopens_and_ignored_stays_ignored_when_found_again(warehouse_engine):
+    kwargs = {"period": "2026-10", "company_code": "C01"}
+    with warehouse_engine.begin() as conn:
+        first = record_exceptions(conn, _found("BX1", "BX2"), as_of=AS_OF, **kwargs)
+        ignored = first.loc[first["claim_no"] == "BX2", "exception_id"].item()
+        conn.execute(exception.update().where(exception.c.exception_id == ignored).values(status="ignored"))
+        record_exceptions(conn, _found(), as_of=AS_OF + timedelta(days=1), **kwargs)
+    assert _statuses(warehouse_engine) == {("2026-10", "BX1"): "resolved", ("2026-10", "BX2"): "ignored"}
+    with warehouse_engine.begin() as conn:
+        again = record_exceptions(conn, _found("BX1", "BX2"), as_of=AS_OF + timedelta(days=2), **kwargs)
+    assert dict(zip(again["claim_no"], again["status"], strict=True)) == {"BX1": "open", "BX2": "ignored"}
+    assert _statuses(warehouse_engine) == {("2026-10", "BX1"): "open", ("2026-10", "BX2"): "ignored"}
+
+
+def test_the_same_budget_line_over_in_two_months_is_two_exceptions(warehouse_engine):
+    found = pd.DataFrame([{"exception_type": "BUDGET_OVERRUN", "budget_code": "B-D01-OPS", "amount_fen": 5}])
+    with warehouse_engine.begin() as conn:
+        oct_ = record_exceptions(conn, found, period="2026-10", as_of=AS_OF, company_code="C01")
+        nov = record_exceptions(conn, found, period="2026-11", as_of=AS_OF, company_code="C01")
+    assert oct_.loc[0, "exception_id"] != nov.loc[0, "exception_id"]
+
+
+def test_tens_of_thousands_of_exceptions_resolve_within_the_variable_limit(warehouse_engine):
+    """40k ids: more than SQLite's 32766 bound variables in one statement (the old NOT IN broke)."""
+    kwargs = {"period": "2026-10", "company_code": "C01"}
+    many = _found(*(f"BX{i:06d}" for i in range(40_000)))
+    with warehouse_engine.begin() as conn:
+        record_exceptions(conn, many, as_of=AS_OF, **kwargs)
+        record_exceptions(conn, many.iloc[:1000], as_of=AS_OF + timedelta(days=1), **kwargs)
+    with warehouse_engine.connect() as conn:
+        counts = read_table(conn, exception)["status"].value_counts().to_dict()
+    assert counts == {"resolved": 39_000, "open": 1000}
