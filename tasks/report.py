@@ -1,31 +1,95 @@
-"""Prefect skin over pipeline.report: write the files and put a summary on the flow run page."""
+"""Prefect skin over pipeline.report: write the files, put the summary on the flow run page.
+
+Artifacts (prefect.artifacts, checked against prefect 3.9.1; keys: lowercase letters, digits,
+dashes): a table of counts by type, a markdown of the KPIs and data quality, and links to the
+workbook, the HTML report and the Data Docs. Nothing personal goes into them: counts, amounts,
+rates and file links only (and every text passes ``redact_text`` anyway).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from oafin.standard import EXCEPTION_TYPES
 from pipeline.reconcile import PeriodResult
 from pipeline.report import write_reports
-from pipeline.runtime import settings_from
+from pipeline.runtime import settings_from, warehouse
+from reporting.context import ReportData, reason_of
+from reporting.html_report import days, pct, yuan
+from reporting.redact import redact_text
+
+
+def counts_table(data: ReportData) -> list[dict[str, Any]]:
+    by_type = data.by_type.set_index("exception_type") if len(data.by_type) else None
+    rows = []
+    for kind in EXCEPTION_TYPES:
+        found = by_type is not None and kind in by_type.index
+        rows.append(
+            {
+                "exception_type": kind,
+                "reason": reason_of(kind)[1],
+                "count": int(by_type.at[kind, "count"]) if found else 0,
+                "amount": yuan(int(by_type.at[kind, "amount_fen"])) if found else yuan(0),
+            }
+        )
+    return rows
+
+
+def kpi_markdown(data: ReportData) -> str:
+    k = data.kpis
+    q = data.quality or {}
+    lines = [
+        f"# Reconciliation {data.company_code} {data.period}",
+        "",
+        "| KPI | value |",
+        "|---|---|",
+        f"| Auto-match rate | {pct(k.get('auto_match_rate'))} |",
+        f"| Exceptions (open) | {k['exceptions']:,} ({k['exceptions_open']:,}) |",
+        f"| Exception amount | {yuan(k['exceptions_amount_fen'])} |",
+        f"| Matched claims / amount | {k['matched_claims']:,} / {yuan(k['matched_fen'])} |",
+        f"| Unmatched claims / amount | {k['unmatched_claims']:,} / {yuan(k['unmatched_fen'])} |",
+        f"| Approval-to-payment median / p90 | {days(k.get('cycle_median_days'))} / {days(k.get('cycle_p90_days'))} |",
+        f"| Data accuracy (records passing contracts) | {pct(k.get('data_accuracy'))} |",
+        f"| Data quality expectations passed | {q.get('passed', 0)} / {q.get('evaluated', 0)} |",
+    ]
+    for failure in q.get("failures", [])[:10]:
+        lines.append(f"\n- failed: {failure}")
+    if q.get("error"):
+        lines.append(f"\n**{q['error']}**")
+    return redact_text("\n".join(lines)) or ""
 
 
 @task(name="report", cache_policy=NO_CACHE, task_run_name="report-{result.period}")
 def report(config_path: str, result: PeriodResult) -> dict[str, str]:
     settings = settings_from(config_path)
-    paths = write_reports(result, settings.reports_dir)
-    shown = result.exceptions.loc[result.exceptions["status"] != "ignored"]
-    counts = shown.groupby("exception_type").size()
-    table = [{"exception_type": t, "count": int(counts.get(t, 0))} for t in EXCEPTION_TYPES]
+    logger = get_run_logger()
+    paths, data = write_reports(result, settings.reports_dir, warehouse(settings.warehouse_url))
     key = f"oafin-{result.company_code}-{result.period}".lower()
+    as_of = f"{result.as_of:%Y-%m-%d %H:%M} UTC"
     create_table_artifact(
-        key=key,
-        table=table,
-        description=f"Exceptions for {result.company_code} {result.period} as of {result.as_of:%Y-%m-%d %H:%M} UTC; "
-        f"auto-match rate {result.stats.get('auto_match_rate')}",
+        key=f"{key}-counts",
+        table=counts_table(data),
+        description=f"Exceptions by type, {result.company_code} {result.period} as of {as_of}",
     )
-    create_link_artifact(key=f"{key}-report", link=paths["html"].resolve().as_uri(), link_text="report.html")
-    get_run_logger().info("reports written to %s", paths["html"].parent)
+    create_markdown_artifact(
+        key=f"{key}-kpis", markdown=kpi_markdown(data), description=f"KPIs as of {as_of}"
+    )
+    links = [("xlsx", "workbook", "reconciliation.xlsx"), ("html", "report", "report.html")]
+    if "data_docs" in paths:
+        links.append(("data_docs", "data-docs", "Data Docs (Great Expectations)"))
+    for name, suffix, text in links:
+        create_link_artifact(key=f"{key}-{suffix}", link=paths[name].resolve().as_uri(), link_text=text)
+    q = data.quality or {}
+    if q.get("error") or q.get("failures"):
+        logger.warning(
+            "data quality: %d of %d expectations passed; %s",
+            q.get("passed", 0),
+            q.get("evaluated", 0),
+            redact_text("; ".join(q.get("failures", [])[:5]) or q.get("error") or ""),
+        )
+    logger.info("reports written to %s", paths["html"].parent)
     return {k: str(v) for k, v in paths.items()}
