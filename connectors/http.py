@@ -64,6 +64,7 @@ SENSITIVE_PARAMS = frozenset(
 )
 _PARAM_RE = re.compile(r"(?i)\b(" + "|".join(sorted(SENSITIVE_PARAMS)) + r")=([^&\s\"'#]+)")
 SNIPPET_CHARS = 200
+MAX_EXPIRED_REFRESHES = 3  # credential refreshes per call when the system says "expired"
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class ApiClient:
         """Send ``call`` until it succeeds, cannot heal, or the retry budget is spent."""
         check = check or self.check
         attempt = 0
-        refreshed = False
+        refreshes = 0
         while True:
             attempt += 1
             try:
@@ -271,9 +272,12 @@ class ApiClient:
             except _CredentialFailed as failed:
                 raise failed.error from None
             except TokenExpiredError as exc:
-                if refreshed or not authed or self.auth is None:
+                # Once per call; a system that says the token is *expired* (not invalid) may say
+                # so again when threads sharing the token race a refresh (``retryable``; issue #5).
+                allowed = MAX_EXPIRED_REFRESHES if exc.retryable else 1
+                if refreshes >= allowed or not authed or self.auth is None:
                     raise self._redacted(exc) from exc.__cause__
-                refreshed = True
+                refreshes += 1
                 attempt -= 1  # the refresh is not a retry: the budget stays whole
                 self.stats.count(self.stats.refreshes, call.name)
                 logger.info("%s %s: credential expired, fetching a new one", call.system, call.label)

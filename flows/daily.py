@@ -1,53 +1,117 @@
-"""The daily flow: extract OA + finance → standardize → validate → reconcile → report."""
+"""The daily flow: plan → extract (per system and kind, in parallel) → standardize → validate →
+reconcile → report.
+
+Incremental by default: each (system, kind, company) reads only past its watermark, reaching back
+``overlap_hours``; ``full=True`` re-extracts the whole window (the monthly close does). A retry of
+a failed run from the Prefect UI resumes: finished extractions are cache hits (tasks/extract.py).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.futures import wait
 
-from engine.period import Period, parse_as_of
+from engine.period import SHANGHAI, Period, parse_as_of
+from pipeline.extract import DEFAULT_OVERLAP, ROLES
 from pipeline.runtime import settings_from
-from tasks.extract import extract
+from tasks.extract import config_hash, extract, plan
+from tasks.limits import ensure_rate_limits
 from tasks.reconcile import reconcile
 from tasks.report import report
 from tasks.standardize import standardize, validate
 
-ROLES = ("oa", "finance")
+DEFAULT_OVERLAP_HOURS = DEFAULT_OVERLAP.total_seconds() / 3600
 
 
-@flow(name="oafin-daily", flow_run_name="daily-{period}")
-def daily(config_path: str, period: str, as_of: str | None = None) -> dict[str, Any]:
-    """Reconcile ``period`` (``2026-10``, Asia/Shanghai) for the systems in the config file at ``config_path``.
+def resolve_period(period: str | None, now: datetime | None = None) -> str:
+    """``2026-10`` as given; ``current`` (or nothing) and ``previous`` by the Asia/Shanghai calendar."""
+    if period not in (None, "", "current", "previous"):
+        return Period.parse(period).name
+    today = (now or datetime.now(UTC)).astimezone(SHANGHAI)
+    year, month = today.year, today.month
+    if period == "previous":
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return f"{year:04d}-{month:02d}"
 
+
+def _company(config_path: str) -> str:
+    try:
+        return settings_from(config_path).oa.company_code
+    except Exception:  # a bad config fails the run itself, with its own message
+        return "unknown"
+
+
+def run_name() -> str:
+    """``daily-C01-2026-10``: the flow run says company and period."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    try:
+        period = resolve_period(params.get("period"))
+    except ValueError:
+        period = str(params.get("period"))
+    return f"daily-{_company(params.get('config_path', ''))}-{period}"
+
+
+@flow(name="oafin-daily", flow_run_name=run_name)
+def daily(
+    config_path: str,
+    period: str | None = "current",
+    as_of: str | None = None,
+    full: bool = False,
+    overlap_hours: float = DEFAULT_OVERLAP_HOURS,
+) -> dict[str, Any]:
+    """Reconcile a period for the systems in the config file at ``config_path``.
+
+    ``period``: ``2026-10``, or ``current`` / ``previous`` (Asia/Shanghai months).
     ``as_of`` (ISO date or datetime, China time if no zone) defaults to the end of the period.
+    ``full`` re-extracts the whole window instead of reading past the watermarks;
+    ``overlap_hours`` is how far before a watermark an incremental run reads again.
     """
     log = get_run_logger()
     settings = settings_from(config_path)
-    p = Period.parse(period)
+    name = resolve_period(period)
+    p = Period.parse(name)
     as_of_dt = parse_as_of(as_of, p)
     start, end = p.extraction_window(settings.reconcile.lookback_days, as_of_dt)
-    log.info("period %s as of %s: extracting %s .. %s", period, as_of_dt, start, end)
+    label = f"{settings.oa.company_code}-{name}"
+    log.info("%s as of %s: extracting %s .. %s%s", label, as_of_dt, start, end, " (full)" if full else "")
 
-    # Both sides extract concurrently; .result() re-raises a failed task's own error for the operator.
-    landing = {role: extract.submit(config_path, role, start, end) for role in ROLES}
-    extracted = {role: future.result() for role, future in landing.items()}
-    mapped = {role: standardize.submit(config_path, role) for role in ROLES}
-    checked = {role: validate.submit(config_path, role, mapped[role]) for role in ROLES}
+    ensure_rate_limits(settings)
+    digest = config_hash(config_path)
+    plans = plan(config_path, digest, label, start, end, overlap_hours, full)
+    # Every kind extracts concurrently; all are awaited before a failure is raised, so a retry of
+    # the run finds as much as possible already done.
+    futures = [extract.submit(config_path, digest, label, item["kind"], item) for item in plans]
+    wait(futures)
+    landed = [future.result() for future in futures]
+    extracted = {role: sum(r["landed"] for r in landed if r["role"] == role) for role in ROLES}
+
+    mapped = {role: standardize.submit(config_path, role, label) for role in ROLES}
+    checked = {role: validate.submit(config_path, role, mapped[role], label) for role in ROLES}
     standardized = {role: future.result() for role, future in checked.items()}
-    result = reconcile(config_path, period, as_of)
+    result = reconcile(config_path, name, as_of)
     paths = report(config_path, result)
     summary = {
-        "period": period,
-        "extracted": {role: extracted[role]["landed"] for role in ROLES},
+        "period": name,
+        "company_code": settings.oa.company_code,
+        "extracted": extracted,
+        "extract_modes": {f"{r['system']}:{r['kind']}": r["mode"] for r in landed},
         "standardized": standardized,
         "stats": result.stats,
         "reports": paths,
     }
     log.info(
-        "done: %d OA and %d finance records, %d exceptions, auto-match %s, reports in %s",
-        summary["extracted"]["oa"],
-        summary["extracted"]["finance"],
+        "done %s: extracted %d OA and %d finance records; %d valid, %d quarantined; "
+        "%d exceptions, auto-match %s; reports in %s",
+        label,
+        extracted["oa"],
+        extracted["finance"],
+        sum(s["valid"] for s in standardized.values()),
+        sum(s["quarantined"] for s in standardized.values()),
         len(result.exceptions),
         result.stats.get("auto_match_rate"),
         paths["html"],

@@ -6,6 +6,11 @@
    ``oafin sandbox serve`` running on its defaults;
 4. run the daily flow for the period and print where the reports are and how they score
    against the truth.
+
+``fault_rate`` > 0 makes the sandbox answer that share of read calls with a random fault
+(sandbox.faults.RANDOM_KINDS, seeded by ``seed``); the client's read timeout is lowered below the
+sandbox's slow answers so those are timeouts. The exceptions.csv must come out the same as
+without faults.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int) -> int:
+FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow answer times out
+
+
+def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
     from sandbox import server
     from sandbox.generator import generate
 
@@ -50,11 +58,19 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int) -> int:
             OaFinDefaults.demo_toml(sandbox.dingtalk_url, sandbox.kingdee_url), encoding="utf-8"
         )
         settings = load_settings(config_path)
+        if fault_rate:
+            sandbox.faults.set_rate(fault_rate, seed=seed)
+            settings.oa.timeout_seconds = settings.finance.timeout_seconds = FAULT_TIMEOUT_SECONDS
+            print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
         print(f"config:  {config_path}")
         try:
             summary = run_flow(config_path, period)
+            if fault_rate:
+                faulted = [c for c in sandbox.calls if c.fault]
+                kinds = sorted({c.fault for c in faulted if c.fault})
+                print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
         except Exception as exc:  # the flow's log above has the details
             print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
             return 1

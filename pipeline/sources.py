@@ -8,7 +8,7 @@ from typing import Any
 from connectors.dingtalk import DingTalkClient
 from connectors.http import Timeouts
 from connectors.kingdee import KingdeeClient
-from connectors.limits import RateLimiter
+from connectors.limits import Acquire, RateLimiter, RetryPolicy
 from mappings.loader import default_mapping_path, load_mapping
 from oafin.config import ConfigError, Settings, SourceConfig
 
@@ -19,8 +19,16 @@ def _require(value: Any, env: str, system: str) -> Any:
     return value
 
 
-def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClient:
-    """A client for ``source`` with credentials from the environment (or the sandbox's public ones)."""
+def open_client(
+    source: SourceConfig, role: str, limiter: Acquire | None = None, retry: RetryPolicy | None = None
+) -> DingTalkClient | KingdeeClient:
+    """A client for ``source`` with credentials from the environment (or the sandbox's public ones).
+
+    ``limiter`` is called before every request; the flow passes one shared by every task and flow
+    run (a Prefect global rate limit, ``tasks.limits``). Without one, an in-process token bucket
+    at ``rate_limit_per_second`` (or the connector's documented default) applies. ``retry``
+    replaces the connector's default retry policy (tests shorten its waits).
+    """
     env = f"OAFIN_{role.upper()}__"
     secret = source.app_secret.get_secret_value() if source.app_secret else None
     if source.system == "dingtalk":
@@ -31,7 +39,7 @@ def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClie
         else:
             key = _require(source.app_key, env + "APP_KEY", "dingtalk")
             secret = _require(secret, env + "APP_SECRET", "dingtalk")
-        return DingTalkClient(source.base_url, key, secret, **_client_options(source))
+        return DingTalkClient(source.base_url, key, secret, **_client_options(source, limiter, retry))
     if source.use_sandbox_credentials:
         from sandbox import credentials as sc
 
@@ -46,14 +54,22 @@ def open_client(source: SourceConfig, role: str) -> DingTalkClient | KingdeeClie
         user = _require(source.username, env + "USERNAME", "kingdee")
         app_id = _require(source.app_id, env + "APP_ID", "kingdee")
         secret = _require(secret, env + "APP_SECRET", "kingdee")
-    return KingdeeClient(source.base_url, acct, user, app_id, secret, **_client_options(source))
+    return KingdeeClient(
+        source.base_url, acct, user, app_id, secret, **_client_options(source, limiter, retry)
+    )
 
 
-def _client_options(source: SourceConfig) -> dict[str, Any]:
+def _client_options(
+    source: SourceConfig, limiter: Acquire | None = None, retry: RetryPolicy | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {"timeouts": Timeouts(read=source.timeout_seconds)}
+    if retry is not None:
+        options["retry"] = retry
     if source.page_size:
         options["page_size"] = source.page_size
-    if source.rate_limit_per_second:
+    if limiter is not None:
+        options["limiter"] = limiter
+    elif source.rate_limit_per_second:
         rate = source.rate_limit_per_second
         options["limiter"] = RateLimiter(rate, burst=max(1, int(rate // 10))).acquire
     return options

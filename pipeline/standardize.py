@@ -8,8 +8,11 @@ a record that turns bad leaves the standard table.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,13 +22,87 @@ from data_contracts.validate import validate_records
 from mappings.apply import map_records
 from mappings.code_tables import CodeTables
 from oafin.config import Settings, SourceConfig
-from oafin.records import MappedRecord
+from oafin.records import Issue, MappedRecord
 from oafin.standard import ENTITIES, PRIMARY_KEYS
 from pipeline.sources import source_mapping
 from warehouse.schema import STANDARD_TABLES, quarantine
 from warehouse.store import canonical_json, payload_hash, read_raw, sync_rows
 
 SCOPE_FIELDS = ("approved_at", "submitted_at", "paid_at", "posted_at")
+
+# What the contracts let through but no real record holds, or the warehouse cannot store
+# (PostgreSQL refuses NUL in text; ids are at most 200 characters; a lone surrogate from a
+# "\ud800" JSON escape cannot be written as UTF-8). Such a record is quarantined, with the reason.
+MAX_KEY_CHARS = 200  # ids, numbers and codes (the warehouse's key columns are String(200))
+MAX_TEXT_CHARS = 2000
+MAX_AMOUNT_FEN = 10**11  # ¥1,000,000,000 on one claim or document: not an expense
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_AHEAD = timedelta(days=366)
+# C0 controls but tab/newline/CR, DEL, lone surrogates, and U+FFFD (what undecodable bytes in a
+# page became when the response was decoded).
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
+
+
+def _is_key(name: str) -> bool:
+    return name.endswith(("_id", "_no", "_code", "_ids", "_nos")) or name in ("currency", "status", "period")
+
+
+def _text_issues(name: str, value: str) -> list[Issue]:
+    issues = []
+    limit = MAX_KEY_CHARS if _is_key(name) else MAX_TEXT_CHARS
+    if len(value) > limit:
+        issues.append(
+            Issue(
+                "CONTRACT_VIOLATION",
+                name,
+                value[:40] + "...",
+                f"longer than {limit} characters ({len(value)})",
+            )
+        )
+    if _BAD_CHARS.search(value):
+        shown = _BAD_CHARS.sub("?", value[:40])
+        issues.append(
+            Issue("CONTRACT_VIOLATION", name, shown, "control characters or bytes that are not valid UTF-8")
+        )
+    return issues
+
+
+def plausibility_issues(entity: str, values: dict[str, Any], now: datetime | None = None) -> list[Issue]:
+    """Reasons a record that passed its contract still cannot be trusted or stored (empty: fine)."""
+    latest = (now or datetime.now(UTC)) + LATEST_AHEAD
+    issues: list[Issue] = []
+    for name, kind in ENTITIES[entity].items():
+        value = values.get(name)
+        if isinstance(value, str):
+            issues += _text_issues(name, value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, str):
+                    issues += _text_issues(name, item)
+        elif kind == "fen" and isinstance(value, int) and abs(value) > MAX_AMOUNT_FEN:
+            issues.append(
+                Issue("CONTRACT_VIOLATION", name, str(value), f"absurd amount (over {MAX_AMOUNT_FEN} fen)")
+            )
+        elif kind == "ts" and isinstance(value, datetime) and not EARLIEST <= value <= latest:
+            issues.append(
+                Issue("CONTRACT_VIOLATION", name, value.isoformat(), "date outside 2000 .. one year from now")
+            )
+    return issues
+
+
+def _plausible(records: list[MappedRecord], entity: str) -> tuple[list[MappedRecord], list[MappedRecord]]:
+    """Split records into those fit to store and those to quarantine with the reasons found."""
+    keep, bad = [], []
+    for rec in records:
+        issues = plausibility_issues(entity, rec.values)
+        for child in rec.children.get("claim_invoice", []):
+            found = plausibility_issues("claim_invoice", child)
+            issues += [dataclasses.replace(i, field=f"claim_invoice.{i.field}") for i in found]
+        if issues:
+            bad.append(dataclasses.replace(rec, issues=[*rec.issues, *issues]))
+        else:
+            keep.append(rec)
+    return keep, bad
 
 
 @dataclass
@@ -81,24 +158,45 @@ def _quarantine_row(rec: MappedRecord) -> dict[str, Any]:
         scope_at = values.get("posted_at")
     reasons = [i.as_dict() for i in rec.issues]
     kind = "UNMAPPED_CODE" if any(i.code == "UNMAPPED_CODE" for i in rec.issues) else "CONTRACT_VIOLATION"
-    text = canonical_json(rec.raw)
+    text = _storable(canonical_json(rec.raw))
     amount = values.get("amount_fen")
+    if not isinstance(amount, int) or abs(amount) > MAX_AMOUNT_FEN:
+        amount = None
+    if not isinstance(scope_at, datetime) or not EARLIEST <= scope_at <= datetime.now(UTC) + LATEST_AHEAD:
+        scope_at = None
     return {
         "system": rec.system,
         "kind": rec.kind,
         "source_id": rec.source_id,
         "entity": rec.entity,
-        "business_key": key or f"{rec.system}:{rec.source_id}",
-        "company_code": values.get("company_code"),
-        "person_id": values.get("applicant_id") or values.get("payee_id"),
-        "amount_fen": amount if isinstance(amount, int) else None,
+        "business_key": _key_text(key) or f"{rec.system}:{rec.source_id}",
+        "company_code": _key_text(values.get("company_code")),
+        "person_id": _key_text(values.get("applicant_id") or values.get("payee_id")),
+        "amount_fen": amount,
         "scope_at": scope_at,
-        "claim_no_ref": values.get("claim_no_ref"),
+        "claim_no_ref": _key_text(values.get("claim_no_ref")),
         "exception_type": kind,
-        "reasons": json.dumps(reasons, ensure_ascii=False, sort_keys=True),
+        "reasons": _storable(json.dumps(reasons, ensure_ascii=False, sort_keys=True)),
         "payload_hash": payload_hash(text),
         "payload": text,
     }
+
+
+def _storable(text: str) -> str:
+    """JSON text any database stores: NUL and lone surrogates stay escaped (``\\u0000``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    return text
+
+
+def _key_text(value: Any) -> str | None:
+    """A business key as quarantine shows it: printable, at most MAX_KEY_CHARS."""
+    if value is None:
+        return None
+    text = _BAD_CHARS.sub("?", str(value))
+    return text if len(text) <= MAX_KEY_CHARS else text[: MAX_KEY_CHARS - 3] + "..."
 
 
 def store_standard(engine: Engine, source: SourceConfig, records: list[MappedRecord]) -> StandardizeSummary:
@@ -106,6 +204,7 @@ def store_standard(engine: Engine, source: SourceConfig, records: list[MappedRec
     entity = (
         records[0].entity if records else ("expense_claim" if source.system == "dingtalk" else "finance_doc")
     )
+    records, implausible = _plausible(list(records), entity)
     result = validate_records(entity, records)
     table = STANDARD_TABLES[entity]
     id_col = table.c[PRIMARY_KEYS[entity][0]]
@@ -120,7 +219,7 @@ def store_standard(engine: Engine, source: SourceConfig, records: list[MappedRec
             for child in rec.children.get("claim_invoice", []):
                 invoice_rows.append({c: child.get(c) for c in ENTITIES["claim_invoice"]} | {"claim_id": cid})
     invoice_rows = _dedupe(invoice_rows, PRIMARY_KEYS["claim_invoice"])
-    q_rows = [_quarantine_row(r) for r in result.quarantined]
+    q_rows = [_quarantine_row(r) for r in [*result.quarantined, *implausible]]
 
     with engine.begin() as conn:
         sync_rows(conn, table, rows, id_col.startswith(prefix, autoescape=True))
@@ -131,7 +230,7 @@ def store_standard(engine: Engine, source: SourceConfig, records: list[MappedRec
     return StandardizeSummary(
         system=source.system,
         entity=entity,
-        mapped=len(records),
+        mapped=len(records) + len(implausible),
         valid=len(rows),
         quarantined=len(q_rows),
         invoices=len(invoice_rows),

@@ -14,11 +14,11 @@ from pipeline.standardize import map_source, store_reference_tables, store_stand
 @task(
     name="standardize",
     cache_policy=NO_CACHE,
-    task_run_name="standardize-{role}",
+    task_run_name="standardize-{label}-{role}",
     retries=1,
     retry_delay_seconds=2,
 )
-def standardize(config_path: str, role: str) -> list:
+def standardize(config_path: str, role: str, label: str = "") -> list:
     """Map every landed record of the source onto the standard (no writes)."""
     settings = settings_from(config_path)
     source = getattr(settings, role)
@@ -28,9 +28,13 @@ def standardize(config_path: str, role: str) -> list:
 
 
 @task(
-    name="validate", cache_policy=NO_CACHE, task_run_name="validate-{role}", retries=1, retry_delay_seconds=2
+    name="validate",
+    cache_policy=NO_CACHE,
+    task_run_name="validate-{label}-{role}",
+    retries=1,
+    retry_delay_seconds=2,
 )
-def validate(config_path: str, role: str, records: list) -> dict:
+def validate(config_path: str, role: str, records: list, label: str = "") -> dict:
     """Hold the mapped records to their contracts; store valid rows, quarantine the rest."""
     settings = settings_from(config_path)
     engine = warehouse(settings.warehouse_url)

@@ -65,3 +65,38 @@ def test_daily_flow_finds_the_truth_and_a_rerun_changes_nothing(
         assert scores.loc[kind, "recall"] == 1.0, scores
     for name in ("reconciliation.xlsx", "report.html", "exceptions.csv"):
         assert (Path(first["reports"]["html"]).parent / name).stat().st_size > 0
+
+
+@pytest.mark.e2e
+def test_the_flow_with_random_faults_on_a_tenth_of_calls_finds_the_same(
+    prefect_harness, sandbox_fresh, sandbox_dataset, tmp_path
+):
+    """`oafin demo --fault-rate 0.1` in a test: every fault a client survives, mixed, seeded."""
+    from flows.daily import daily
+    from sandbox.faults import RANDOM_KINDS
+    from tests.test_orchestration_support import write_config as config_with
+
+    period = sandbox_dataset.period
+    clean = daily(
+        config_path=str(config_with(tmp_path / "clean", sandbox_fresh, f"sqlite:///{tmp_path / 'clean.db'}")),
+        period=period,
+    )
+    sandbox_fresh.calls.clear()
+    sandbox_fresh.faults.set_rate(0.1, seed=7, slow_seconds=1.0)
+    faulty_url = f"sqlite:///{tmp_path / 'faulty.db'}"
+    faulty = daily(
+        config_path=str(config_with(tmp_path / "faulty", sandbox_fresh, faulty_url, timeout_seconds=0.5)),
+        period=period,
+    )
+    served = {c.fault for c in sandbox_fresh.calls if c.fault}
+    assert len(served) >= len(RANDOM_KINDS) - 2, f"too few kinds of fault served: {served}"
+
+    def csv_of(summary):
+        return Path(summary["reports"]["csv"]).read_text(encoding="utf-8")
+
+    assert csv_of(faulty) == csv_of(clean)
+    assert faulty["stats"] == clean["stats"]
+    after = snapshot(faulty_url)
+    before = snapshot(f"sqlite:///{tmp_path / 'clean.db'}")
+    for name in ("expense_claim", "finance_doc", "claim_invoice", "exception"):
+        pd.testing.assert_frame_equal(before[name], after[name], obj=name)
