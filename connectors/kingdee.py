@@ -30,6 +30,11 @@ SYSTEM = "kingdee"
 SERVICE_PREFIX = "Kingdee.BOS.WebApi.ServicesStub."  # source-systems.md §7.1
 LOGIN_SERVICE = "AuthService.LoginByAppSecret"
 QUERY_SERVICE = "DynamicFormService.ExecuteBillQuery"
+# Write-back services (source-systems.md §7.1, §7.4): Save creates or updates, Submit moves a bill
+# to 审核中 (B), Audit to 已审核 (C). No reversal or delete is ever sent by oafin.
+SAVE_SERVICE = "DynamicFormService.Save"
+SUBMIT_SERVICE = "DynamicFormService.Submit"
+AUDIT_SERVICE = "DynamicFormService.Audit"
 MAX_LIMIT = 2000  # source-systems.md §7.3: Limit ≤ 2000 per the docs
 SESSION_COOKIE = "kdservice-sessionid"  # source-systems.md §7.2
 
@@ -110,6 +115,14 @@ def check_login(call: Call, body: Any, response: httpx.Response) -> None:
         raise call.error(
             AuthError, f"login refused (LoginResultType {body.get('LoginResultType')}): {message}"
         )
+
+
+def check_write(call: Call, body: Any, response: httpx.Response) -> None:
+    """Save/Submit/Audit answer ``{"Result": {"ResponseStatus": {...}, ...}}`` (§7.4)."""
+    status = find_response_status(body)
+    if status is None:
+        raise call.error(BadResponseError, "no Result.ResponseStatus in the response", retryable=False)
+    raise_for_status(call, status)
 
 
 class KingdeeClient:
@@ -295,3 +308,60 @@ class KingdeeClient:
         order = order_string or f"{id_field} ASC"
         for row in self.iter_rows(form_id, field_keys, filter_string, order):
             yield RawRecord(system=SYSTEM, kind=form_id, source_id=str(row[id_field]), payload=row)
+
+    # --- write-back (issue #6) -------------------------------------------------------------
+    # A write is sent once per call: a timeout or 5xx after sending is ambiguous, so the
+    # caller's ledger checks the bill before sending again. Only a re-login repeats a call.
+
+    def _writer(self) -> ApiClient:
+        writer = getattr(self, "_write_api", None)
+        if writer is None:
+            writer = ApiClient(
+                SYSTEM,
+                self.api.base_url,
+                auth=self.auth,
+                http=self.api.http,
+                retry=RetryPolicy(max_attempts=1),
+                limiter=self.api.limiter,
+                secrets=[self._app_secret],
+            )
+            self._write_api = writer
+        return writer
+
+    def _write(self, service: str, form_id: str, data: dict[str, Any], what: str) -> dict[str, Any]:
+        call = Call(SYSTEM, service.rsplit(".", 1)[-1], f"FormId={form_id}, {what}")
+        reply = self._writer().request(
+            call,
+            "POST",
+            self.service_path(service),
+            json={"formid": form_id, "data": data},
+            check=check_write,
+        )
+        return reply["Result"]
+
+    def save(
+        self, form_id: str, model: dict[str, Any], need_update_fields: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``DynamicFormService.Save`` (§7.4): create a bill (no ``FID`` in the model) or update one.
+
+        With ``need_update_fields`` only those fields of the bill ``model["FID"]`` change.
+        Returns the reply's ``Result``: ``Id``, ``Number``, ``ResponseStatus``.
+        """
+        data = {
+            "NeedUpDateFields": list(need_update_fields),
+            "NeedReturnFields": [],
+            "IsDeleteEntry": "true",
+            "IsVerifyBaseDataField": "false",
+            "Model": model,
+        }
+        return self._write(SAVE_SERVICE, form_id, data, f"FID={model.get('FID', 'new')}")
+
+    def submit(self, form_id: str, numbers: Sequence[str]) -> dict[str, Any]:
+        """``DynamicFormService.Submit`` with ``{"Numbers": [...]}`` (§7.4): the bills go to 审核中 (B)."""
+        return self._write(
+            SUBMIT_SERVICE, form_id, {"Numbers": list(numbers)}, f"Numbers={','.join(numbers)}"
+        )
+
+    def audit(self, form_id: str, numbers: Sequence[str]) -> dict[str, Any]:
+        """``DynamicFormService.Audit`` with ``{"Numbers": [...]}`` (§7.4): the bills become 已审核 (C)."""
+        return self._write(AUDIT_SERVICE, form_id, {"Numbers": list(numbers)}, f"Numbers={','.join(numbers)}")

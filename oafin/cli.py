@@ -1,4 +1,4 @@
-"""The ``oafin`` command: demo, run, sandbox serve|generate."""
+"""The ``oafin`` command: demo, run, corrections, audit verify, sandbox serve|generate."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--period", default=DEFAULT_PERIOD)
     demo.add_argument("--n-claims", type=int, default=3000)
+    demo.add_argument(
+        "--fault-rate", type=float, default=0.0, help="random sandbox faults on this share of calls (0..1)"
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -34,6 +37,36 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--as-of", default=None, help="ISO date/time (China time if no zone); default: period end"
     )
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="re-extract the whole window instead of reading past the watermarks",
+    )
+
+    corr = sub.add_parser(
+        "corrections", help="propose corrections for open exceptions; push approved ones with --apply"
+    )
+    corr.add_argument("--config", type=Path, required=True)
+    corr.add_argument("--period", default=None, help="only exceptions first found in this period")
+    corr.add_argument(
+        "--apply",
+        action="store_true",
+        help="ask for approval and push (default: dry run, no system is called)",
+    )
+
+    audit = sub.add_parser("audit", help="the hash-chained audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = asub.add_parser("verify", help="detect edited or deleted audit rows")
+    verify.add_argument("--config", type=Path, required=True)
+    verify.add_argument(
+        "--expect-head", default=None, help="SEQ:HASH printed by an earlier run, kept elsewhere"
+    )
+
+    review = sub.add_parser("review", help="reviewers' workbook edits")
+    rsub = review.add_subparsers(dest="review_command", required=True)
+    rimport = rsub.add_parser("import", help="read Status and Comment edits of reconciliation.xlsx back")
+    rimport.add_argument("file", type=Path, help="the edited reconciliation.xlsx")
+    rimport.add_argument("--config", type=Path, default=Path("oafin.toml"), help="default: ./oafin.toml")
 
     sandbox = sub.add_parser("sandbox", help="the fake DingTalk and Kingdee")
     ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -45,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--dingtalk-port", type=int, default=None)
     serve.add_argument("--kingdee-port", type=int, default=None)
+    serve.add_argument(
+        "--fault-rate", type=float, default=0.0, help="random faults on this share of read calls (0..1)"
+    )
     gen = ssub.add_parser("generate", help="write a seeded company-month and its truth.csv")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
     gen.add_argument("--period", default=DEFAULT_PERIOD)
@@ -62,11 +98,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from oafin.demo import run_demo
 
-            return run_demo(seed=args.seed, workdir=args.workdir, period=args.period, n_claims=args.n_claims)
+            return run_demo(
+                seed=args.seed,
+                workdir=args.workdir,
+                period=args.period,
+                n_claims=args.n_claims,
+                fault_rate=args.fault_rate,
+            )
         if args.command == "run":
             from oafin.run import run_period
 
-            return run_period(args.config, args.period, args.as_of)
+            return run_period(args.config, args.period, args.as_of, full=args.full)
+        if args.command == "corrections":
+            from flows.corrections import corrections_command
+
+            return corrections_command(args.config, args.period, args.apply)
+        if args.command == "audit":
+            from oafin.audit import verify_command
+
+            return verify_command(args.config, args.expect_head)
+        if args.command == "review":
+            from oafin.review import run_review_import
+
+            return run_review_import(args.config, args.file)
         if args.sandbox_command == "generate":
             from sandbox.generator import generate
 
@@ -100,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"seed {dataset.seed}, period {dataset.period}: {len(dataset.dingtalk_instances)} OA instances. Ctrl-C stops."
     )
-    server.serve(dataset, host, dt_port, kd_port)
+    server.serve(dataset, host, dt_port, kd_port, fault_rate=args.fault_rate)
     return 0
 
 

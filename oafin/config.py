@@ -65,6 +65,26 @@ class ReconcileConfig(BaseModel):
     lookback_days: int = Field(62, ge=0)
 
 
+class AutoApproveRule(BaseModel):
+    """A correction the flow may push without a human (issue #6): its action, and optionally a
+    cap on the claim amount and the exception types it applies to (empty: any)."""
+
+    name: str
+    action: Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
+    max_amount_fen: int | None = Field(None, ge=0)
+    exception_types: list[str] = []
+
+
+class CorrectionsConfig(BaseModel):
+    """Pushing corrections back (DESIGN, "Corrections"); see pipeline/corrections."""
+
+    allow_audit: bool = False  # Kingdee: also Audit the bills oafin creates (else Save + Submit only)
+    comment_userid: str | None = None  # DingTalk userid the status comments are posted as
+    approval_timeout_seconds: int = Field(3600, ge=1)
+    approval_poll_seconds: int = Field(10, ge=1)
+    auto_approve: list[AutoApproveRule] = []
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OAFIN_", env_nested_delimiter="__", extra="forbid")
 
@@ -73,6 +93,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseConfig = WarehouseConfig()
     reports: ReportsConfig = ReportsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    corrections: CorrectionsConfig = CorrectionsConfig()
     tables_dir: Path | None = None  # None: the packaged default code tables
     base_dir: Path = Path(".")  # the config file's folder; relative paths resolve against it
 

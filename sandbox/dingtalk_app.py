@@ -54,6 +54,9 @@ class DingTalkState:
             self.instances[iid] = body
             created[dataset.process_code].append((_epoch_ms(body["create_time"]), iid))
         self.by_process = {code: sorted(pairs) for code, pairs in created.items()}
+        # Write calls received (issue #6), in order: {"call", "body", "at"}; a test reads them
+        # through SandboxHandle.received_writes().
+        self.writes: list[dict[str, Any]] = []
 
     def list_ids(self, process_code: str, start_ms: int, end_ms: int | None) -> list[str]:
         """Ids created in ``[start_ms, end_ms]`` in a stable order (creation time, then id)."""
@@ -161,6 +164,42 @@ def create_dingtalk_app(
             return _error(NO_INSTANCE)
         return _reply(process_instance=instance)
 
+    async def comment_add(request: Request) -> JSONResponse:
+        # source-systems.md §1.5 (old API): the comment shows afterwards in the instance's
+        # operation_records as ADD_REMARK (§1.4), which is how a client checks it landed.
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        body = await _body(request)
+        if body is None:
+            return _bad_param("body is not a JSON object")
+        req = body.get("request", body)
+        if isinstance(req, str):
+            try:
+                req = json.loads(req)
+            except ValueError:
+                return _bad_param("request is not a JSON object")
+        if not isinstance(req, dict):
+            return _bad_param("request is not a JSON object")
+        iid = str(req.get("process_instance_id") or "")
+        text, userid = req.get("text"), req.get("comment_userid")
+        if not text or not userid:
+            return _bad_param("text and comment_userid are required")
+        instance = state.instances.get(iid)
+        if instance is None:
+            return _error(NO_INSTANCE)
+        now = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        record = {
+            "userid": str(userid),
+            "date": now,
+            "operation_type": "ADD_REMARK",
+            "operation_result": "NONE",
+            "remark": str(text),
+        }
+        # A new list: the generated dataset the instance came from stays untouched.
+        instance["operation_records"] = [*instance.get("operation_records", []), record]
+        state.writes.append({"call": "process/instance/comment/add", "body": req, "at": now})
+        return _reply(result=True, success=True)
+
     def expire(scope: Scope) -> None:
         token = Request(scope).query_params.get("access_token")
         state.tokens.expire(token)
@@ -170,6 +209,7 @@ def create_dingtalk_app(
             Route("/gettoken", gettoken, methods=["GET"]),
             Route("/topapi/processinstance/listids", listids, methods=["POST"]),
             Route("/topapi/processinstance/get", get, methods=["POST"]),
+            Route("/topapi/process/instance/comment/add", comment_add, methods=["POST"]),
         ],
         middleware=[
             Middleware(

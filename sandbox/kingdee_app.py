@@ -30,6 +30,9 @@ PREFIX: Final = "Kingdee.BOS.WebApi.ServicesStub."  # §7.1
 LOGIN: Final = PREFIX + "AuthService.LoginByAppSecret"
 LOGOUT: Final = PREFIX + "AuthService.Logout"
 QUERY: Final = PREFIX + "DynamicFormService.ExecuteBillQuery"
+SAVE: Final = PREFIX + "DynamicFormService.Save"  # §7.4 (issue #6 write-back)
+SUBMIT: Final = PREFIX + "DynamicFormService.Submit"
+AUDIT: Final = PREFIX + "DynamicFormService.Audit"
 SESSION_COOKIE: Final = "kdservice-sessionid"  # §7.2
 SESSION_LIFETIME: Final = 3600.0  # seconds; not documented (§7.5), so a guess
 MAX_LIMIT: Final = 2000  # §7.3: Limit ≤ 2000
@@ -58,10 +61,16 @@ class KingdeeState:
     def __init__(self, dataset: Dataset, session_lifetime: float = SESSION_LIFETIME) -> None:
         self.sessions = TokenStore(session_lifetime, reuse=False)
         self.forms = {
-            form: FormTable(form, rows, FORM_FIELDS.get(form, ()))
+            form: FormTable(form, list(rows), FORM_FIELDS.get(form, ()))
             for form, rows in dataset.kingdee_rows.items()
         }
         self._selections: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        # Write calls received (issue #6), in order: {"call", "formid", "data"}.
+        self.writes: list[dict[str, Any]] = []
+
+    def changed(self) -> None:
+        """A write changed some rows: forget the cached query selections."""
+        self._selections.clear()
 
     def select(self, form: FormTable, filter_string: str, order_string: str) -> list[dict[str, Any]]:
         """Rows matching the filter, in the asked order (then FID), cached for the next pages."""
@@ -223,7 +232,107 @@ def create_kingdee_app(
         page = rows[start : start + (limit or MAX_LIMIT)]
         return JSONResponse([[row[k] for k in keys] for row in page])
 
+    def write_reply(ok: list[dict[str, Any]], **extra: Any) -> JSONResponse:
+        status = {
+            "ErrorCode": 0,
+            "IsSuccess": True,
+            "Errors": [],
+            "SuccessEntitys": ok,
+            "SuccessMessages": [],
+            "MsgCode": 0,
+        }
+        return JSONResponse({"Result": {"ResponseStatus": status, **extra}})
+
+    def write_error(message: str, field: str | None = None) -> JSONResponse:
+        return JSONResponse(kingdee_error(message, field)[0][0])
+
+    def write_args(body: Any, request: Request) -> tuple[FormTable, dict[str, Any]] | Response:
+        if state.sessions.check(request.cookies.get(SESSION_COOKIE)) != "valid":
+            return JSONResponse(kingdee_error(SESSION_LOST, msg_code=1)[0][0])
+        data = _query_data(body)
+        if data is None:
+            return write_error("请求参数 data 不是合法的 JSON 对象")
+        form = state.forms.get(str(body.get("formid") or body.get("FormId") or ""))
+        if form is None:
+            return write_error("业务对象不存在", field="FormId")
+        return form, data
+
+    def flatten(model: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        # Save models nest base-data references ({"FProposerID": {"FStaffNumber": ...}});
+        # queries name them with dots (FProposerID.FStaffNumber), as the rows here are keyed.
+        flat: dict[str, Any] = {}
+        for key, value in model.items():
+            if isinstance(value, dict):
+                flat |= flatten(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+        return flat
+
+    async def save(body: Any, request: Request) -> Response:
+        args = write_args(body, request)
+        if isinstance(args, Response):
+            return args
+        form, data = args
+        model = data.get("Model")
+        if not isinstance(model, dict):
+            return write_error("Model 不能为空", field="Model")
+        fields = {form.resolve(k) if k.lower() in form.keys else k: v for k, v in flatten(model).items()}
+        fid = _int(fields.pop("FID", 0), 0) or 0
+        state.writes.append({"call": "Save", "formid": form.form_id, "data": data})
+        if fid:
+            index = next((i for i, row in enumerate(form.rows) if row["FID"] == fid), None)
+            if index is None:
+                return write_error(f"单据 FID={fid} 不存在", field="FID")
+            update = data.get("NeedUpDateFields") or list(fields)
+            wanted = {form.resolve(k) for k in update if k.lower() in form.keys}
+            form.rows[index] = {**form.rows[index], **{k: v for k, v in fields.items() if k in wanted}}
+            row = form.rows[index]
+        else:
+            fid = max((r["FID"] for r in form.rows), default=0) + 1
+            number_key = form.resolve("FBillNo")
+            prefix = "FYBX" if form.form_id == "ER_ExpReimbursement" else "FKD"
+            row = {key: "" for key in form.keys.values()}
+            status_key = next((k for k in form.keys.values() if k.lower() == "fdocumentstatus"), None)
+            row |= fields | {"FID": fid, number_key: fields.get(number_key) or f"{prefix}W{fid:08d}"}
+            if status_key:
+                row[status_key] = "A"
+            form.rows.append(row)
+        state.changed()
+        number = row[form.resolve("FBillNo")]
+        return write_reply(
+            [{"Id": fid, "Number": number, "DIndex": 0}], Id=fid, Number=number, NeedReturnData=[]
+        )
+
+    def status_change(service: str, allowed: tuple[str, ...], to: str, refusal: str):  # noqa: ANN202
+        async def handler(body: Any, request: Request) -> Response:
+            args = write_args(body, request)
+            if isinstance(args, Response):
+                return args
+            form, data = args
+            numbers = data.get("Numbers") or []
+            ids = {_int(i, 0) for i in str(data.get("Ids") or "").split(",") if i.strip()}
+            state.writes.append({"call": service, "formid": form.form_id, "data": data})
+            number_key = form.resolve("FBillNo")
+            status_key = next(k for k in form.keys.values() if k.lower() == "fdocumentstatus")
+            hits = [i for i, r in enumerate(form.rows) if r[number_key] in numbers or r["FID"] in ids]
+            if not hits:
+                return write_error("单据不存在", field="Numbers")
+            for i in hits:
+                if form.rows[i][status_key] not in allowed:
+                    return write_error(f"{form.rows[i][number_key]}: {refusal}")
+            ok = []
+            for dindex, i in enumerate(hits):
+                form.rows[i] = {**form.rows[i], status_key: to}
+                ok.append({"Id": form.rows[i]["FID"], "Number": form.rows[i][number_key], "DIndex": dindex})
+            state.changed()
+            return write_reply(ok)
+
+        return handler
+
     services: dict[str, Callable[[Any, Request], Awaitable[Response]]] = {
+        SAVE: save,
+        SUBMIT: status_change("Submit", ("Z", "A", "D"), "B", "单据状态不是暂存、创建或重新审核，不能提交"),
+        AUDIT: status_change("Audit", ("B",), "C", "单据状态不是审核中，不能审核"),
         LOGIN: login,
         LOGOUT: logout,
         QUERY: query,

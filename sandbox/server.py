@@ -53,6 +53,15 @@ class SandboxHandle:
         if system in (None, "kingdee"):
             self.kingdee.sessions.lifetime = seconds
 
+    def received_writes(self, system: System | None = None) -> list[dict]:
+        """The write calls the fake systems received (comments, Save/Submit/Audit), in order per system."""
+        out: list[dict] = []
+        if system in (None, "dingtalk"):
+            out += [{"system": "dingtalk", **w} for w in self.dingtalk.writes]
+        if system in (None, "kingdee"):
+            out += [{"system": "kingdee", **w} for w in self.kingdee.writes]
+        return out
+
     def reset(self) -> None:
         """Forget calls and armed faults; restore the default token and session lifetimes."""
         self.calls.clear()
@@ -135,9 +144,13 @@ def serve(
     dingtalk_port: int = DEFAULT_DINGTALK_PORT,
     kingdee_port: int = DEFAULT_KINGDEE_PORT,
     announce: Callable[[str], None] = print,
+    fault_rate: float = 0.0,
 ) -> None:
-    """Serve until Ctrl-C (``oafin sandbox serve``)."""
+    """Serve until Ctrl-C (``oafin sandbox serve``); ``fault_rate``: random faults (sandbox.faults)."""
     with running_sandbox(dataset, host, dingtalk_port, kingdee_port) as sandbox:
+        if fault_rate:
+            sandbox.faults.set_rate(fault_rate, seed=dataset.seed)
+            announce(f"random faults on {fault_rate:.0%} of read calls (seed {dataset.seed})")
         announce(
             f"DingTalk  {sandbox.dingtalk_url}  appkey={credentials.DINGTALK_APP_KEY} "
             f"appsecret={credentials.DINGTALK_APP_SECRET}\n"

@@ -1,0 +1,72 @@
+"""``oafin audit verify``: check the hash chain, and the ledger's references into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, select
+
+from oafin.config import ConfigError, load_settings
+from warehouse import audit
+from warehouse.audit import VerifyReport, audit_log
+from warehouse.ledger import correction_ledger
+from warehouse.store import connect
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise ConfigError(f"--expect-head must be SEQ:SHA256 as printed by the last run, got {text!r}")
+    return int(seq), digest.lower()
+
+
+def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
+    """Each ledger row names the audit row of its latest transition: it must be there, unchanged.
+
+    This catches the one deletion a chain cannot see by itself, its last rows."""
+    stored = {
+        seq: (digest, subject)
+        for seq, digest, subject in conn.execute(
+            select(audit_log.c.seq, audit_log.c.row_hash, audit_log.c.subject).where(
+                audit_log.c.seq.in_(select(correction_ledger.c.audit_seq))
+            )
+        )
+    }
+    for key, seq, digest in conn.execute(
+        select(
+            correction_ledger.c.idempotency_key, correction_ledger.c.audit_seq, correction_ledger.c.audit_hash
+        )
+    ):
+        if seq is None:
+            continue
+        found = stored.get(seq)
+        if found is None:
+            report.problems.append(
+                f"ledger {key[:16]} refers to audit seq {seq}, which is missing (rows were deleted)"
+            )
+        elif found != (digest, key):
+            report.problems.append(f"ledger {key[:16]} refers to audit seq {seq}, which no longer matches")
+
+
+def verify_url(url: str, expect_head: tuple[int, str] | None = None) -> VerifyReport:
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            report = audit.verify(conn, expect_head)
+            check_ledger_anchors(conn, report)
+        return report
+    finally:
+        engine.dispose()
+
+
+def verify_command(config: Path, expect_head: str | None = None) -> int:
+    settings = load_settings(config)
+    head = parse_head(expect_head) if expect_head else None
+    report = verify_url(settings.warehouse_url, head)
+    if report.ok:
+        print(f"audit log OK: {report.rows} rows, head {report.head_seq}:{report.head_hash}")
+        return 0
+    print(f"audit log BROKEN ({len(report.problems)} problems in {report.rows} rows):")
+    for problem in report.problems:
+        print(f"  {problem}")
+    return 1

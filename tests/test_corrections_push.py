@@ -1,0 +1,251 @@
+"""Proposals, approval rules and the exactly-once push, as plain functions against a real
+SQLite warehouse (the session's month, reconciled) and a sandbox of the test's own over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import update
+
+from connectors.kingdee import KingdeeClient
+from oafin.audit import verify_url
+from oafin.config import AutoApproveRule, load_settings
+from pipeline.corrections.approval import (
+    ApprovalError,
+    Decision,
+    auto_approve,
+    resolve_approver,
+    review,
+    select_keys,
+)
+from pipeline.corrections.push import push_approved
+from pipeline.corrections.service import propose, record_decision
+from pipeline.runtime import code_tables
+from sandbox import credentials
+from tests import test_corrections_helpers as helpers
+from tests.test_corrections_helpers import add_exception
+from warehouse import ledger
+
+# Fixtures shared with the other corrections tests.
+reconciled_warehouse = helpers.reconciled_warehouse
+fresh_sandbox = helpers.fresh_sandbox
+corrections_setup = helpers.corrections_setup
+
+
+def _propose(config, engine, sandbox_dataset):
+    for claim_no in sandbox_dataset.truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no:
+        add_exception(engine, "DUPLICATE_PAYMENT", claim_no)  # whether or not the engine raises it yet
+    settings = load_settings(config)
+    return settings, propose(engine, code_tables(settings).people, comment_userid="oafin-bot")
+
+
+def _approve_all(engine, keys, by="审批人 (P0002)"):
+    record_decision(engine, Decision(approved={k: by for k in keys}))
+
+
+def _rows(engine):
+    with engine.connect() as conn:
+        return {r["idempotency_key"]: r for r in ledger.rows(conn)}
+
+
+def test_proposals_cover_the_open_exceptions_and_keys_are_stable(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, first = _propose(make(), engine, sandbox_dataset)
+    second = propose(engine, code_tables(settings).people, comment_userid="oafin-bot")
+    rows = _rows(engine)
+
+    assert first.keys == second.keys and second.new == []  # same exceptions, same keys, nothing new
+    truth = sandbox_dataset.truth
+    want = {
+        "finance_create_bill": set(truth.query("exception_type == 'MISSING_IN_FINANCE'").claim_no),
+        "finance_flag_recall": set(truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no),
+    }
+    for action, claims in want.items():
+        assert {r["claim_no"] for r in rows.values() if r["action"] == action} == claims
+    comments = {r["claim_no"] for r in rows.values() if r["action"] == "oa_status_comment"}
+    assert set(truth.query("exception_type == 'STATUS_MISMATCH'").claim_no) <= comments
+    assert all(r["status"] == "proposed" for r in rows.values())
+    assert {s["exception_type"] for s in first.skipped} >= {"MISSING_IN_OA", "AMOUNT_MISMATCH"}
+    assert sandbox.received_writes() == []  # proposing calls no system
+
+
+def test_approved_actions_are_pushed_once_and_land(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make(), engine, sandbox_dataset)
+    _approve_all(engine, proposed.keys)
+
+    results = push_approved(engine, settings, proposed.keys)
+    again = push_approved(engine, settings, proposed.keys)
+
+    assert {r.outcome for r in results} == {"pushed"}
+    assert {r.outcome for r in again} == {"skipped_done"}
+    rows = _rows(engine)
+    writes = sandbox.received_writes()
+    by_call = pd.Series([f"{w['system']}:{w['call']}:{w.get('formid', '')}" for w in writes]).value_counts()
+    n = {
+        a: sum(r["action"] == a for r in rows.values())
+        for a in ("finance_create_bill", "oa_status_comment", "finance_flag_recall")
+    }
+    assert by_call.get("kingdee:Save:ER_ExpReimbursement") == n["finance_create_bill"]
+    assert by_call.get("kingdee:Submit:ER_ExpReimbursement") == n["finance_create_bill"]
+    assert "kingdee:Audit:ER_ExpReimbursement" not in by_call  # allow_audit is off by default
+    assert by_call.get("kingdee:Save:AP_PAYBILL") == n["finance_flag_recall"]
+    assert by_call.get("dingtalk:process/instance/comment/add:") == n["oa_status_comment"]
+    assert all(r["status"] == "done" and r["approved_by"] == "审批人 (P0002)" for r in rows.values())
+
+    # What landed, read back through the real query API: each created bill carries its OA number,
+    # submitted (B), and each flagged payment's remark holds the action's marker.
+    with KingdeeClient(
+        sandbox.kingdee_url,
+        credentials.KINGDEE_ACCT_ID,
+        credentials.KINGDEE_USERNAME,
+        credentials.KINGDEE_APP_ID,
+        credentials.KINGDEE_APP_SECRET,
+    ) as kd:
+        bills = {
+            r["F_OAFIN_OANo"]: r
+            for r in kd.iter_rows(
+                "ER_ExpReimbursement", ["FBillNo", "F_OAFIN_OANo", "FDocumentStatus", "FExpenseAmount"]
+            )
+        }
+        pays = {r["FBillNo"]: r["FREMARK"] for r in kd.iter_rows("AP_PAYBILL", ["FBillNo", "FREMARK"])}
+    for row in rows.values():
+        content = json.loads(row["content"])
+        if row["action"] == "finance_create_bill":
+            bill = bills[row["claim_no"]]
+            assert bill["FDocumentStatus"] == "B"
+            assert bill["FExpenseAmount"] == content["model"]["FExpenseAmount"]
+            assert json.loads(row["response"])["number"] == bill["FBillNo"]
+        if row["action"] == "finance_flag_recall":
+            assert f"[oafin:{row['idempotency_key'][:16]}]" in pays[content["doc_no"]]
+    assert verify_url(f"sqlite:///{engine.url.database}").ok
+
+
+def test_audit_is_called_only_when_the_config_allows(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make("allow_audit = true"), engine, sandbox_dataset)
+    bills = [k for k, r in _rows(engine).items() if r["action"] == "finance_create_bill"]
+    _approve_all(engine, bills)
+    results = push_approved(engine, settings, bills)
+    assert [r.detail["status"] for r in results] == ["C"] * len(bills)
+    assert [w["call"] for w in sandbox.received_writes("kingdee")] == ["Save", "Submit", "Audit"] * len(bills)
+
+
+def test_a_pending_action_that_landed_is_not_sent_again(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make(), engine, sandbox_dataset)
+    _approve_all(engine, proposed.keys)
+    push_approved(engine, settings, proposed.keys)
+    sent = len(sandbox.received_writes())
+    # As if the process had died after each call and before its ledger write.
+    with engine.begin() as conn:
+        conn.execute(update(ledger.correction_ledger).values(status="pending", response=None))
+
+    results = push_approved(engine, settings, proposed.keys)
+
+    assert {r.outcome for r in results} == {"recovered"}
+    assert len(sandbox.received_writes()) == sent
+    assert all(r["status"] == "done" for r in _rows(engine).values())
+
+
+def test_a_pending_action_that_did_not_land_is_sent(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make(), engine, sandbox_dataset)
+    key = next(k for k, r in _rows(engine).items() if r["action"] == "oa_status_comment")
+    _approve_all(engine, [key])
+    with engine.begin() as conn:  # "pending": the call may or may not have gone out
+        conn.execute(
+            update(ledger.correction_ledger)
+            .where(ledger.correction_ledger.c.idempotency_key == key)
+            .values(status="pending")
+        )
+    (result,) = push_approved(engine, settings, [key])
+    assert result.outcome == "pushed"
+    assert len(sandbox.received_writes("dingtalk")) == 1
+
+
+def test_unapproved_actions_are_not_pushed(corrections_setup, sandbox_dataset) -> None:
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make(), engine, sandbox_dataset)
+    results = push_approved(engine, settings, proposed.keys)
+    assert {r.outcome for r in results} == {"not_approved"}
+    assert sandbox.received_writes() == []
+
+
+# --- approval rules (plain functions) ------------------------------------------------------
+
+PEOPLE = pd.DataFrame(
+    [
+        {
+            "person_id": "P0001",
+            "dingtalk_userid": "0631",
+            "kingdee_staff_number": "STF00001",
+            "name": "孙超秀",
+        },
+        {"person_id": "P0002", "dingtalk_userid": "0164", "kingdee_staff_number": "STF00002", "name": "张敏"},
+        {"person_id": "P0003", "dingtalk_userid": "0609", "kingdee_staff_number": "STF00003", "name": "张敏"},
+    ]
+)
+
+
+@pytest.mark.parametrize("typed", ["P0001", "0631", "STF00001", " 孙超秀 "])
+def test_an_approver_may_name_themselves_by_any_id(typed: str) -> None:
+    assert resolve_approver(typed, PEOPLE).label == "孙超秀 (P0001)"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [("张敏", "names 2 people"), ("nobody", "not in the people table"), ("", "no approver given")],
+)
+def test_an_unknown_or_ambiguous_approver_is_refused(typed: str, message: str) -> None:
+    with pytest.raises(ApprovalError, match=message):
+        resolve_approver(typed, PEOPLE)
+
+
+def _row(key: str, applicant: str, action: str = "oa_status_comment", amount: int = 5_000) -> dict:
+    return {
+        "idempotency_key": key,
+        "action": action,
+        "exception_type": "STATUS_MISMATCH",
+        "claim_no": f"BX-{key}",
+        "applicant_id": applicant,
+        "amount_fen": amount,
+    }
+
+
+def test_segregation_of_duties_refuses_ones_own_claim() -> None:
+    rows = [_row("a" * 64, "P0001"), _row("b" * 64, "P0002")]
+    decision = review("STF00001", ["all"], rows, PEOPLE)
+    assert decision.approved == {"b" * 64: "孙超秀 (P0001)"}
+    assert list(decision.refused) == ["a" * 64]
+    assert "孙超秀 (P0001) applied for claim BX-" in decision.refused["a" * 64]
+    assert "segregation of duties" in decision.refused["a" * 64]
+
+
+def test_an_unknown_approver_approves_nothing() -> None:
+    decision = review("someone", ["all"], [_row("a" * 64, "P0002")], PEOPLE)
+    assert decision.approved == {} and "not in the people table" in decision.refused["a" * 64]
+
+
+def test_keys_can_be_chosen_by_marker_prefix() -> None:
+    keys = ["abcdef0123456789" + "0" * 48, "abcdef0199999999" + "1" * 48]
+    assert select_keys(["[oafin:abcdef0123456789]", "abcdef01", "zzz"], keys) == (
+        [keys[0]],
+        ["abcdef01", "zzz"],
+    )
+
+
+def test_auto_approve_rules_match_action_type_and_amount() -> None:
+    rules = [
+        AutoApproveRule(name="small-comments", action="oa_status_comment", max_amount_fen=10_000),
+        AutoApproveRule(name="late", action="oa_status_comment", exception_types=["LATE_PAYMENT"]),
+    ]
+    rows = [
+        _row("k1", "P1", amount=9_999),
+        _row("k2", "P1", amount=10_001),
+        _row("k3", "P1", action="finance_create_bill", amount=1),
+        {**_row("k4", "P1", amount=99_999), "exception_type": "LATE_PAYMENT"},
+    ]
+    assert auto_approve(rows, rules) == {"k1": "auto:small-comments", "k4": "auto:late"}
