@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint bootstrap clean
+.PHONY: demo test lint bootstrap clean system-deps
 
 bootstrap: $(STAMP)
 
@@ -21,7 +21,14 @@ $(STAMP): pyproject.toml uv.lock $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/u
 demo: $(STAMP)
 	$(VENV)/bin/oafin demo $(ARGS)
 
-test: $(STAMP)
+# The HTML report test renders report.html in headless Chromium (Debian's package).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
