@@ -117,7 +117,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(crash_sandbox, tmp_p
     points = []
     i = 0
     # Until KILLS runs were really killed (a run faster than the drawn point just finishes).
-    while sum(p[1] for p in points) < KILLS and len(points) < 2 * KILLS:
+    while sum(p[1] for p in points) < KILLS and len(points) < 5 * KILLS:
         if not delays:
             delays = sorted(rng.uniform(0.0, whole) for _ in range(COMPLETE_EVERY))
         delay = delays.pop(0)
