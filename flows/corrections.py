@@ -53,6 +53,10 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
         "proposed": len(rows),
         "new": len(proposed["new"]),
         "skipped": proposed["skipped"],
+        "actions": [
+            {k: r.get(k) for k in ("idempotency_key", "action", "claim_no", "status", "preview")}
+            for r in rows
+        ],
         "refused": {},
         "results": [],
     }
@@ -142,8 +146,14 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
         return 1
     mode = "applied" if apply else "dry run (nothing sent; --apply to push)"
     print(f"corrections {mode}: {summary['proposed']} proposed ({summary['new']} new)")
+    for row in summary["actions"]:
+        print(f"  {row['idempotency_key'][:16]} [{row['status']}] {row['action']}: {row['preview']}")
+    skipped: dict[tuple[str, str], int] = {}
     for item in summary["skipped"]:
-        print(f"  no action for {item['exception_type']} {item['exception_id']}: {item['reason']}")
+        reason = (item["exception_type"], item["reason"])
+        skipped[reason] = skipped.get(reason, 0) + 1
+    for (kind, reason), count in sorted(skipped.items()):
+        print(f"  no action for {count} {kind}: {reason}")
     for key, reason in summary["refused"].items():
         print(f"  refused {key[:16]}: {reason}")
     for result in summary["results"]:
