@@ -37,14 +37,25 @@ def _standard_table(entity: str) -> Table:
 STANDARD_TABLES: dict[str, Table] = {entity: _standard_table(entity) for entity in ENTITIES}
 
 # The newest payload of every source record, as the API returned it (canonical JSON).
+def _source_key() -> list[Column]:
+    """Which source record a row is about: the system, the kind within it, the system's own id."""
+    return [
+        Column("system", String(40), nullable=False),
+        Column("kind", String(100), nullable=False),
+        Column("source_id", String(200), nullable=False),
+    ]
+
+
+def _payload() -> list[Column]:
+    """The record as the API returned it (canonical JSON) and its sha256."""
+    return [Column("payload_hash", String(64), nullable=False), Column("payload", Text, nullable=False)]
+
+
 raw_record = Table(
     "raw_record",
     metadata,
-    Column("system", String(40), nullable=False),
-    Column("kind", String(100), nullable=False),
-    Column("source_id", String(200), nullable=False),
-    Column("payload_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),
+    *_source_key(),
+    *_payload(),
     PrimaryKeyConstraint("system", "kind", "source_id"),
 )
 
@@ -52,11 +63,8 @@ raw_record = Table(
 raw_record_version = Table(
     "raw_record_version",
     metadata,
-    Column("system", String(40), nullable=False),
-    Column("kind", String(100), nullable=False),
-    Column("source_id", String(200), nullable=False),
-    Column("payload_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),
+    *_source_key(),
+    *_payload(),
     PrimaryKeyConstraint("system", "kind", "source_id", "payload_hash"),
 )
 
@@ -64,9 +72,7 @@ raw_record_version = Table(
 quarantine = Table(
     "quarantine",
     metadata,
-    Column("system", String(40), nullable=False),
-    Column("kind", String(100), nullable=False),
-    Column("source_id", String(200), nullable=False),
+    *_source_key(),
     Column("entity", String(40), nullable=False),
     Column("business_key", Text),  # claim_no or doc_no, when it could be read
     Column("company_code", Text),
@@ -76,8 +82,7 @@ quarantine = Table(
     Column("claim_no_ref", Text),  # a finance document's OA number, when it could be read
     Column("exception_type", String(40), nullable=False),  # UNMAPPED_CODE or CONTRACT_VIOLATION
     Column("reasons", Text, nullable=False),  # JSON list of {code, field, value, message}
-    Column("payload_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),
+    *_payload(),
     PrimaryKeyConstraint("system", "kind", "source_id"),
 )
 
