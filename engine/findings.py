@@ -96,9 +96,8 @@ def _sum_by(c: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Integer sums of ``values`` per claim position (int64, never through float)."""
     if len(c) == 0:
         return np.zeros(n, dtype=np.int64)
-    s = pd.Series(values, dtype=np.int64).groupby(c).sum()
     out = np.zeros(n, dtype=np.int64)
-    out[s.index.to_numpy()] = s.to_numpy()
+    np.add.at(out, c, np.asarray(values, dtype=np.int64))
     return out
 
 
@@ -128,19 +127,22 @@ def aggregate(P: _Prepared, links: pd.DataFrame, dead: tuple[str, ...]) -> pd.Da
     agg["payee_bad"] = np.bincount(c[other], minlength=n) > 0
     bad = np.full(n, None, dtype=object)
     if other.any():
-        first_bad = pd.Series(P.docs["payee_id"].to_numpy(dtype=object)[d[other]]).groupby(c[other]).first()
+        first_bad = pd.Series(_take(P.docs["payee_id"], d[other])).groupby(c[other]).first()
         bad[first_bad.index.to_numpy()] = first_bad.to_numpy(dtype=object)
     agg["bad_payee"] = bad
     return agg
 
 
 def status_mismatch(ctx: Context, not_approved: tuple[str, ...]) -> pd.DataFrame:
+    status = ctx.P.claims["status"]
     mask = (
         ctx.scope
-        & pd.Series(ctx.P.c_status).isin(not_approved).to_numpy()
+        & status.isin(not_approved).fillna(False).to_numpy(dtype=bool)
         & (ctx.agg["n_settled"].to_numpy() > 0)
     )
-    detail = np.array([f"OA status {s} but settled in finance" for s in ctx.P.c_status[mask]], dtype=object)
+    detail = np.array(
+        [f"OA status {s} but settled in finance" for s in _take(status, np.flatnonzero(mask))], dtype=object
+    )
     full = np.empty(len(mask), dtype=object)
     full[mask] = detail
     return _claim_rows(ctx, "STATUS_MISMATCH", mask, detail=full)
@@ -244,39 +246,69 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else rows("", 0)
 
 
-def _approver_table(ctx: Context) -> pd.DataFrame:
-    """(pos, approver key) for every approved claim in scope."""
+def _approver_table(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pos, approver key code) for every approved claim in scope, and the key texts by code.
+
+    Rows are by claim position, then in the order the approvers are listed. Each distinct
+    ``approver_ids`` text is split and normalised once (there are few: approvers are people).
+    """
     base = ctx.scope & ctx.P.c_approved
     pos = np.flatnonzero(base)
-    exploded = split_keys(ctx.P.claims["approver_ids"].iloc[pos].reset_index(drop=True))
-    return pd.DataFrame(
-        {"pos": pos[exploded["pos"].to_numpy()], "key": exploded["key"].to_numpy(dtype=object)}
-    )
+    raw, uniques = pd.factorize(ctx.P.claims["approver_ids"].iloc[pos].reset_index(drop=True))
+    exploded = split_keys(pd.Series(uniques))
+    ex_u = exploded["pos"].to_numpy(dtype=np.int64)  # ascending: by unique, then list order
+    key_codes, key_text = pd.factorize(exploded["key"])
+    key_codes = key_codes.astype(np.int64)
+    per_u = np.bincount(ex_u, minlength=len(uniques) + 1)
+    start_u = np.concatenate([[0], np.cumsum(per_u)[:-1]])
+    per_u[len(uniques)] = 0  # a missing list (code -1) has no approvers
+    raw = np.where(raw >= 0, raw, len(uniques))
+    k = per_u[raw]
+    rep = np.repeat(np.arange(len(pos)), k)
+    within = np.arange(len(rep)) - np.repeat(np.cumsum(k) - k, k)
+    idx = start_u[raw[rep]] + within
+    return pos[rep], key_codes[idx], np.asarray(key_text, dtype=object)
 
 
 def approval_findings(ctx: Context, refs: References) -> pd.DataFrame:
     """SELF_APPROVAL and APPROVAL_LIMIT (independent of each other and of the payment findings)."""
     P = ctx.P
-    approvers = _approver_table(ctx)
-    if approvers.empty:
+    a_pos, a_key, key_text = _approver_table(ctx)
+    if len(a_pos) == 0:
         return rows("", 0)
-    applicant = norm_keys(P.claims["applicant_id"]).to_numpy(dtype=object)
-    self_rows = approvers["key"].to_numpy(dtype=object) == applicant[approvers["pos"].to_numpy()]
+    # applicants and approver keys as one code space of normalised text (both sides are few people)
+    app_raw, app_uniques = pd.factorize(P.claims["applicant_id"].reset_index(drop=True))
+    app_norm = norm_keys(pd.Series(app_uniques))
+    joint = pd.factorize(
+        pd.concat(
+            [app_norm.reset_index(drop=True), pd.Series(key_text, dtype=object).astype("str")],
+            ignore_index=True,
+        )
+    )[0].astype(np.int64)
+    empty = np.flatnonzero((app_norm == "").to_numpy(dtype=bool))
+    app_joint = np.append(joint[: len(app_norm)], -1)  # a missing applicant (raw -1) never matches
+    if len(empty):
+        app_joint[empty] = -1
+    key_joint = joint[len(app_norm) :]
+    applicant = app_joint[np.where(app_raw >= 0, app_raw, len(app_norm))]
+    self_rows = key_joint[a_key] == applicant[a_pos]
     mask = np.zeros(len(P.claims), dtype=bool)
-    mask[approvers.loc[self_rows, "pos"].to_numpy()] = True
+    mask[a_pos[self_rows]] = True
     out = [_claim_rows(ctx, "SELF_APPROVAL", mask, detail="the applicant approved their own claim")]
     if refs.approval_matrix and refs.people is not None:
         limits = _limits(refs)
-        limit = approvers["key"].map(limits)
-        amount = P.c_amount[approvers["pos"].to_numpy()]
-        over = limit.notna().to_numpy() & (limit.fillna(0).to_numpy(dtype=np.int64) < amount)
-        hits = approvers.loc[over].assign(limit=limit[over].astype(np.int64))
-        first = hits.groupby("pos").first()
+        found = [limits.get(k) for k in key_text]
+        has_u = np.array([v is not None for v in found], dtype=bool)
+        limit_u = np.array([v if v is not None else 0 for v in found], dtype=np.int64)
+        amount = P.c_amount[a_pos]
+        over = has_u[a_key] & (limit_u[a_key] < amount)
+        h_pos, h_key = a_pos[over], a_key[over]
+        first_pos, first_idx = np.unique(h_pos, return_index=True)  # the first listed over-limit approver
         lim_mask = np.zeros(len(P.claims), dtype=bool)
-        lim_mask[first.index.to_numpy()] = True
+        lim_mask[first_pos] = True
         detail = np.empty(len(P.claims), dtype=object)
-        for pos, row in zip(first.index.to_numpy(), first.itertuples(), strict=True):
-            detail[pos] = f"approved by {row.key} whose limit is {row.limit} fen"
+        for pos, kc in zip(first_pos, h_key[first_idx], strict=True):
+            detail[pos] = f"approved by {key_text[kc]} whose limit is {limit_u[kc]} fen"
         out.append(_claim_rows(ctx, "APPROVAL_LIMIT", lim_mask, detail=detail))
     return _concat(out)
 
@@ -302,11 +334,16 @@ def budget_overrun(ctx: Context, refs: References) -> pd.DataFrame:
         return rows("", 0)
     P = ctx.P
     base = ctx.scope & P.c_approved
-    used = (
-        pd.DataFrame({"code": norm_keys(P.claims["budget_code"]).to_numpy()[base], "fen": P.c_amount[base]})
-        .groupby("code")["fen"]
-        .sum()
+    # per distinct budget code text (few), in order of first use: its sum; then normalise those
+    pos = np.flatnonzero(base)
+    raw, uniques = pd.factorize(
+        P.claims["budget_code"].iloc[pos].reset_index(drop=True), use_na_sentinel=False
     )
+    sums = np.zeros(len(uniques), dtype=np.int64)
+    np.add.at(sums, raw, P.c_amount[pos])
+    raw_text = pd.Series(uniques)
+    norm = norm_keys(raw_text)
+    used = pd.DataFrame({"code": norm.to_numpy(), "fen": sums}).groupby("code")["fen"].sum()
     b = refs.budgets.loc[refs.budgets["period"].astype(str) == ctx.params.period.name]
     budget = pd.Series(
         b["amount_fen"].astype(np.int64).to_numpy(), index=norm_keys(b["budget_code"]).to_numpy()
@@ -314,14 +351,7 @@ def budget_overrun(ctx: Context, refs: References) -> pd.DataFrame:
     budget = budget[~budget.index.duplicated()]
     both = pd.DataFrame({"used": used, "budget": budget}).dropna()
     over = both.loc[both["used"] > both["budget"]].sort_index()
-    names = (
-        pd.Series(
-            P.claims["budget_code"].to_numpy(dtype=object)[base],
-            index=norm_keys(P.claims["budget_code"])[base],
-        )
-        .groupby(level=0)
-        .first()
-    )
+    names = pd.Series(raw_text.to_numpy(dtype=object), index=norm.to_numpy()).groupby(level=0).first()
     company = P.claims["company_code"].dropna()
     return rows(
         "BUDGET_OVERRUN",
@@ -355,8 +385,8 @@ def invoice_findings(
     if invalid is None:
         invalid = check_invoices(inv)
     # claim ids of the claims, the invoices and the failing invoices as one code space
-    ids = _codes_of([P.claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
     n_c, n_i = len(P.claims), len(inv)
+    ids = _codes_of([P.claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
     first = np.full(int(ids.max()) + 2, -1, dtype=np.int64)
     first[ids[:n_c][::-1]] = np.arange(n_c)[::-1]
     inv_pos = first[ids[n_c : n_c + n_i]]
@@ -379,16 +409,16 @@ def invoice_findings(
     pos, kc = inv_pos[ok], key_codes[ok]
     order = np.lexsort((pos, _sub_ns(P)[pos]))  # by submission time, then position
     pos, kc = pos[order], kc[order]
-    _, first_idx, inverse = np.unique(kc, return_index=True, return_inverse=True)
-    original = pos[first_idx[inverse]]  # the claim of each invoice number's first use
-    later = np.ones(len(kc), dtype=bool)
-    later[first_idx] = False
+    first_at = np.full(int(kc.max()) + 1 if len(kc) else 0, -1, dtype=np.int64)
+    first_at[kc[::-1]] = np.arange(len(kc))[::-1]  # later writes win: reversed, so the first use wins
+    original = pos[first_at[kc]]  # the claim of each invoice number's first use
+    later = first_at[kc] != np.arange(len(kc))
     dup = later & (pos != original) & ctx.scope[pos]
     if dup.any():
         idx = np.flatnonzero(dup)
         _, one = np.unique(kc[idx], return_index=True)  # one exception per invoice number
         idx = idx[one]
-        key_text = keys.fillna("").to_numpy(dtype=object)[np.flatnonzero(ok)[order][idx]]
+        key_text = keys.fillna("").iloc[np.flatnonzero(ok)[order][idx]].to_numpy(dtype=object)
         frame = pd.DataFrame({"pos": pos[idx], "key": key_text})
         nos = _take(P.claims["claim_no"], pos[idx])
         firsts = _take(P.claims["claim_no"], original[idx])
@@ -450,10 +480,11 @@ def missing_in_oa(ctx: Context, links: pd.DataFrame, chained: np.ndarray) -> pd.
     notes = _ambiguous_note(ctx, "d", "c", P.claims["claim_no"])
     pos = np.flatnonzero(mask)
     refs = d["claim_no_ref"].iloc[pos].fillna("").to_numpy(dtype=object)
+    kinds = d["doc_type"].iloc[pos].fillna("").to_numpy(dtype=object)
     detail = np.array(
         [
-            f"{P.d_type[i]} with OA number '{ref}' not found in OA" + notes.get(int(i), "")
-            for i, ref in zip(pos, refs, strict=True)
+            f"{kind} with OA number '{ref}' not found in OA" + notes.get(int(i), "")
+            for i, kind, ref in zip(pos, kinds, refs, strict=True)
         ],
         dtype=object,
     )

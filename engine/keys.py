@@ -33,10 +33,11 @@ def norm_keys(values: pd.Series) -> pd.Series:
     plain = upper.str.fullmatch(_PLAIN).fillna(False).to_numpy(dtype=bool)
     if plain.all():
         return upper
-    out = upper.to_numpy(dtype=object, copy=True)
-    rest = ~plain
-    out[rest] = [norm_key(v) for v in text.to_numpy(dtype=object)[rest]]
-    return pd.Series(out, index=values.index, dtype="str")
+    # patch only the few values that need unicodedata (no round trip of the column via objects)
+    rest = np.flatnonzero(~plain)
+    out = upper.copy()
+    out.iloc[rest] = [norm_key(v) for v in text.iloc[rest].to_numpy(dtype=object)]
+    return out
 
 
 def split_keys(values: pd.Series) -> pd.DataFrame:

@@ -26,6 +26,9 @@ from engine.period import Period
 
 EXCEPTION_FRAME_COLUMNS = F.EXCEPTION_FRAME_COLUMNS
 MATCH_COLUMNS = ["claim_id", "doc_id", "match_pass", "rule"]
+# links carry the pass and the rule as codes into these
+PASSES = ("key", "rule", "group")
+RULES = ("claim_no_ref", "person_amount_date", "split", "source_doc_nos", "batch")
 DEAD_DOC_STATUSES = ("reversed", "rejected")
 NOT_APPROVED = ("rejected", "withdrawn", "draft", "pending")
 QUARANTINE_COLUMNS = [
@@ -107,55 +110,61 @@ def _fen(values: pd.Series) -> np.ndarray:
 class _Prepared:
     """The frames reduced to what matching needs, by position; keys and people as int codes."""
 
-    def __init__(self, claims: pd.DataFrame, docs: pd.DataFrame, quarantined: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        claims: pd.DataFrame,
+        docs: pd.DataFrame,
+        quarantined: pd.DataFrame,
+        d_date: pd.Series | None = None,
+    ) -> None:
         self.claims = claims.reset_index(drop=True)
         self.docs = docs.reset_index(drop=True)
         c, d = self.claims, self.docs
         n_c, n_d = len(c), len(d)
         self.c_amount = _fen(c["amount_fen"])
-        self.c_status = c["status"].fillna("").to_numpy(dtype=object)
         self.c_approved = (c["status"] == "approved").fillna(False).to_numpy(dtype=bool)
         self.c_t = _ns(c["approved_at"])
         self.d_amount = _fen(d["amount_fen"])
-        self.d_type = d["doc_type"].fillna("").to_numpy(dtype=object)
         self.d_is_bill = (d["doc_type"] == "reimbursement").fillna(False).to_numpy(dtype=bool)
         self.d_is_pay = (d["doc_type"] == "payment").fillna(False).to_numpy(dtype=bool)
         self.d_paid = self.d_is_pay & (d["status"] == "paid").fillna(False).to_numpy(dtype=bool)
         self.d_settled = d["status"].isin(("audited", "paid")).to_numpy(dtype=bool)
         self.d_reversed = (d["status"] == "reversed").fillna(False).to_numpy(dtype=bool)
         self.d_live = ~d["status"].isin(DEAD_DOC_STATUSES).to_numpy(dtype=bool)
-        self.d_date = doc_dates(d)
+        self.d_date = doc_dates(d) if d_date is None else d_date.reset_index(drop=True)
         self.d_t = _ns(self.d_date)
 
-        # Business keys of both sides (and of quarantine) as one code space: -1 is "no key".
+        # Business keys of both sides (and of quarantine) as integer codes.
         q_claims = quarantined.loc[quarantined["entity"] == "expense_claim"]
         q_docs = quarantined.loc[quarantined["entity"] == "finance_doc"]
         self.src = split_keys(d["source_doc_nos"])
-        parts = [
+        bill_pos = np.flatnonzero(self.d_is_bill)
+        # Two code spaces (-1 is "no key"): OA numbers (claims, the documents' references, and
+        # quarantine's), and document numbers (bills, the payments' source lists, quarantine's).
+        oa = [
             norm_keys(c["claim_no"]),
             norm_keys(d["claim_no_ref"]),
-            norm_keys(d["doc_no"]),
-            pd.Series(self.src["key"].to_numpy(), dtype="str"),
             norm_keys(q_claims["business_key"]),
-            norm_keys(q_docs["business_key"]),
             norm_keys(q_docs["claim_no_ref"]),
         ]
-        codes = _codes(parts)
-        self.n_keys = int(codes.max()) + 1 if len(codes) else 0
-        bounds = np.cumsum([0, *(len(x) for x in parts)])
-        (
-            self.c_key,
-            self.d_ref,
-            self.d_key,
-            src_key,
-            self.q_claim_keys,
-            self.q_doc_keys,
-            self.q_doc_refs,
-        ) = (codes[bounds[i] : bounds[i + 1]] for i in range(len(parts)))
+        # a document's own number is only looked up for bills (payments name their bills)
+        doc = [
+            norm_keys(d["doc_no"].iloc[bill_pos]),
+            pd.Series(self.src["key"].to_numpy(), dtype="str"),
+            norm_keys(q_docs["business_key"]),
+        ]
+        self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(_codes(oa), oa)
+        bill_key, src_key, self.q_doc_keys = _split(_codes(doc), doc)
+        self.n_keys = max(
+            _size(self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs),
+            _size(bill_key, src_key, self.q_doc_keys),
+        )
         self.src = self.src.assign(code=src_key)
+        self.d_key = np.full(n_d, -1, dtype=np.int64)
+        self.d_key[bill_pos] = bill_key
 
         # People of both sides as one code space.
-        people = _codes([norm_keys(c["applicant_id"]), norm_keys(d["payee_id"])])
+        people = _norm_codes([c["applicant_id"], d["payee_id"]])
         self.c_person, self.d_person = people[:n_c], people[n_c : n_c + n_d]
 
     def key_set(self, codes: np.ndarray) -> np.ndarray:
@@ -180,6 +189,48 @@ def _codes(parts: list[pd.Series]) -> np.ndarray:
     if len(empty):
         codes[codes == empty[0]] = -1
     return codes
+
+
+def _split(codes: np.ndarray, parts: list[pd.Series]) -> list[np.ndarray]:
+    bounds = np.cumsum([0, *(len(x) for x in parts)])
+    return [codes[bounds[i] : bounds[i + 1]] for i in range(len(parts))]
+
+
+def _size(*codes: np.ndarray) -> int:
+    """How many codes a space has (one more than the largest in any of its parts)."""
+    return max((int(x.max()) + 1 for x in codes if len(x)), default=0)
+
+
+def _norm_codes(parts: list[pd.Series]) -> np.ndarray:
+    """``_codes`` of the normalised ``parts``, normalising each distinct raw value once.
+
+    For low-cardinality columns (people): factorize the raw text, normalise the few uniques,
+    and code the normalised uniques in one space. Missing and ``""`` → -1.
+    """
+    raw = [pd.factorize(p.reset_index(drop=True)) for p in parts]
+    uniq = [pd.Series(u) for _, u in raw]
+    shared = _codes([norm_keys(u) for u in uniq])
+    bounds = np.cumsum([0, *(len(u) for u in uniq)])
+    out = []
+    for i, (codes, _) in enumerate(raw):
+        table = np.append(shared[bounds[i] : bounds[i + 1]], -1)  # raw -1 (missing) → -1
+        out.append(table[codes])
+    return np.concatenate(out) if out else np.array([], dtype=np.int64)
+
+
+def _pick(column: pd.Series, pos: np.ndarray) -> Any:
+    """``column`` at ``pos`` for a new frame; Arrow text stays Arrow (no round trip via objects)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan:
+        return column.iloc[pos].array
+    return column.iloc[pos].to_numpy()
+
+
+def _labels(codes: np.ndarray, labels: tuple[str, ...]) -> Any:
+    """Codes into ``labels`` as a text column, built by taking from the few labels."""
+    if len(codes) == 0:
+        return np.array([], dtype=object)
+    return pd.array(np.array(labels, dtype=object), dtype="str").take(codes)
 
 
 def _first_position(targets: np.ndarray, eligible: np.ndarray, n_keys: int) -> np.ndarray:
@@ -218,8 +269,11 @@ def reconcile(
     refs = references or References()
     quarantined = quarantined if quarantined is not None else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     as_of = pd.Timestamp(params.as_of)
-    docs = docs.loc[~(doc_dates(docs) > as_of).to_numpy(dtype=bool)]
-    P = _Prepared(claims, docs, quarantined)
+    dates = doc_dates(docs)
+    seen = ~(dates > as_of).to_numpy(dtype=bool)
+    if not seen.all():
+        docs, dates = docs.loc[seen], dates.loc[seen]
+    P = _Prepared(claims, docs, quarantined, dates)
     claims, docs = P.claims, P.docs
 
     mp = MatchParams(
@@ -266,10 +320,10 @@ def reconcile(
     order = np.lexsort((d_pos, c_pos))
     matches = pd.DataFrame(
         {
-            "claim_id": claims["claim_id"].iloc[c_pos[order]].to_numpy(),
-            "doc_id": docs["doc_id"].iloc[d_pos[order]].to_numpy(),
-            "match_pass": links["match_pass"].to_numpy(dtype=object)[sel][order],
-            "rule": links["rule"].to_numpy(dtype=object)[sel][order],
+            "claim_id": _pick(claims["claim_id"], c_pos[order]),
+            "doc_id": _pick(docs["doc_id"], d_pos[order]),
+            "match_pass": _labels(links["match_pass"].to_numpy()[sel][order], PASSES),
+            "rule": _labels(links["rule"].to_numpy()[sel][order], RULES),
         }
     )
 
@@ -281,15 +335,15 @@ def reconcile(
         "approved_in_scope": int(approved.sum()),
         "approved_matched": matched,
         "auto_match_rate": round(matched / int(approved.sum()), 4) if approved.any() else None,
-        "docs_in_scope": int(docs_in_scope(docs, period).sum()),
+        "docs_in_scope": int(_in(period, P.d_date).sum()),
         "matches_by_pass": {k: int(v) for k, v in sorted(by_pass.items())},
         "ambiguous_candidates": int(len(ambiguous)),
         "exceptions": int(len(exceptions)),
     }
     amb = pd.DataFrame(
         {
-            "claim_id": claims["claim_id"].to_numpy(dtype=object)[ambiguous["c"].to_numpy()],
-            "doc_id": docs["doc_id"].to_numpy(dtype=object)[ambiguous["d"].to_numpy()],
+            "claim_id": claims["claim_id"].iloc[ambiguous["c"].to_numpy()].to_numpy(dtype=object),
+            "doc_id": docs["doc_id"].iloc[ambiguous["d"].to_numpy()].to_numpy(dtype=object),
             "match_pass": ambiguous["match_pass"].to_numpy(dtype=object),
         }
     )
@@ -303,8 +357,8 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
 
     # Pass 1, key: the OA number on the document.
     d_claim = _lookup(P.d_ref, _first_position(P.c_key, np.ones(len(P.claims), bool), P.n_keys))
-    d_pass = np.where(d_claim >= 0, "key", None).astype(object)
-    d_rule = np.where(d_claim >= 0, "claim_no_ref", None).astype(object)
+    d_pass = np.where(d_claim >= 0, PASSES.index("key"), -1).astype(np.int64)
+    d_rule = np.where(d_claim >= 0, RULES.index("claim_no_ref"), -1).astype(np.int64)
 
     # Payments to bills by source_doc_nos (a key relation, whatever matched the bill).
     src = P.src.loc[is_pay[P.src["pos"].to_numpy()]]
@@ -340,8 +394,8 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
     if len(claims_res.pos) and len(docs_res.pos):
         ok, tied = rule_pass(claims_res, docs_res, mp)
         d_claim[ok["d"].to_numpy()] = ok["c"].to_numpy()
-        d_pass[ok["d"].to_numpy()] = "rule"
-        d_rule[ok["d"].to_numpy()] = "person_amount_date"
+        d_pass[ok["d"].to_numpy()] = PASSES.index("rule")
+        d_rule[ok["d"].to_numpy()] = RULES.index("person_amount_date")
         ambiguous.append(tied.assign(match_pass="rule"))
         claims_res = claims_res.without(ok["c"].to_numpy())
         docs_res = docs_res.without(ok["d"].to_numpy())
@@ -351,10 +405,12 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
     if len(claims_res.pos) and len(docs_res.pos):
         split, batch_pairs, tied = group_pass(claims_res, docs_res, mp)
         d_claim[split["d"].to_numpy()] = split["c"].to_numpy()
-        d_pass[split["d"].to_numpy()] = "group"
-        d_rule[split["d"].to_numpy()] = "split"
+        d_pass[split["d"].to_numpy()] = PASSES.index("group")
+        d_rule[split["d"].to_numpy()] = RULES.index("split")
         batch = batch_pairs.assign(
-            match_pass="group", rule="batch", share_fen=P.c_amount[batch_pairs["c"].to_numpy()]
+            match_pass=PASSES.index("group"),
+            rule=RULES.index("batch"),
+            share_fen=P.c_amount[batch_pairs["c"].to_numpy()],
         )
         ambiguous.append(tied.assign(match_pass="group"))
         # a tie is reported only if no pass matched either side of it in the end
@@ -382,17 +438,20 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
             "c": bill_claim[via],
             "d": pay_pos,
             "match_pass": d_pass[bill_pos],
-            "rule": "source_doc_nos",
+            "rule": np.full(len(pay_pos), RULES.index("source_doc_nos"), dtype=np.int64),
             "share_fen": np.where(n_src[pay_pos] == 1, P.d_amount[pay_pos], P.d_amount[bill_pos]),
         }
     )
     parts = [f for f in (direct, via_links, batch) if not f.empty]
     if parts:
         links = pd.concat(parts, ignore_index=True)
-        links = links.loc[~links.duplicated(["c", "d"]).to_numpy()]
+        pair = links["c"].to_numpy(dtype=np.int64) * (n_docs + 1) + links["d"].to_numpy(dtype=np.int64)
+        links = links.loc[~pd.Series(pair).duplicated().to_numpy()]
     else:
         links = pd.DataFrame({c: pd.Series(dtype=object) for c in LINK_COLUMNS})
-    links = links.astype({"c": np.int64, "d": np.int64, "share_fen": np.int64})
+    links = links.astype(
+        {"c": np.int64, "d": np.int64, "match_pass": np.int64, "rule": np.int64, "share_fen": np.int64}
+    )
     amb = [a for a in ambiguous if not a.empty]
     amb_frame = (
         pd.concat(amb, ignore_index=True)
