@@ -33,6 +33,7 @@ from data_contracts.invoices import invoice_keys
 from data_contracts.validate import check_invoices
 from engine.keys import norm_keys, split_keys
 from engine.matching import DAY_NS
+from oafin.standard import EXCEPTION_KEY_COLUMNS
 
 if TYPE_CHECKING:
     from engine.reconcile import ReconcileParams, References, _Prepared
@@ -40,10 +41,7 @@ if TYPE_CHECKING:
 EXCEPTION_FRAME_COLUMNS = [
     "exception_type",
     "company_code",
-    "claim_no",
-    "doc_no",
-    "invoice_no",
-    "budget_code",
+    *EXCEPTION_KEY_COLUMNS,
     "person_id",
     "amount_fen",
     "detail",
