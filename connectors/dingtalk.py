@@ -24,7 +24,7 @@ from connectors.errors import (
     TokenExpiredError,
     TransientError,
 )
-from connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, CallStats, Timeouts
+from connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from connectors.limits import DEFAULT_RETRY, DINGTALK_REQUESTS_PER_SECOND, Acquire, RateLimiter, RetryPolicy
 from connectors.paging import CursorPager, PagingError
 from oafin.records import RawRecord
@@ -100,7 +100,7 @@ def check_token_envelope(call: Call, body: Any, response: httpx.Response) -> Non
         raise call.error(BadResponseError, "no access_token in the response", retryable=False)
 
 
-class DingTalkClient:
+class DingTalkClient(SystemClient):
     """Reads approval instances from DingTalk's old (topapi) API.
 
     >>> with DingTalkClient(url, key, secret) as dt:  # doctest: +SKIP
@@ -144,19 +144,6 @@ class DingTalkClient:
             secrets=[app_secret],
             check=check_envelope,
         )
-
-    @property
-    def stats(self) -> CallStats:
-        return self.api.stats
-
-    def __enter__(self) -> DingTalkClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.api.close()
 
     def _fetch_token(self) -> Credential:
         # source-systems.md §1.1: GET /gettoken?appkey=&appsecret= -> {access_token, expires_in}

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -368,3 +368,23 @@ class ApiClient:
         if check is not None:
             check(call, body, response)
         return body
+
+
+class SystemClient:
+    """What every system's client shares: it owns one ``ApiClient`` (``self.api``), counts its calls
+    and closes it as a context manager."""
+
+    api: ApiClient
+
+    @property
+    def stats(self) -> CallStats:
+        return self.api.stats
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.api.close()

@@ -18,7 +18,7 @@ import httpx
 
 from connectors.auth import CookieSessionAuth, Credential
 from connectors.errors import AuthError, BadResponseError, SourceError, TokenExpiredError
-from connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, CallStats, Timeouts
+from connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from connectors.limits import DEFAULT_RETRY, KINGDEE_REQUESTS_PER_SECOND, Acquire, RateLimiter, RetryPolicy
 from connectors.paging import OffsetLimitPager, PagingError
 from oafin.records import RawRecord
@@ -125,7 +125,7 @@ def check_write(call: Call, body: Any, response: httpx.Response) -> None:
     raise_for_status(call, status)
 
 
-class KingdeeClient:
+class KingdeeClient(SystemClient):
     """Reads bills from Kingdee K/3 Cloud with ``ExecuteBillQuery``.
 
     >>> with KingdeeClient(url, acct, user, app_id, secret) as kd:  # doctest: +SKIP
@@ -172,19 +172,6 @@ class KingdeeClient:
             limiter=limiter or RateLimiter(KINGDEE_REQUESTS_PER_SECOND),
             secrets=[app_secret],
         )
-
-    @property
-    def stats(self) -> CallStats:
-        return self.api.stats
-
-    def __enter__(self) -> KingdeeClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.api.close()
 
     @staticmethod
     def service_path(service: str) -> str:
