@@ -222,20 +222,9 @@ class DingTalkClient(SystemClient):
     # token repeats a call, and a refused token means nothing landed.
 
     def _writer(self) -> ApiClient:
-        writer = getattr(self, "_write_api", None)
-        if writer is None:
-            writer = ApiClient(
-                SYSTEM,
-                self.api.base_url,
-                auth=self.auth,
-                http=self.api.http,
-                retry=RetryPolicy(max_attempts=1),
-                limiter=self.api.limiter,
-                secrets=[self._app_secret],
-                check=check_envelope,
-            )
-            self._write_api = writer
-        return writer
+        if getattr(self, "_write_api", None) is None:
+            self._write_api = self.api.sending_once()
+        return self._write_api
 
     def add_comment(self, instance_id: str, text: str, comment_userid: str) -> dict[str, Any]:
         """Add a comment to an approval instance; returns the reply envelope.

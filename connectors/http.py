@@ -20,6 +20,7 @@ JSON is decoded with ``parse_float=Decimal`` so money never passes through a flo
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import logging
@@ -246,6 +247,18 @@ class ApiClient:
     def close(self) -> None:
         if self._owns_http:
             self.http.close()
+
+    def sending_once(self) -> ApiClient:
+        """A sibling for writes: same auth, connection pool, limiter and redaction, but no retries.
+
+        A write that timed out or got a 5xx may have landed, so it is never repeated blindly; the
+        caller's ledger checks the target before sending again. Only a refreshed token repeats it.
+        """
+        sibling = copy.copy(self)
+        sibling.retry = RetryPolicy(max_attempts=1)
+        sibling.stats = CallStats()
+        sibling._owns_http = False
+        return sibling
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")

@@ -301,19 +301,9 @@ class KingdeeClient(SystemClient):
     # caller's ledger checks the bill before sending again. Only a re-login repeats a call.
 
     def _writer(self) -> ApiClient:
-        writer = getattr(self, "_write_api", None)
-        if writer is None:
-            writer = ApiClient(
-                SYSTEM,
-                self.api.base_url,
-                auth=self.auth,
-                http=self.api.http,
-                retry=RetryPolicy(max_attempts=1),
-                limiter=self.api.limiter,
-                secrets=[self._app_secret],
-            )
-            self._write_api = writer
-        return writer
+        if getattr(self, "_write_api", None) is None:
+            self._write_api = self.api.sending_once()
+        return self._write_api
 
     def _write(self, service: str, form_id: str, data: dict[str, Any], what: str) -> dict[str, Any]:
         call = Call(SYSTEM, service.rsplit(".", 1)[-1], f"FormId={form_id}, {what}")

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,22 +44,7 @@ FaultKind = Literal[
     "invalid_utf8",
 ]
 SYSTEMS: Final = ("dingtalk", "kingdee")
-FAULT_KINDS: Final = (
-    "http_429",
-    "http_500",
-    "http_502",
-    "http_503",
-    "rate_limit_code",
-    "malformed_json",
-    "token_expired",
-    "slow",
-    "connection_reset",
-    "duplicate_record",
-    "edited_record",
-    "schema_drift",
-    "renamed_field",
-    "invalid_utf8",
-)
+FAULT_KINDS: Final = get_args(FaultKind)
 # Faults on the wire: any call may get them.
 TRANSPORT_KINDS: Final = (
     "http_429",
