@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/audit_verify.py [--rows 1000000] [--db /tmp/oafin-audit-bench.db]
 
-Builds the chain with ``warehouse.audit.chain_rows`` (the hashes ``append`` would write),
+Builds the chain with ``oafin.warehouse.audit.chain_rows`` (the hashes ``append`` would write),
 bulk-inserts it with SQLAlchemy executemany into a fresh SQLite file, then times
-``warehouse.audit.verify`` over it, and once more after editing one row in the middle.
+``oafin.warehouse.audit.verify`` over it, and once more after editing one row in the middle.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from warehouse import audit  # noqa: E402
-from warehouse.audit import audit_log, canonical_json  # noqa: E402
-from warehouse.store import connect  # noqa: E402
+from oafin.warehouse import audit  # noqa: E402
+from oafin.warehouse.audit import audit_log, canonical_json  # noqa: E402
+from oafin.warehouse.store import connect  # noqa: E402
 
 EVENTS = ("proposed", "approved", "push", "response")
 

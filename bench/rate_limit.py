@@ -52,12 +52,12 @@ def _rates(stamps: list[float]) -> tuple[float, int]:
 def run(claims: int, rates: list[float]) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
-    from engine.period import Period
     from oafin.config import load_settings
-    from pipeline.extract import extract_source
-    from pipeline.runtime import warehouse
-    from sandbox.generator import generate
-    from sandbox.server import running_sandbox
+    from oafin.periods import Period
+    from oafin.pipeline.extract import extract_source
+    from oafin.pipeline.runtime import warehouse
+    from oafin.sandbox.generator import generate
+    from oafin.sandbox.server import running_sandbox
     from tasks.limits import SharedRateLimiter, ensure_rate_limits, limit_name, source_rate
 
     dataset = generate(seed=7, n_claims=claims)

@@ -5,7 +5,7 @@
 Generates N claims and about N finance documents directly as standard frames (vectorised numpy,
 no sandbox, no HTTP) with a realistic share of exceptions and noise, then times, in one process:
 
-- ``engine``: ``engine.reconcile.reconcile`` — all passes (key, rule, group) and every type,
+- ``engine``: ``oafin.engine.reconcile.reconcile`` — all passes (key, rule, group) and every type,
   including the controls (approvers, approval matrix, budgets) and duplicate invoices;
 - ``duckdb``: a full outer join of approved claims and the documents carrying an OA number, on
   the normalised key, counting missing-on-either-side and amount mismatches (the reference for
@@ -29,8 +29,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from engine.period import Period
-from engine.reconcile import ReconcileParams, References, reconcile
+from oafin.engine.reconcile import ReconcileParams, References, reconcile
+from oafin.periods import Period
 
 PERIOD = Period.parse("2026-10")
 N_PEOPLE = 2000

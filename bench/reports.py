@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.frames import to_frame
+from oafin.reporting.context import assemble_report_data
+from oafin.reporting.html_report import write_html_report
+from oafin.reporting.workbook import write_workbook
 from oafin.standard import EXCEPTION_TYPES
-from reporting.context import assemble_report_data
-from reporting.html_report import write_html_report
-from reporting.workbook import write_workbook
 
 AS_OF = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
 

@@ -26,8 +26,8 @@ from sqlalchemy import Engine, func, select
 
 from data_contracts.frames import to_frame
 from oafin.standard import CLAIM_STATUSES, DOC_STATUSES, DOC_TYPES, EXCEPTION_STATUSES, EXCEPTION_TYPES
-from warehouse.schema import STANDARD_TABLES, quarantine, raw_record
-from warehouse.store import read_table
+from oafin.warehouse.schema import STANDARD_TABLES, quarantine, raw_record
+from oafin.warehouse.store import read_table
 
 FRESHNESS_DAYS = 7  # the newest record of a source must be at most this old at as_of
 SITE_NAME = "oafin"

@@ -4,7 +4,7 @@ Dry-run by default: proposals are recorded in the ledger and shown, nothing is s
 With ``apply=True`` the flow pauses for a human approval of whatever the config's
 auto-approve rules do not cover (``pause_flow_run`` with a typed ``RunInput``; answer it in
 the Prefect UI, or with ``resume_flow_run(flow_run_id, run_input={...})``), then pushes each
-approved action exactly once (see ``pipeline.corrections.push``).
+approved action exactly once (see ``oafin.pipeline.corrections.push``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from oafin.config import load_settings
-from pipeline.corrections.approval import Decision, auto_approve, review
-from pipeline.corrections.service import approval_table, ledger_rows, pending_keys, record_decision
-from pipeline.runtime import code_tables, settings_from, warehouse
+from oafin.pipeline.corrections.approval import Decision, auto_approve, review
+from oafin.pipeline.corrections.service import approval_table, ledger_rows, pending_keys, record_decision
+from oafin.pipeline.runtime import code_tables, settings_from, warehouse
+from oafin.warehouse import audit
 from tasks.corrections import propose_corrections, push_corrections
-from warehouse import audit
 
 
 class ApprovalInput(RunInput):

@@ -14,9 +14,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import wait
 
-from engine.period import SHANGHAI, Period, parse_as_of
-from pipeline.extract import DEFAULT_OVERLAP, ROLES
-from pipeline.runtime import settings_from
+from oafin.periods import SHANGHAI, Period, parse_as_of
+from oafin.pipeline.extract import DEFAULT_OVERLAP, ROLES
+from oafin.pipeline.runtime import settings_from
 from tasks.extract import config_hash, extract, plan
 from tasks.limits import ensure_rate_limits
 from tasks.reconcile import reconcile

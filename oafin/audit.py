@@ -7,10 +7,10 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from oafin.config import ConfigError, load_settings
-from warehouse import audit
-from warehouse.audit import VerifyReport, audit_log
-from warehouse.ledger import correction_ledger
-from warehouse.store import connect
+from oafin.warehouse import audit
+from oafin.warehouse.audit import VerifyReport, audit_log
+from oafin.warehouse.ledger import correction_ledger
+from oafin.warehouse.store import connect
 
 
 def parse_head(text: str) -> tuple[int, str]:

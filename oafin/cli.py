@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_review_import(args.config, args.file)
         if args.sandbox_command == "generate":
-            from sandbox.generator import generate
+            from oafin.sandbox.generator import generate
 
             dataset = generate(seed=args.seed, period=args.period, n_claims=args.n_claims)
             dataset.write(args.out)
@@ -137,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sandbox import server
-    from sandbox.generator import Dataset, generate
+    from oafin.sandbox import server
+    from oafin.sandbox.generator import Dataset, generate
 
     dataset = (
         Dataset.read(args.data)

@@ -8,7 +8,7 @@
    against the truth.
 
 ``fault_rate`` > 0 makes the sandbox answer that share of read calls with a random fault
-(sandbox.faults.RANDOM_KINDS, seeded by ``seed``); the client's read timeout is lowered below the
+(oafin.sandbox.faults.RANDOM_KINDS, seeded by ``seed``); the client's read timeout is lowered below the
 sandbox's slow answers so those are timeouts. The exceptions.csv must come out the same as
 without faults.
 """
@@ -37,8 +37,8 @@ FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow
 
 
 def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
-    from sandbox import server
-    from sandbox.generator import generate
+    from oafin.sandbox import server
+    from oafin.sandbox.generator import generate
 
     started = time.monotonic()
     workdir = workdir.resolve()

@@ -5,7 +5,7 @@ columns (found by header text, so a reviewer may reorder or add columns). For ea
 
 - a status (English, or the Chinese word shown in the drop-down help) different from the
   warehouse's becomes the exception's status: ``acknowledged`` and ``ignored`` survive later runs;
-  ``resolved`` holds until a run finds the discrepancy again (warehouse.lifecycle);
+  ``resolved`` holds until a run finds the discrepancy again (oafin.warehouse.lifecycle);
 - a comment is stored in ``exception_review`` with the status the reviewer set;
 - a blank status leaves the status alone; an unknown status or exception id is reported with its
   sheet and row, and nothing of that row is applied.
@@ -77,7 +77,7 @@ def read_edits(path: Path) -> tuple[list[ReviewEdit], list[str]]:
     """Every exception row of the workbook's sheets, and the problems found reading them."""
     from openpyxl import load_workbook
 
-    from reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER
+    from oafin.reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER
 
     wb = load_workbook(path, read_only=True, data_only=True)
     edits: list[ReviewEdit] = []
@@ -113,9 +113,9 @@ def read_edits(path: Path) -> tuple[list[ReviewEdit], list[str]]:
 
 def import_review(engine: Engine, path: Path, *, now: datetime | None = None) -> ReviewImport:
     """Apply the workbook's edits in one transaction; see the module docstring."""
-    from reporting.review_table import exception_review
-    from warehouse.schema import exception
-    from warehouse.store import upsert
+    from oafin.reporting.review_table import exception_review
+    from oafin.warehouse.schema import exception
+    from oafin.warehouse.store import upsert
 
     edits, errors = read_edits(path)
     result = ReviewImport(read=len(edits), errors=errors)
@@ -172,7 +172,7 @@ def import_review(engine: Engine, path: Path, *, now: datetime | None = None) ->
 def run_review_import(config_path: Path, workbook: Path) -> int:
     """The CLI: import ``workbook`` into the warehouse named by ``config_path``; print what happened."""
     from oafin.config import load_settings
-    from warehouse.store import connect
+    from oafin.warehouse.store import connect
 
     if not workbook.exists():
         print(f"oafin review import: no such file: {workbook}", file=sys.stderr)

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.limits import Acquire, RetryPolicy
 from oafin.config import load_settings
+from oafin.connectors.limits import Acquire, RetryPolicy
 
 
 def run_flow(
@@ -60,11 +60,11 @@ def run_plain(
     benchmarks and the crash test (tests/test_crash.py kills it with SIGKILL at random points).
     Returns what was landed, stored and found.
     """
-    from engine.period import Period, parse_as_of
-    from pipeline.extract import DEFAULT_OVERLAP, ROLES, extract_kind, plan_extraction, worth_retrying
-    from pipeline.reconcile import reconcile_period
-    from pipeline.runtime import code_tables, settings_from, warehouse
-    from pipeline.standardize import map_source, store_reference_tables, store_standard
+    from oafin.periods import Period, parse_as_of
+    from oafin.pipeline.extract import DEFAULT_OVERLAP, ROLES, extract_kind, plan_extraction, worth_retrying
+    from oafin.pipeline.reconcile import reconcile_period
+    from oafin.pipeline.runtime import code_tables, settings_from, warehouse
+    from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
 
     settings = settings_from(str(config_path))
     engine = warehouse(settings.warehouse_url)

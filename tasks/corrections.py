@@ -7,9 +7,9 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.corrections.push import push_approved
-from pipeline.corrections.service import propose
-from pipeline.runtime import code_tables, settings_from, warehouse
+from oafin.pipeline.corrections.push import push_approved
+from oafin.pipeline.corrections.service import propose
+from oafin.pipeline.runtime import code_tables, settings_from, warehouse
 
 
 class RetryablePushError(RuntimeError):

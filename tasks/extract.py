@@ -24,10 +24,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.tasks import exponential_backoff
 
-from connectors.errors import AuthError, ConnectorError, RateLimitedError, SourceError
-from pipeline.extract import ExtractPlan, extract_kind, plan_extraction, worth_retrying
-from pipeline.runtime import settings_from, warehouse
-from reporting.redact import redact_text
+from oafin.connectors.errors import AuthError, ConnectorError, RateLimitedError, SourceError
+from oafin.pipeline.extract import ExtractPlan, extract_kind, plan_extraction, worth_retrying
+from oafin.pipeline.runtime import settings_from, warehouse
+from oafin.reporting.redact import redact_text
 from tasks.limits import shared_limiter
 
 RESUMABLE = INPUTS + TASK_SOURCE + RUN_ID
@@ -39,7 +39,7 @@ def config_hash(config_path: str) -> str:
 
 
 def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's hook signature
-    """Retry what can heal (``pipeline.extract.worth_retrying``): a connector error marked
+    """Retry what can heal (``oafin.pipeline.extract.worth_retrying``): a connector error marked
     retryable, an unexpected one (a dropped database connection), a token refused right after a
     refresh once; never bad credentials, a refused request or a bad config."""
     try:
@@ -123,7 +123,7 @@ def extract(config_path: str, config_digest: str, label: str, kind: str, plan: d
         if worth_retrying(exc, 1):
             raise
         hint = operator_hint(exc, p.role)
-        # connector messages carry no secrets (connectors.http.Redactor); ids and card numbers
+        # connector messages carry no secrets (oafin.connectors.http.Redactor); ids and card numbers
         # that a system echoes back are masked too
         log.error("%s %s: cannot heal by retrying: %s. %s", p.system, p.kind, redact_text(str(exc)), hint)
         raise exc.redacted(lambda detail: f"{detail}. {hint}") from exc

@@ -23,8 +23,8 @@ import math
 import threading
 from collections.abc import Callable
 
-from connectors.limits import DINGTALK_REQUESTS_PER_SECOND, KINGDEE_REQUESTS_PER_SECOND, RateLimiter
 from oafin.config import Settings, SourceConfig
+from oafin.connectors.limits import DINGTALK_REQUESTS_PER_SECOND, KINGDEE_REQUESTS_PER_SECOND, RateLimiter
 
 DEFAULT_RATES = {"dingtalk": DINGTALK_REQUESTS_PER_SECOND, "kingdee": KINGDEE_REQUESTS_PER_SECOND}
 CHUNK_SECONDS = 0.25
@@ -37,7 +37,7 @@ def limit_name(source: SourceConfig) -> str:
 
 
 def source_rate(source: SourceConfig) -> float:
-    """The configured requests per second, else the documented default (connectors.limits)."""
+    """The configured requests per second, else the documented default (oafin.connectors.limits)."""
     return float(source.rate_limit_per_second or DEFAULT_RATES[source.system])
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from engine.period import Period, parse_as_of
-from pipeline.reconcile import PeriodResult, reconcile_period
-from pipeline.runtime import settings_from, warehouse
+from oafin.periods import Period, parse_as_of
+from oafin.pipeline.reconcile import PeriodResult, reconcile_period
+from oafin.pipeline.runtime import settings_from, warehouse
 
 
 @task(

@@ -14,13 +14,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from oafin.pipeline.reconcile import PeriodResult
+from oafin.pipeline.report import write_reports
+from oafin.pipeline.runtime import settings_from, warehouse
+from oafin.reporting.context import ReportData, reason_of
+from oafin.reporting.html_report import days, pct, yuan
+from oafin.reporting.redact import redact_text
 from oafin.standard import EXCEPTION_TYPES
-from pipeline.reconcile import PeriodResult
-from pipeline.report import write_reports
-from pipeline.runtime import settings_from, warehouse
-from reporting.context import ReportData, reason_of
-from reporting.html_report import days, pct, yuan
-from reporting.redact import redact_text
 
 
 def counts_table(data: ReportData) -> list[dict[str, Any]]:

@@ -7,8 +7,8 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.runtime import code_tables, settings_from, warehouse
-from pipeline.standardize import map_source, store_reference_tables, store_standard
+from oafin.pipeline.runtime import code_tables, settings_from, warehouse
+from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
 
 
 @task(

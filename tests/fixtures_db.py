@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from warehouse.store import connect
+from oafin.warehouse.store import connect
 
 PG_ADMIN_URL = os.environ.get("OAFIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.dataset import Dataset
-from sandbox.generator import generate
-from sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.generator import generate
+from oafin.sandbox.server import SandboxHandle, running_sandbox
 
 SANDBOX_SEED = 7
 SANDBOX_CLAIMS = 300

@@ -22,13 +22,13 @@ import pytest
 
 from data_contracts.frames import to_frame
 from data_contracts.validate import check_invoices, validate_records
-from engine.period import Period
-from engine.reconcile import ReconcileParams, References, reconcile
 from mappings import default_mapping_path, load_code_tables, load_mapping, map_records
+from oafin.engine.reconcile import ReconcileParams, References, reconcile
+from oafin.periods import Period
 from oafin.records import MappedRecord, RawRecord
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.generator import generate
 from oafin.truth import score
-from sandbox.dataset import Dataset
-from sandbox.generator import generate
 
 SEEDS = (1, 2, 3, 4, 5)
 N_CLAIMS = 3000
@@ -46,7 +46,7 @@ def raw_records(ds: Dataset) -> tuple[list[RawRecord], list[RawRecord]]:
 
 
 def _quarantine_rows(records: list[MappedRecord]) -> list[dict[str, Any]]:
-    """What the pipeline keeps of a quarantined record for the engine (warehouse.schema.quarantine)."""
+    """What the pipeline keeps of a quarantined record for the engine (oafin.warehouse.schema.quarantine)."""
     out = []
     for rec in records:
         v = rec.values

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, update
 
 from oafin.audit import check_ledger_anchors, parse_head, verify_url
-from warehouse import audit, ledger
-from warehouse.audit import GENESIS, audit_log
+from oafin.warehouse import audit, ledger
+from oafin.warehouse.audit import GENESIS, audit_log
 
 
 def _fill(engine: Engine, n: int = 6) -> list[audit.AuditEntry]:

@@ -27,13 +27,13 @@ from mappings.apply import map_records
 from mappings.code_tables import load_code_tables
 from mappings.loader import default_mapping_path, load_mapping
 from oafin.config import SourceConfig
+from oafin.pipeline.extract import extract_source
+from oafin.pipeline.standardize import map_source, store_standard
 from oafin.records import RawRecord
-from pipeline.extract import extract_source
-from pipeline.standardize import map_source, store_standard
-from reporting.exceptions_csv import report_frame
-from sandbox.generator import generate
+from oafin.reporting.exceptions_csv import report_frame
+from oafin.sandbox.generator import generate
+from oafin.warehouse.schema import STANDARD_TABLES, quarantine
 from tests.test_orchestration_support import write_config
-from warehouse.schema import STANDARD_TABLES, quarantine
 
 FORMULAS = ['=HYPERLINK("http://evil.example","点我")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "=1+1"]
 SQL = ["'; DROP TABLE expense_claim;--", '" OR 1=1 --', "Robert'); DELETE FROM quarantine; --"]
@@ -217,9 +217,9 @@ def test_a_broken_record_is_quarantined_with_a_reason_and_never_crashes(
 def test_invalid_utf8_in_a_page_quarantines_those_records_only(sandbox_fresh, sandbox_dataset, tmp_path):
     """Bytes that are not UTF-8 inside a served page: the page still decodes (the bad bytes
     become U+FFFD), the run goes on, and exactly the records carrying them are quarantined."""
-    from engine.period import Period
     from oafin.config import load_settings
-    from pipeline.runtime import code_tables, warehouse
+    from oafin.periods import Period
+    from oafin.pipeline.runtime import code_tables, warehouse
 
     sb = sandbox_fresh
     sb.faults.inject("dingtalk", "invalid_utf8", times=3)

@@ -13,17 +13,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from connectors import (
+from oafin.connectors import (
     AuthError,
     BadResponseError,
     ConnectorError,
-    DingTalkClient,
     RateLimitedError,
     RetryPolicy,
     TransientError,
 )
-from connectors.limits import RateLimiter, no_limit
-from sandbox import credentials
+from oafin.connectors.limits import RateLimiter, no_limit
+from oafin.sandbox import credentials
+from oafin.systems.dingtalk.client import DingTalkClient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)

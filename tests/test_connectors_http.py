@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from connectors.auth import Credential, CredentialCache, KingdeeSignatureAuth, TokenAuth
-from connectors.dingtalk import epoch_ms
-from connectors.errors import SourceError, TokenExpiredError
-from connectors.http import Call, Redactor, redact_url
-from connectors.kingdee import date_window_filter, find_response_status, raise_for_status
-from connectors.limits import RateLimiter, RetryPolicy
-from connectors.paging import CursorPager, OffsetLimitPager, PageIndexPager, PageTokenPager, PagingError
+from oafin.connectors.auth import Credential, CredentialCache, KingdeeSignatureAuth, TokenAuth
+from oafin.connectors.errors import SourceError, TokenExpiredError
+from oafin.connectors.http import Call, Redactor, redact_url
+from oafin.connectors.limits import RateLimiter, RetryPolicy
+from oafin.connectors.paging import CursorPager, OffsetLimitPager, PageIndexPager, PageTokenPager, PagingError
+from oafin.systems.dingtalk.client import epoch_ms
+from oafin.systems.kingdee.client import date_window_filter, find_response_status, raise_for_status
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

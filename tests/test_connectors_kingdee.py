@@ -11,19 +11,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connectors import (
+from oafin.connectors import (
     AuthError,
     BadResponseError,
     ConnectorError,
-    KingdeeClient,
     RetryPolicy,
     SourceError,
     TokenExpiredError,
     TransientError,
 )
-from connectors.kingdee import SESSION_COOKIE
-from connectors.limits import no_limit
-from sandbox import credentials
+from oafin.connectors.limits import no_limit
+from oafin.sandbox import credentials
+from oafin.systems.kingdee.client import SESSION_COOKIE, KingdeeClient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)

@@ -16,11 +16,11 @@ import pytest
 
 from oafin.cli import main as cli_main
 from oafin.config import load_settings
-from pipeline.corrections.service import propose
-from pipeline.runtime import code_tables
+from oafin.pipeline.corrections.service import propose
+from oafin.pipeline.runtime import code_tables
+from oafin.warehouse import audit, ledger
+from oafin.warehouse.audit import audit_log
 from tests import test_corrections_helpers as helpers
-from warehouse import audit, ledger
-from warehouse.audit import audit_log
 
 reconciled_warehouse = helpers.reconciled_warehouse
 fresh_sandbox = helpers.fresh_sandbox

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.period import Period
 from oafin.config import OaFinDefaults, load_settings
+from oafin.periods import Period
+from oafin.pipeline.reconcile import reconcile_period
+from oafin.pipeline.runtime import code_tables
+from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
 from oafin.records import RawRecord
-from pipeline.reconcile import reconcile_period
-from pipeline.runtime import code_tables
-from pipeline.standardize import map_source, store_reference_tables, store_standard
-from sandbox.dataset import Dataset
-from sandbox.server import SandboxHandle, running_sandbox
-from warehouse.lifecycle import exception_id
-from warehouse.schema import STANDARD_TABLES, exception
-from warehouse.store import connect, land_raw
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.warehouse.lifecycle import exception_id
+from oafin.warehouse.schema import STANDARD_TABLES, exception
+from oafin.warehouse.store import connect, land_raw
 
 COMMENT_USER = "oafin-bot"
 

@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
-from connectors.kingdee import KingdeeClient
 from oafin.audit import verify_url
 from oafin.config import AutoApproveRule, load_settings
-from pipeline.corrections.approval import (
+from oafin.pipeline.corrections.approval import (
     ApprovalError,
     Decision,
     auto_approve,
@@ -20,13 +19,14 @@ from pipeline.corrections.approval import (
     review,
     select_keys,
 )
-from pipeline.corrections.push import push_approved
-from pipeline.corrections.service import propose, record_decision
-from pipeline.runtime import code_tables
-from sandbox import credentials
+from oafin.pipeline.corrections.push import push_approved
+from oafin.pipeline.corrections.service import propose, record_decision
+from oafin.pipeline.runtime import code_tables
+from oafin.sandbox import credentials
+from oafin.systems.kingdee.client import KingdeeClient
+from oafin.warehouse import ledger
 from tests import test_corrections_helpers as helpers
 from tests.test_corrections_helpers import add_exception
-from warehouse import ledger
 
 # Fixtures shared with the other corrections tests.
 reconciled_warehouse = helpers.reconciled_warehouse

@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from oafin.run import run_plain
-from sandbox.generator import generate
-from sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox.generator import generate
+from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.warehouse.watermarks import extract_watermark
 from tests.test_orchestration_support import assert_same, snapshot, write_config
-from warehouse.watermarks import extract_watermark
 
 KILLS = 20
 COMPLETE_EVERY = 5
@@ -40,9 +40,9 @@ def crash_sandbox() -> Iterator[SandboxHandle]:
 
 
 def _child(config: str, period: str) -> None:
-    import pipeline.extract
+    import oafin.pipeline.extract
 
-    pipeline.extract.BATCH = 25  # (in the child only) many commits per kind: kills between them
+    oafin.pipeline.extract.BATCH = 25  # (in the child only) many commits per kind: kills between them
     run_plain(config, period, full=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.reconcile import ReconcileParams, References, reconcile
+from oafin.engine.reconcile import ReconcileParams, References, reconcile
 from tests.test_engine_reconcile import OCT, bill, claim, claims_frame, docs_frame, found, pay, ts
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from engine.period import Period
-from engine.reconcile import ReconcileParams, reconcile
+from oafin.engine.reconcile import ReconcileParams, reconcile
+from oafin.periods import Period
 from oafin.standard import columns
 
 OCT = Period.parse("2026-10")

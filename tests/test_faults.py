@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from connectors.limits import RetryPolicy
+from oafin.connectors.limits import RetryPolicy
 from oafin.run import run_plain
-from sandbox.faults import DATA_KINDS, DRIFT_FIELD, RENAMED_FIELD, TRANSPORT_KINDS
-from sandbox.generator import generate
-from sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox.faults import DATA_KINDS, DRIFT_FIELD, RENAMED_FIELD, TRANSPORT_KINDS
+from oafin.sandbox.generator import generate
+from oafin.sandbox.server import SandboxHandle, running_sandbox
 from tests.test_orchestration_support import assert_same, snapshot, write_config
 
 SEED = 11

@@ -10,8 +10,8 @@ from sqlalchemy import create_engine
 
 from oafin.config import OaFinDefaults
 from oafin.truth import score
-from warehouse.schema import STATE_TABLES
-from warehouse.store import read_table
+from oafin.warehouse.schema import STATE_TABLES
+from oafin.warehouse.store import read_table
 
 SKELETON_TYPES = {
     "MISSING_IN_FINANCE",
@@ -73,7 +73,7 @@ def test_the_flow_with_random_faults_on_a_tenth_of_calls_finds_the_same(
 ):
     """`oafin demo --fault-rate 0.1` in a test: every fault a client survives, mixed, seeded."""
     from flows.daily import daily
-    from sandbox.faults import RANDOM_KINDS
+    from oafin.sandbox.faults import RANDOM_KINDS
     from tests.test_orchestration_support import write_config as config_with
 
     period = sandbox_dataset.period

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import Engine
 
-from warehouse import audit, ledger
+from oafin.warehouse import audit, ledger
 
 
 def _proposal(key: str, claim_no: str = "BX1") -> dict:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reporting.redact import redact_text, safe_cell
+from oafin.reporting.redact import redact_text, safe_cell
 
 
 def luhn_complete(body: str) -> str:

@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from connectors.errors import AuthError, BadResponseError, RateLimitedError, SourceError, TransientError
-from engine.period import Period
 from flows.daily import resolve_period
 from oafin.config import ConfigError, load_settings
-from pipeline.extract import extract_source, plan_extraction
-from pipeline.runtime import warehouse
+from oafin.connectors.errors import AuthError, BadResponseError, RateLimitedError, SourceError, TransientError
+from oafin.periods import Period
+from oafin.pipeline.extract import extract_source, plan_extraction
+from oafin.pipeline.runtime import warehouse
+from oafin.warehouse.schema import raw_record, raw_record_version
+from oafin.warehouse.watermarks import Watermark, advance, plan_window, read_watermark
 from tasks.extract import operator_hint, retry_if_transient
 from tasks.limits import SharedRateLimiter, chunk_size
 from tests.test_orchestration_support import write_config
-from warehouse.schema import raw_record, raw_record_version
-from warehouse.watermarks import Watermark, advance, plan_window, read_watermark
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -8,8 +8,8 @@ import pandas as pd
 from sqlalchemy import create_engine
 
 from oafin.config import OaFinDefaults
-from warehouse.schema import STATE_TABLES
-from warehouse.store import read_table
+from oafin.warehouse.schema import STATE_TABLES
+from oafin.warehouse.store import read_table
 
 
 def write_config(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from data_contracts.frames import to_frame
-from reporting.context import ReportData, assemble_report_data
+from oafin.reporting.context import ReportData, assemble_report_data
 
 AS_OF = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # end of 2026-10 in Asia/Shanghai
 CARD = "6222020200112233445"  # Luhn-valid, 19 digits
@@ -131,7 +131,7 @@ def report_data(exceptions: pd.DataFrame | None = None, reviews: pd.DataFrame | 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from reporting.context import (  # noqa: E402
+from oafin.reporting.context import (  # noqa: E402
     age_bucket,
     cycle_stats,
     cycle_times,

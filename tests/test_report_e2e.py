@@ -75,8 +75,8 @@ def demo(prefect_harness, tmp_path_factory) -> DemoRun:
     from prefect.logging.handlers import APILogHandler
 
     from flows.daily import daily
-    from sandbox.generator import generate
-    from sandbox.server import running_sandbox
+    from oafin.sandbox.generator import generate
+    from oafin.sandbox.server import running_sandbox
 
     workdir = tmp_path_factory.mktemp("report-e2e")
     dataset = generate(seed=11, n_claims=200)
@@ -200,7 +200,7 @@ def _ts(value: Any) -> pd.Timestamp:
 
 def warehouse_figures(db_url: str, period: str) -> dict[str, Any]:
     """The report's figures, recomputed from the warehouse with SQL and plain Python."""
-    from engine.period import SHANGHAI, Period
+    from oafin.periods import SHANGHAI, Period
 
     p = Period.parse(period)
     as_of = pd.Timestamp(p.end)
@@ -360,7 +360,7 @@ def test_review_import_on_the_real_workbook(demo, tmp_path):
     import sqlite3
 
     from oafin.review import import_review
-    from warehouse.store import connect
+    from oafin.warehouse.store import connect
 
     db = tmp_path / "copy.db"
     with sqlite3.connect(demo.workdir / "oafin.db") as src, sqlite3.connect(db) as dst:

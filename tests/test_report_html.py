@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting.html_report import MAX_ROWS, render_html, write_html_report
+from oafin.reporting.html_report import MAX_ROWS, render_html, write_html_report
 from tests.test_report_context import CARD, PHONE, RESIDENT_ID, exception_rows, report_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from openpyxl import load_workbook
 
-from reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER, write_workbook
+from oafin.reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER, write_workbook
 from tests.test_report_context import CARD, PHONE, RESIDENT_ID, report_data
 
 

@@ -13,13 +13,13 @@ from sqlalchemy import select
 
 from oafin.cli import main
 from oafin.config import OaFinDefaults
+from oafin.reporting.context import build_report_data
+from oafin.reporting.review_table import exception_review
+from oafin.reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER, write_workbook
 from oafin.review import import_review
-from reporting.context import build_report_data
-from reporting.review_table import exception_review
-from reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER, write_workbook
-from warehouse.lifecycle import record_exceptions
-from warehouse.schema import exception
-from warehouse.store import read_table
+from oafin.warehouse.lifecycle import record_exceptions
+from oafin.warehouse.schema import exception
+from oafin.warehouse.store import read_table
 
 AS_OF = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)
 FOUND = pd.DataFrame(
@@ -150,7 +150,7 @@ def test_unknown_ids_are_reported_not_applied(warehouse_engine, tmp_path):
 
 
 def test_cli_review_import(tmp_path, capsys):
-    from warehouse.store import connect
+    from oafin.warehouse.store import connect
 
     db = tmp_path / "oafin.db"
     config = tmp_path / "oafin.toml"

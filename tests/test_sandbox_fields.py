@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from sandbox.finance_fields import (
+from oafin.sandbox.finance_fields import (
     amount_in_words,
     fen_text,
     fen_thousands,

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from oafin.sandbox.codes import load_codes
+from oafin.sandbox.dataset import TRUTH_COLUMNS, Dataset
+from oafin.sandbox.finance_fields import luhn_check_digit, uscc_check
+from oafin.sandbox.generator import CLAIM_FINDINGS, generate
+from oafin.sandbox.render import FORM, FORM_FIELDS
+from oafin.sandbox.tables import TABLES_DIR
 from oafin.standard import EXCEPTION_TYPES
-from sandbox.codes import load_codes
-from sandbox.dataset import TRUTH_COLUMNS, Dataset
-from sandbox.finance_fields import luhn_check_digit, uscc_check
-from sandbox.generator import CLAIM_FINDINGS, generate
-from sandbox.render import FORM, FORM_FIELDS
-from sandbox.tables import TABLES_DIR
 from tests.test_sandbox_truth import fen, invoice_key
 
 STATUSES = {("COMPLETED", "agree"), ("COMPLETED", "refuse"), ("RUNNING", ""), ("TERMINATED", "")}

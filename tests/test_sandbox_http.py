@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from sandbox import credentials
-from sandbox.dataset import Dataset
-from sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox import credentials
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.server import SandboxHandle, running_sandbox
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOGIN = "Kingdee.BOS.WebApi.ServicesStub.AuthService.LoginByAppSecret.common.kdsvc"

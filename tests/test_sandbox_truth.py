@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sandbox.codes import load_codes
-from sandbox.dataset import Dataset
-from sandbox.finance_fields import fen_text, uscc_check
-from sandbox.generator import generate, period_bounds
-from sandbox.tables import TABLES_DIR
+from oafin.sandbox.codes import load_codes
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.finance_fields import fen_text, uscc_check
+from oafin.sandbox.generator import generate, period_bounds
+from oafin.sandbox.tables import TABLES_DIR
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SLA = timedelta(days=5)

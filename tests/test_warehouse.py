@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from oafin.records import RawRecord
-from warehouse.lifecycle import exception_id, record_exceptions
-from warehouse.schema import STANDARD_TABLES, exception, raw_record, raw_record_version
-from warehouse.store import land_raw, read_raw, read_table, sync_rows
+from oafin.warehouse.lifecycle import exception_id, record_exceptions
+from oafin.warehouse.schema import STANDARD_TABLES, exception, raw_record, raw_record_version
+from oafin.warehouse.store import land_raw, read_raw, read_table, sync_rows
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -1,0 +1,87 @@
+"""The steps of the corrections flow as plain functions over the warehouse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from oafin.pipeline.corrections.approval import Decision
+from oafin.pipeline.corrections.model import marker_for
+from oafin.pipeline.corrections.propose import build_proposals
+from oafin.warehouse import audit, ledger
+
+
+@dataclass
+class Proposed:
+    keys: list[str] = field(default_factory=list)  # this run's proposals, in order
+    new: list[str] = field(default_factory=list)  # those the ledger did not hold yet
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def propose(
+    engine: Engine, people: pd.DataFrame, *, comment_userid: str | None, period: str | None = None
+) -> Proposed:
+    """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
+    with engine.begin() as conn:
+        proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
+        rows = [a.ledger_row() for a in proposals.actions]
+        new = ledger.record_proposals(conn, rows)
+    return Proposed([r["idempotency_key"] for r in rows], new, proposals.skipped)
+
+
+def ledger_rows(engine: Engine, keys: list[str]) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        found = {r["idempotency_key"]: r for r in ledger.rows(conn, keys)}
+    return [found[k] for k in keys if k in found]
+
+
+def pending_keys(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r["idempotency_key"] for r in ledger.rows(conn) if r["status"] == "pending"]
+
+
+def record_decision(engine: Engine, decision: Decision, now: datetime | None = None) -> None:
+    """Approved keys move to ``approved`` with who approved them; refusals are audited with the reason."""
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        known = {r["idempotency_key"]: r for r in ledger.rows(conn, [*decision.approved, *decision.refused])}
+        for key, by in decision.approved.items():
+            if known[key]["status"] == "proposed":
+                ledger.transition(
+                    conn,
+                    key,
+                    "approved",
+                    event="approved",
+                    actor=by,
+                    approved_by=by,
+                    approved_at=now,
+                    now=now,
+                )
+        for key, reason in decision.refused.items():
+            actor = decision.approver or "unknown approver"
+            if key in known:
+                ledger.note(conn, key, "refused", actor, {"reason": reason}, now)
+            else:
+                audit.append(conn, "refused", actor, "approval", {"entry": key, "reason": reason}, now)
+
+
+def approval_table(rows: list[dict[str, Any]]) -> str:
+    """The list an approver sees (markdown): id to type, action, claim, amount, preview."""
+    lines = [
+        "Type your person_id (or DingTalk userid / Kingdee staff number) as approver, and in approve "
+        "`all` or the ids of the actions to push. You may not approve actions on your own claims.",
+        "",
+        "| id | action | exception | claim | amount (fen) | what will happen |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        preview = str(r["preview"]).replace("|", "/")
+        lines.append(
+            f"| `{marker_for(r['idempotency_key'])[7:-1]}` | {r['action']} | {r['exception_type']} | "
+            f"{r.get('claim_no') or ''} | {r.get('amount_fen') or ''} | {preview} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""What the reports show, computed once from the warehouse and a period's result.
+
+Plain pandas over the standard tables, so the workbook, the HTML page, the Prefect artifacts and
+the tests all read the same numbers:
+
+- the exceptions enriched for a reviewer: person name and department (``person`` table), the
+  business date of the record behind it, its age in days and age bucket, a bilingual reason, the
+  reviewer's comment;
+- approval-to-payment cycle time: ``expense_claim.approved_at`` to the first paid ``finance_doc``
+  payment, linked by ``claim_no_ref`` on the payment or through the bill it settles
+  (``source_doc_nos``); only payments made by ``as_of`` count; median and p90 of the period and
+  of every earlier period the warehouse holds (the trend);
+- matched and unmatched totals of the period's approved claims, in fen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, inspect
+
+from data_contracts.frames import to_frame
+from oafin.engine.keys import norm_keys, split_list
+from oafin.periods import SHANGHAI, Period
+from oafin.reporting.redact import redact_text
+from oafin.reporting.review_table import exception_review
+from oafin.standard import EXCEPTION_TYPES
+from oafin.warehouse.schema import STANDARD_TABLES, exception
+from oafin.warehouse.store import read_table
+
+# (low, high, label): days since the record's business date (approval, posting or payment).
+AGE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
+    (0, 7, "0-7 d"),
+    (8, 30, "8-30 d"),
+    (31, 60, "31-60 d"),
+    (61, 90, "61-90 d"),
+    (91, None, ">90 d"),
+)
+AGE_LABELS = tuple(label for *_, label in AGE_BUCKETS)
+
+# A short human reason per type: (Chinese, English).
+REASONS: dict[str, tuple[str, str]] = {
+    "MISSING_IN_FINANCE": ("OA已审批，财务无单据", "approved in OA, nothing in finance"),
+    "MISSING_IN_OA": ("财务有单据，OA无审批", "in finance with no OA approval behind it"),
+    "AMOUNT_MISMATCH": ("金额不一致", "OA and finance amounts differ"),
+    "STATUS_MISMATCH": ("状态不一致", "rejected or withdrawn in OA but settled in finance"),
+    "PAYEE_MISMATCH": ("收款人不一致", "paid to someone other than the applicant"),
+    "DUPLICATE_PAYMENT": ("重复付款", "paid more than once"),
+    "DUPLICATE_INVOICE": ("发票重复报销", "invoice used on more than one claim"),
+    "INVALID_INVOICE": ("发票无效", "invoice fails format, checksum or tax arithmetic"),
+    "SELF_APPROVAL": ("本人审批本人", "the applicant approved their own claim"),
+    "APPROVAL_LIMIT": ("超审批权限", "approved above the approver's limit"),
+    "BUDGET_OVERRUN": ("超预算", "approved claims exceed the budget line"),
+    "LATE_PAYMENT": ("付款超期", "paid later than the SLA, or still unpaid"),
+    "UNMAPPED_CODE": ("编码无法映射", "a source value the mapping does not know"),
+    "CONTRACT_VIOLATION": ("数据不合规", "the record failed its data contract"),
+}
+LIVE_DOC_EXCLUDED = ("reversed", "rejected")
+
+
+def reason_of(kind: str) -> tuple[str, str]:
+    return REASONS.get(kind, (kind, kind.replace("_", " ").lower()))
+
+
+def age_bucket(days: float | int | None) -> str | None:
+    if days is None or pd.isna(days):
+        return None
+    for low, high, label in AGE_BUCKETS:
+        if days >= low and (high is None or days <= high):
+            return label
+    return AGE_LABELS[0]  # negative ages (dated after as_of) count as new
+
+
+def humanize_detail(detail: Any) -> str:
+    """A quarantine's JSON list of reasons as one readable, masked line; other text as it is.
+
+    Amounts the engine writes in fen (``OA 25050 fen``) read as yuan (``OA ¥250.50``)."""
+    if detail is None or (isinstance(detail, float) and detail != detail) or detail is pd.NA:
+        return ""
+    text = str(detail)
+    if text.startswith("[{"):
+        try:
+            reasons = json.loads(text)
+            parts = []
+            for r in reasons:
+                value = r.get("value")
+                shown = "" if value in (None, "") else f" (value {value})"
+                parts.append(f"{r.get('field') or r.get('code')}: {r.get('message')}{shown}")
+            text = "; ".join(parts)
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return _FEN.sub(lambda m: _yuan_text(int(m.group(1))), redact_text(text) or "")
+
+
+_FEN = re.compile(r"(?<![\w.])(-?\d+) fen\b")
+
+
+def _yuan_text(fen: int) -> str:
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}¥{whole:,}.{cents:02d}"
+
+
+def _scope(claims: pd.DataFrame, period: Period) -> pd.Series:
+    """Approved in the period or, if never approved, submitted in it (DESIGN, scope of a run)."""
+
+    def inside(ts: pd.Series) -> pd.Series:
+        return ts.notna() & (ts >= period.start) & (ts < period.end)
+
+    approved = claims["approved_at"]
+    return inside(approved) | (approved.isna() & inside(claims["submitted_at"]))
+
+
+def first_payments(claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """Each claim's first payment made by ``as_of``: columns ``claim_id``, ``paid_at``.
+
+    A payment belongs to a claim when it carries the claim's number (``claim_no_ref``) or
+    settles a bill that does (``source_doc_nos``).
+    """
+    key = norm_keys(claims["claim_no"])
+    docs = docs.assign(ref_key=norm_keys(docs["claim_no_ref"]), doc_key=norm_keys(docs["doc_no"]))
+    live = docs.loc[~docs["status"].isin(LIVE_DOC_EXCLUDED)]
+    paid = live.loc[
+        (live["doc_type"] == "payment")
+        & (live["status"] == "paid")
+        & live["paid_at"].notna()
+        & (live["paid_at"] <= as_of)
+    ]
+    bills = live.loc[(live["doc_type"] == "reimbursement") & (live["ref_key"].fillna("") != "")]
+    bill_claim = bills.drop_duplicates("doc_key").set_index("doc_key")["ref_key"]
+    direct = paid.loc[paid["ref_key"].fillna("") != "", ["ref_key", "paid_at"]].rename(
+        columns={"ref_key": "claim_key"}
+    )
+    via = paid.assign(src=split_list(paid["source_doc_nos"]))[["src", "paid_at"]].explode("src")
+    via = via.assign(claim_key=via["src"].map(bill_claim)).dropna(subset=["claim_key"])[
+        ["claim_key", "paid_at"]
+    ]
+    links = pd.concat([direct, via], ignore_index=True)
+    links["paid_at"] = pd.to_datetime(links["paid_at"], utc=True)
+    first = links.groupby("claim_key")["paid_at"].min()
+    paid_at = key.map(first) if len(first) else pd.Series(pd.NaT, index=key.index)
+    out = pd.DataFrame({"claim_id": claims["claim_id"], "paid_at": pd.to_datetime(paid_at, utc=True)})
+    return out.dropna(subset=["paid_at"]).reset_index(drop=True)
+
+
+def cycle_times(claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """Approved claims paid by ``as_of``: ``claim_id``, ``claim_no``, ``period`` (of approval),
+    ``approved_at``, ``paid_at``, ``cycle_days`` (float days, approval to first payment)."""
+    approved = claims.loc[(claims["status"] == "approved") & claims["approved_at"].notna()]
+    paid = first_payments(approved, docs, as_of)
+    out = approved[["claim_id", "claim_no", "approved_at"]].merge(paid, on="claim_id")
+    out["cycle_days"] = (out["paid_at"] - out["approved_at"]).dt.total_seconds() / 86400.0
+    out["period"] = out["approved_at"].dt.tz_convert(SHANGHAI).dt.strftime("%Y-%m")
+    return out[["claim_id", "claim_no", "period", "approved_at", "paid_at", "cycle_days"]]
+
+
+def cycle_stats(days: pd.Series) -> dict[str, Any]:
+    """``n``, ``median_days`` and ``p90_days`` (numpy's linear percentile), rounded to 0.1 day."""
+    values = days.dropna().to_numpy(dtype=float)
+    if not len(values):
+        return {"n": 0, "median_days": None, "p90_days": None}
+    return {
+        "n": len(values),
+        "median_days": round(float(np.percentile(values, 50)), 1),
+        "p90_days": round(float(np.percentile(values, 90)), 1),
+    }
+
+
+def cycle_trend(cycles: pd.DataFrame, upto: str) -> pd.DataFrame:
+    """Median and p90 per approval period, for every period up to ``upto`` the warehouse holds."""
+    rows = [
+        {"period": p, **cycle_stats(group["cycle_days"])}
+        for p, group in cycles.loc[cycles["period"] <= upto].groupby("period", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["period", "n", "median_days", "p90_days"])
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows for one run of a period."""
+
+    period: str
+    company_code: str
+    as_of: datetime
+    exceptions: pd.DataFrame  # enriched, one row per shown exception
+    stats: dict[str, Any]
+    kpis: dict[str, Any]
+    by_type: pd.DataFrame  # exception_type, count, amount_fen
+    by_age: pd.DataFrame  # exception_type x AGE_LABELS counts
+    top_departments: pd.DataFrame  # department, count, amount_fen
+    cycle_trend: pd.DataFrame
+    quality: dict[str, Any] | None = None  # Great Expectations summary, when it ran
+    links: dict[str, str] = field(default_factory=dict)  # name -> relative path from the report folder
+
+
+def _read(engine: Engine, entity: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = read_table(conn, STANDARD_TABLES[entity])
+    return to_frame(entity, rows.to_dict("records"))
+
+
+def _matched_claim_ids(
+    engine: Engine, claims: pd.DataFrame, docs: pd.DataFrame, period: str, company_code: str
+) -> set[str]:
+    """Claims with a live finance document carrying their number, plus any the engine's ``match``
+    table (issue 3, when present) links for this period and company by its other passes."""
+    live = docs.loc[~docs["status"].isin(LIVE_DOC_EXCLUDED)]
+    refs = set(norm_keys(live["claim_no_ref"]).dropna()) - {""}
+    matched = set(claims.loc[norm_keys(claims["claim_no"]).isin(refs), "claim_id"])
+    if inspect(engine).has_table("match"):
+        from sqlalchemy import MetaData, Table, select
+
+        with engine.connect() as conn:
+            table = Table("match", MetaData(), autoload_with=conn)
+            stmt = select(table.c.claim_id).distinct()
+            for name, value in (("period", period), ("company_code", company_code)):
+                if name in table.c:
+                    stmt = stmt.where(table.c[name] == value)
+            matched |= {r[0] for r in conn.execute(stmt) if r[0]}
+    return matched
+
+
+def _of_company(frame: pd.DataFrame, company_code: str) -> pd.DataFrame:
+    """Rows of one company (rows that name none are taken to be the run's, as the engine does)."""
+    keep = frame["company_code"].isna() | (frame["company_code"] == company_code)
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def _map_distinct(series: pd.Series, fn: Any) -> pd.Series:
+    """``series.map(fn)``, calling ``fn`` once per distinct value (details repeat a lot)."""
+    values = series.astype(object)
+    table = {v: fn(v) for v in pd.unique(values[values.notna()])}
+    return values.map(lambda v: table.get(v, "") if v is not None and v == v else fn(None))
+
+
+def department_names(claims: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
+    """``department_code`` → the department name most of its claims' applicants carry."""
+    names = people.drop_duplicates("person_id").set_index("person_id")["department"]
+    pairs = pd.DataFrame(
+        {"code": claims["department_code"], "name": claims["applicant_id"].map(names)}
+    ).dropna()
+    if pairs.empty:
+        return pd.Series(dtype=object)
+    counts = pairs.groupby(["code", "name"]).size().reset_index(name="n")
+    best = counts.sort_values(["code", "n", "name"], ascending=[True, False, True]).drop_duplicates("code")
+    return best.set_index("code")["name"]
+
+
+def enrich_exceptions(
+    exceptions: pd.DataFrame,
+    claims: pd.DataFrame,
+    docs: pd.DataFrame,
+    people: pd.DataFrame,
+    reviews: pd.DataFrame,
+    as_of: datetime,
+    budgets: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The exceptions with what a reviewer needs beside them (see the module docstring)."""
+    ex = exceptions.reset_index(drop=True).copy()
+    for col in ("claim_no", "doc_no", "invoice_no", "budget_code", "person_id", "detail", "comment"):
+        if col not in ex.columns:
+            ex[col] = None
+    ex = ex.drop(columns=["comment"])
+    names = people.drop_duplicates("person_id").set_index("person_id")
+    ex["person_name"] = ex["person_id"].map(names["name"])
+    ex["department"] = ex["person_id"].map(names["department"])
+    if budgets is not None and len(budgets):
+        # no person behind it (a budget line): the budget's department, named as its people name it
+        code_name = department_names(claims, people)
+        by_budget = budgets.drop_duplicates("budget_code").set_index("budget_code")["department_code"]
+        ex["department"] = ex["department"].fillna(ex["budget_code"].map(by_budget).map(code_name))
+
+    claim_date = claims["approved_at"].fillna(claims["submitted_at"])
+    by_claim = pd.Series(claim_date.to_numpy(), index=norm_keys(claims["claim_no"])).groupby(level=0).min()
+    doc_date = (
+        docs["paid_at"].where(docs["doc_type"] == "payment", docs["posted_at"]).fillna(docs["posted_at"])
+    )
+    by_doc = pd.Series(doc_date.to_numpy(), index=norm_keys(docs["doc_no"])).groupby(level=0).min()
+    event = norm_keys(ex["claim_no"]).map(by_claim)
+    event = event.fillna(norm_keys(ex["doc_no"]).map(by_doc))
+    first_seen = pd.to_datetime(ex["first_seen"], utc=True)
+    event = pd.to_datetime(event, utc=True).fillna(first_seen)
+    ex["event_at"] = event
+    ex["age_days"] = ((pd.Timestamp(as_of) - event).dt.total_seconds() // 86400).astype("Int64")
+    ex["age_bucket"] = ex["age_days"].map(age_bucket)
+    ex["reason_zh"] = ex["exception_type"].map(lambda k: reason_of(k)[0])
+    ex["reason_en"] = ex["exception_type"].map(lambda k: reason_of(k)[1])
+    ex["detail_text"] = _map_distinct(ex["detail"], humanize_detail)
+    comments = reviews.set_index("exception_id")["comment"] if len(reviews) else pd.Series(dtype=object)
+    ex["comment"] = ex["exception_id"].map(comments)
+    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")
+    order = {k: i for i, k in enumerate(EXCEPTION_TYPES)}
+    ex["_o"] = ex["exception_type"].map(order).fillna(len(order))
+    ex = ex.sort_values(["_o", "claim_no", "doc_no", "invoice_no", "budget_code"], na_position="first")
+    return ex.drop(columns=["_o"]).reset_index(drop=True)
+
+
+def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Counts and amounts by type, counts by type and age bucket, top departments by amount."""
+    amount = ex["amount_fen"].fillna(0).astype("int64").abs()
+    g = ex.assign(abs_fen=amount).groupby("exception_type")
+    by_type = pd.DataFrame({"count": g.size(), "amount_fen": g["abs_fen"].sum()}).reindex(
+        [k for k in EXCEPTION_TYPES if k in g.groups] + sorted(set(g.groups) - set(EXCEPTION_TYPES))
+    )
+    by_type = by_type.rename_axis("exception_type").reset_index()
+    by_age = (
+        pd.crosstab(ex["exception_type"], ex["age_bucket"]).reindex(columns=list(AGE_LABELS), fill_value=0)
+        if len(ex)
+        else pd.DataFrame(columns=list(AGE_LABELS))
+    )
+    by_age = (
+        by_age.reindex(by_type["exception_type"], fill_value=0).rename_axis("exception_type").reset_index()
+    )
+    by_age.columns.name = None
+    dep = ex.assign(abs_fen=amount, department=ex["department"].fillna("(unknown 未知)")).groupby(
+        "department"
+    )
+    top = pd.DataFrame({"count": dep.size(), "amount_fen": dep["abs_fen"].sum()}).rename_axis("department")
+    top = top.reset_index().sort_values(["amount_fen", "department"], ascending=[False, True]).head(10)
+    return by_type, by_age, top.reset_index(drop=True)
+
+
+def build_report_data(
+    engine: Engine,
+    *,
+    period: str,
+    company_code: str,
+    as_of: datetime,
+    exceptions: pd.DataFrame,
+    stats: dict[str, Any],
+) -> ReportData:
+    """Read the standard tables and reviews, and compute every number the reports show."""
+    claims = _of_company(_read(engine, "expense_claim"), company_code)
+    docs = _of_company(_read(engine, "finance_doc"), company_code)
+    people = _read(engine, "person")
+    budgets = _read(engine, "budget")
+    with engine.connect() as conn:
+        reviews = read_table(conn, exception_review)
+    scoped = claims.loc[_scope(claims, Period.parse(period))]
+    approved = scoped.loc[scoped["status"] == "approved"]
+    return assemble_report_data(
+        period=period,
+        company_code=company_code,
+        as_of=as_of,
+        exceptions=exceptions,
+        stats=stats,
+        claims=claims,
+        docs=docs,
+        people=people,
+        reviews=reviews,
+        matched_claim_ids=_matched_claim_ids(engine, approved, docs, period, company_code),
+        budgets=budgets,
+    )
+
+
+def assemble_report_data(
+    *,
+    period: str,
+    company_code: str,
+    as_of: datetime,
+    exceptions: pd.DataFrame,
+    stats: dict[str, Any],
+    claims: pd.DataFrame,
+    docs: pd.DataFrame,
+    people: pd.DataFrame,
+    reviews: pd.DataFrame,
+    matched_claim_ids: set[str],
+    budgets: pd.DataFrame | None = None,
+) -> ReportData:
+    """The report's numbers from standard frames (``to_frame`` dtypes); pure, for tests and benches."""
+    ex = enrich_exceptions(exceptions, claims, docs, people, reviews, as_of, budgets)
+    by_type, by_age, top = summarise(ex)
+    cycles = cycle_times(claims, docs, as_of)
+    trend = cycle_trend(cycles, period)
+    current = cycle_stats(cycles.loc[cycles["period"] == period, "cycle_days"])
+
+    scoped = claims.loc[_scope(claims, Period.parse(period))]
+    approved = scoped.loc[scoped["status"] == "approved"]
+    is_matched = approved["claim_id"].isin(matched_claim_ids)
+    fen = approved["amount_fen"].fillna(0).astype("int64")
+    ex_fen = ex["amount_fen"].fillna(0).astype("int64")
+    kpis = {
+        "auto_match_rate": stats.get("auto_match_rate"),
+        "data_accuracy": stats.get("data_accuracy"),
+        "exceptions": len(ex),
+        "exceptions_open": int((ex["status"] == "open").sum()),
+        "exceptions_amount_fen": int(ex_fen.abs().sum()),
+        "claims_in_scope": int(len(scoped)),
+        "approved_in_scope": int(len(approved)),
+        "matched_claims": int(is_matched.sum()),
+        "matched_fen": int(fen[is_matched].sum()),
+        "unmatched_claims": int((~is_matched).sum()),
+        "unmatched_fen": int(fen[~is_matched].sum()),
+        "missing_in_oa_fen": int(ex_fen[ex["exception_type"] == "MISSING_IN_OA"].sum()),
+        "docs_in_scope": stats.get("docs_in_scope"),
+        "cycle_n": current["n"],
+        "cycle_median_days": current["median_days"],
+        "cycle_p90_days": current["p90_days"],
+    }
+    return ReportData(
+        period=period,
+        company_code=company_code,
+        as_of=as_of,
+        exceptions=ex,
+        stats=stats,
+        kpis=kpis,
+        by_type=by_type,
+        by_age=by_age,
+        top_departments=top,
+        cycle_trend=trend,
+    )
+
+
+def exceptions_of_run(engine: Engine, period: str, company_code: str, as_of: datetime) -> pd.DataFrame:
+    """The exceptions a run of ``period`` found, as the warehouse holds them (``last_seen == as_of``)."""
+    with engine.connect() as conn:
+        frame = read_table(conn, exception, exception.c.period <= period)
+    frame = frame.loc[frame["company_code"] == company_code]
+    last_seen = pd.to_datetime(frame["last_seen"], utc=True)
+    return frame.loc[last_seen == pd.Timestamp(as_of)].reset_index(drop=True)
+
+
+def relative_link(target: Path, base: Path) -> str:
+    """``target`` relative to the report folder ``base``, with forward slashes, for an href."""
+    return target.resolve().relative_to(base.resolve()).as_posix()

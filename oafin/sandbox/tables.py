@@ -1,0 +1,109 @@
+"""Writes the default code tables (mappings/tables/*.csv) the sandbox's data is drawn from.
+
+Run once by hand (``python -m oafin.sandbox.tables``); the output is committed so the
+default mappings and the sandbox agree. Deterministic: the same file every time.
+Shapes from reference/default-forms.md, "Code tables the sandbox ships".
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+TABLES_DIR = Path(__file__).resolve().parents[2] / "mappings" / "tables"
+
+DEPARTMENTS = [
+    ("财务部", "D01"),
+    ("销售部", "D02"),
+    ("市场部", "D03"),
+    ("研发部", "D04"),
+    ("人力资源部", "D05"),
+    ("行政部", "D06"),
+    ("采购部", "D07"),
+    ("客户服务部", "D08"),
+]
+EXPENSE_TYPES = [
+    ("差旅费", "TRAVEL"),
+    ("办公费", "OFFICE"),
+    ("业务招待费", "ENTERTAIN"),
+    ("交通费", "TRANSPORT"),
+    ("培训费", "TRAINING"),
+    ("通讯费", "TELECOM"),
+]
+# role -> highest amount (fen) that role may approve
+APPROVAL_MATRIX = [("employee", 0), ("manager", 2_000_000), ("director", 10_000_000), ("cfo", 100_000_000)]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
+BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
+
+
+def build_people(rng: random.Random) -> list[dict[str, str]]:
+    people: list[dict[str, str]] = []
+    n = 0
+    for dept_name, _code in DEPARTMENTS:
+        roles = ["director"] + ["manager"] * 2 + ["employee"] * 17
+        for role in roles:
+            n += 1
+            people.append(
+                {
+                    "person_id": f"P{n:04d}",
+                    # DingTalk userids are text and can start with 0 (default-forms.md)
+                    "dingtalk_userid": f"0{rng.randrange(10**9, 10**10)}",
+                    "kingdee_staff_number": f"STF{n:05d}",
+                    "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(["", *GIVEN]),
+                    "department": dept_name,
+                    "role": role,
+                }
+            )
+    n += 1
+    people.append(
+        {
+            "person_id": f"P{n:04d}",
+            "dingtalk_userid": f"0{rng.randrange(10**9, 10**10)}",
+            "kingdee_staff_number": f"STF{n:05d}",
+            "name": "钱总",
+            "department": "财务部",
+            "role": "cfo",
+        }
+    )
+    return people
+
+
+def build_budgets() -> list[dict[str, str]]:
+    rows = []
+    for _name, code in DEPARTMENTS:
+        for kind in ("OPS", "PRJ"):
+            for period in BUDGET_PERIODS:
+                rows.append(
+                    {
+                        "budget_code": f"B-{code}-{kind}",
+                        "department_code": code,
+                        "period": period,
+                        "amount_fen": str(60_000_000),  # ¥600,000.00 a month
+                    }
+                )
+    return rows
+
+
+def _write(path: Path, header: list[str], rows: list[dict[str, str]] | list[tuple]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for row in rows:
+            w.writerow([row[h] for h in header] if isinstance(row, dict) else list(row))
+
+
+def write_tables(out: Path = TABLES_DIR) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(20261001)
+    _write(out / "departments.csv", ["name", "code"], DEPARTMENTS)
+    _write(out / "expense_types.csv", ["label", "code"], EXPENSE_TYPES)
+    _write(out / "approval_matrix.csv", ["role", "max_amount_fen"], APPROVAL_MATRIX)
+    people = build_people(rng)
+    _write(out / "people.csv", list(people[0]), people)
+    _write(out / "budgets.csv", ["budget_code", "department_code", "period", "amount_fen"], build_budgets())
+
+
+if __name__ == "__main__":
+    write_tables()

@@ -1,0 +1,1 @@
+"""One folder per source system: its client, settings, sandbox twin and write-back actions."""

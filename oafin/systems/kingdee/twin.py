@@ -1,0 +1,371 @@
+"""Fake Kingdee K/3 Cloud WebAPI: LoginByAppSecret, ExecuteBillQuery (and Logout).
+
+Shapes from source-systems.md §7.1-7.3: ``POST /k3cloud/<Service>.common.kdsvc`` with a
+JSON body; the session is the ``kdservice-sessionid`` cookie; a query answers a bare 2-D
+array in ``FieldKeys`` order, and an error as a ``ResponseStatus`` nested in one, with
+HTTP 200 either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Scope
+
+from oafin.sandbox import credentials
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
+from oafin.sandbox.render import FORM_FIELDS
+from oafin.sandbox.tokens import TokenStore
+from oafin.systems.kingdee.twin_filter import FilterError, Predicate, parse_filter, parse_order, sort_key
+
+PREFIX: Final = "Kingdee.BOS.WebApi.ServicesStub."  # §7.1
+LOGIN: Final = PREFIX + "AuthService.LoginByAppSecret"
+LOGOUT: Final = PREFIX + "AuthService.Logout"
+QUERY: Final = PREFIX + "DynamicFormService.ExecuteBillQuery"
+SAVE: Final = PREFIX + "DynamicFormService.Save"  # §7.4 (issue #6 write-back)
+SUBMIT: Final = PREFIX + "DynamicFormService.Submit"
+AUDIT: Final = PREFIX + "DynamicFormService.Audit"
+SESSION_COOKIE: Final = "kdservice-sessionid"  # §7.2
+SESSION_LIFETIME: Final = 3600.0  # seconds; not documented (§7.5), so a guess
+MAX_LIMIT: Final = 2000  # §7.3: Limit ≤ 2000
+SESSION_LOST: Final = "会话信息已丢失，请重新登录"  # §7.2, with MsgCode 1
+
+
+class FormTable:
+    """One FormId's rows, and its field keys (matched without regard to case, as Kingdee does)."""
+
+    def __init__(self, form_id: str, rows: list[dict[str, Any]], fields: Iterable[str] = ()) -> None:
+        self.form_id = form_id
+        self.rows = rows
+        self.keys = {key.lower(): key for key in fields}
+        for row in rows:
+            for key in row:
+                self.keys.setdefault(key.lower(), key)
+
+    def resolve(self, key: str) -> str:
+        canonical = self.keys.get(key.strip().lower())
+        if canonical is None:
+            raise FilterError(f"元数据中标识为{key.strip()}的字段不存在", field=key.strip())
+        return canonical
+
+
+class KingdeeState:
+    def __init__(self, dataset: Dataset, session_lifetime: float = SESSION_LIFETIME) -> None:
+        self.sessions = TokenStore(session_lifetime, reuse=False)
+        self.forms = {
+            form: FormTable(form, list(rows), FORM_FIELDS.get(form, ()))
+            for form, rows in dataset.kingdee_rows.items()
+        }
+        self._selections: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        # Write calls received (issue #6), in order: {"call", "formid", "data"}.
+        self.writes: list[dict[str, Any]] = []
+
+    def changed(self) -> None:
+        """A write changed some rows: forget the cached query selections."""
+        self._selections.clear()
+
+    def select(self, form: FormTable, filter_string: str, order_string: str) -> list[dict[str, Any]]:
+        """Rows matching the filter, in the asked order (then FID), cached for the next pages."""
+        cache_key = (form.form_id, filter_string or "", order_string or "")
+        rows = self._selections.get(cache_key)
+        if rows is None:
+            predicate: Predicate = parse_filter(filter_string, form.resolve)
+            order = parse_order(order_string, form.resolve)
+            rows = [row for row in form.rows if predicate(row)]  # form.rows are in FID order
+            for field, descending in reversed(order):
+                rows.sort(key=lambda row, f=field: sort_key(row[f]), reverse=descending)
+            if len(self._selections) > 256:
+                self._selections.clear()
+            self._selections[cache_key] = rows
+        return rows
+
+
+def kingdee_error(message: str, field: str | None = None, msg_code: int = 0) -> list[Any]:
+    """A failed call's answer: the ResponseStatus nested in the 2-D array (§7.3)."""
+    status = {
+        "ErrorCode": 500,
+        "IsSuccess": False,
+        "Errors": [{"FieldName": field, "Message": message, "DIndex": 0}],
+        "SuccessEntitys": [],
+        "SuccessMessages": [],
+        "MsgCode": msg_code,
+    }
+    return [[{"Result": {"ResponseStatus": status}}]]
+
+
+def _login_args(body: Any) -> tuple[str, ...] | None:
+    """(acctID, userName, appId, appSecret) from the positional or the named body (§7.2)."""
+    if not isinstance(body, dict):
+        return None
+    params = body.get("parameters")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return None
+    if isinstance(params, list) and len(params) >= 4:
+        return tuple(str(p) for p in params[:4])
+    secret = body.get("appSecret", body.get("appSec", body.get("appsecret")))
+    named = (
+        body.get("acctID", body.get("acctId")),
+        body.get("username", body.get("userName")),
+        body.get("appId"),
+        secret,
+    )
+    return tuple(str(v) for v in named) if all(v is not None for v in named) else None
+
+
+def _query_data(body: Any) -> dict[str, Any] | None:
+    """``{"data": {...}}`` (data may be a JSON string), or the older ``{"parameters": [data]}``."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if data is None and isinstance(body.get("parameters"), list) and body["parameters"]:
+        data = body["parameters"][-1]
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
+
+
+def _int(value: Any, default: int) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def create_kingdee_app(
+    dataset: Dataset, faults: FaultPlan, calls: CallLog, session_lifetime: float = SESSION_LIFETIME
+) -> Starlette:
+    state = KingdeeState(dataset, session_lifetime)
+    expected = (
+        credentials.KINGDEE_ACCT_ID,
+        credentials.KINGDEE_USERNAME,
+        credentials.KINGDEE_APP_ID,
+        credentials.KINGDEE_APP_SECRET,
+    )
+
+    async def login(body: Any, request: Request) -> Response:
+        args = _login_args(body)
+        if args != expected:
+            return JSONResponse(
+                {
+                    "Message": "第三方系统登录授权验证失败，请检查数据中心、用户名、应用ID和应用密钥",
+                    "MessageCode": "CheckPasswordPolicy",
+                    "LoginResultType": 0,
+                    "Context": None,
+                    "KDSVCSessionId": None,
+                    "IsSuccessByAPI": False,
+                }
+            )
+        session = state.sessions.issue()
+        response = JSONResponse(
+            {
+                "Message": None,
+                "MessageCode": "CheckPasswordPolicy",
+                "LoginResultType": 1,
+                "Context": {
+                    "UserLocale": "zh-CN",
+                    "UserId": 100_008,
+                    "UserName": credentials.KINGDEE_USERNAME,
+                    "DBid": credentials.KINGDEE_ACCT_ID,
+                    "DataCenterName": "oafin sandbox",
+                    "SessionId": session,
+                },
+                "KDSVCSessionId": session,
+                "IsSuccessByAPI": True,
+            }
+        )
+        response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True)
+        response.set_cookie("ASP.NET_SessionId", session[:24], path="/", httponly=True)
+        return response
+
+    async def logout(body: Any, request: Request) -> Response:
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            state.sessions.revoke(session)
+        return JSONResponse(True)
+
+    async def query(body: Any, request: Request) -> Response:
+        if state.sessions.check(request.cookies.get(SESSION_COOKIE)) != "valid":
+            return JSONResponse(kingdee_error(SESSION_LOST, msg_code=1))
+        data = _query_data(body)
+        if data is None:
+            return JSONResponse(kingdee_error("请求参数 data 不是合法的 JSON 对象"))
+        form = state.forms.get(str(data.get("FormId", "")))
+        if form is None:
+            return JSONResponse(kingdee_error("业务对象不存在", field="FormId"))
+        start, limit, top = (
+            _int(data.get("StartRow"), 0),
+            _int(data.get("Limit"), 0),
+            _int(data.get("TopRowCount"), 0),
+        )
+        if start is None or start < 0 or limit is None or limit < 0 or top is None or top < 0:
+            return JSONResponse(kingdee_error("StartRow、Limit、TopRowCount 必须是非负整数"))
+        if limit > MAX_LIMIT:
+            return JSONResponse(kingdee_error(f"Limit 不能大于 {MAX_LIMIT}", field="Limit"))
+        raw_keys = data.get("FieldKeys", "")
+        if not isinstance(raw_keys, str) or not raw_keys.strip():
+            return JSONResponse(
+                kingdee_error("FieldKeys 必须是以逗号分隔的字段标识字符串", field="FieldKeys")
+            )
+        try:
+            keys = [form.resolve(k) for k in raw_keys.split(",")]
+            rows = state.select(form, str(data.get("FilterString") or ""), str(data.get("OrderString") or ""))
+        except FilterError as exc:
+            return JSONResponse(kingdee_error(str(exc), field=exc.field))
+        if top:
+            rows = rows[:top]
+        page = rows[start : start + (limit or MAX_LIMIT)]
+        return JSONResponse([[row[k] for k in keys] for row in page])
+
+    def write_reply(ok: list[dict[str, Any]], **extra: Any) -> JSONResponse:
+        status = {
+            "ErrorCode": 0,
+            "IsSuccess": True,
+            "Errors": [],
+            "SuccessEntitys": ok,
+            "SuccessMessages": [],
+            "MsgCode": 0,
+        }
+        return JSONResponse({"Result": {"ResponseStatus": status, **extra}})
+
+    def write_error(message: str, field: str | None = None) -> JSONResponse:
+        return JSONResponse(kingdee_error(message, field)[0][0])
+
+    def write_args(body: Any, request: Request) -> tuple[FormTable, dict[str, Any]] | Response:
+        if state.sessions.check(request.cookies.get(SESSION_COOKIE)) != "valid":
+            return JSONResponse(kingdee_error(SESSION_LOST, msg_code=1)[0][0])
+        data = _query_data(body)
+        if data is None:
+            return write_error("请求参数 data 不是合法的 JSON 对象")
+        form = state.forms.get(str(body.get("formid") or body.get("FormId") or ""))
+        if form is None:
+            return write_error("业务对象不存在", field="FormId")
+        return form, data
+
+    def flatten(model: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        # Save models nest base-data references ({"FProposerID": {"FStaffNumber": ...}});
+        # queries name them with dots (FProposerID.FStaffNumber), as the rows here are keyed.
+        flat: dict[str, Any] = {}
+        for key, value in model.items():
+            if isinstance(value, dict):
+                flat |= flatten(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+        return flat
+
+    async def save(body: Any, request: Request) -> Response:
+        args = write_args(body, request)
+        if isinstance(args, Response):
+            return args
+        form, data = args
+        model = data.get("Model")
+        if not isinstance(model, dict):
+            return write_error("Model 不能为空", field="Model")
+        fields = {form.resolve(k) if k.lower() in form.keys else k: v for k, v in flatten(model).items()}
+        fid = _int(fields.pop("FID", 0), 0) or 0
+        state.writes.append({"call": "Save", "formid": form.form_id, "data": data})
+        if fid:
+            index = next((i for i, row in enumerate(form.rows) if row["FID"] == fid), None)
+            if index is None:
+                return write_error(f"单据 FID={fid} 不存在", field="FID")
+            update = data.get("NeedUpDateFields") or list(fields)
+            wanted = {form.resolve(k) for k in update if k.lower() in form.keys}
+            form.rows[index] = {**form.rows[index], **{k: v for k, v in fields.items() if k in wanted}}
+            row = form.rows[index]
+        else:
+            fid = max((r["FID"] for r in form.rows), default=0) + 1
+            number_key = form.resolve("FBillNo")
+            prefix = "FYBX" if form.form_id == "ER_ExpReimbursement" else "FKD"
+            row = {key: "" for key in form.keys.values()}
+            status_key = next((k for k in form.keys.values() if k.lower() == "fdocumentstatus"), None)
+            row |= fields | {"FID": fid, number_key: fields.get(number_key) or f"{prefix}W{fid:08d}"}
+            if status_key:
+                row[status_key] = "A"
+            form.rows.append(row)
+        state.changed()
+        number = row[form.resolve("FBillNo")]
+        return write_reply(
+            [{"Id": fid, "Number": number, "DIndex": 0}], Id=fid, Number=number, NeedReturnData=[]
+        )
+
+    def status_change(service: str, allowed: tuple[str, ...], to: str, refusal: str):  # noqa: ANN202
+        async def handler(body: Any, request: Request) -> Response:
+            args = write_args(body, request)
+            if isinstance(args, Response):
+                return args
+            form, data = args
+            numbers = data.get("Numbers") or []
+            ids = {_int(i, 0) for i in str(data.get("Ids") or "").split(",") if i.strip()}
+            state.writes.append({"call": service, "formid": form.form_id, "data": data})
+            number_key = form.resolve("FBillNo")
+            status_key = next(k for k in form.keys.values() if k.lower() == "fdocumentstatus")
+            hits = [i for i, r in enumerate(form.rows) if r[number_key] in numbers or r["FID"] in ids]
+            if not hits:
+                return write_error("单据不存在", field="Numbers")
+            for i in hits:
+                if form.rows[i][status_key] not in allowed:
+                    return write_error(f"{form.rows[i][number_key]}: {refusal}")
+            ok = []
+            for dindex, i in enumerate(hits):
+                form.rows[i] = {**form.rows[i], status_key: to}
+                ok.append({"Id": form.rows[i]["FID"], "Number": form.rows[i][number_key], "DIndex": dindex})
+            state.changed()
+            return write_reply(ok)
+
+        return handler
+
+    services: dict[str, Callable[[Any, Request], Awaitable[Response]]] = {
+        SAVE: save,
+        SUBMIT: status_change("Submit", ("Z", "A", "D"), "B", "单据状态不是暂存、创建或重新审核，不能提交"),
+        AUDIT: status_change("Audit", ("B",), "C", "单据状态不是审核中，不能审核"),
+        LOGIN: login,
+        LOGOUT: logout,
+        QUERY: query,
+    }
+
+    async def dispatch(request: Request) -> Response:
+        service = request.path_params["service"]
+        handler = services.get(service)
+        if handler is None:
+            return PlainTextResponse(
+                f"unknown service {service} (the sandbox serves {sorted(services)})", 404
+            )
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        return await handler(body, request)
+
+    def expire(scope: Scope) -> None:
+        state.sessions.expire(Request(scope).cookies.get(SESSION_COOKIE))
+
+    app = Starlette(
+        routes=[Route("/k3cloud/{service}.common.kdsvc", dispatch, methods=["POST"])],
+        middleware=[
+            Middleware(
+                SandboxMiddleware,
+                system="kingdee",
+                faults=faults,
+                calls=calls,
+                expire_credential=expire,
+                is_authed=lambda path: "AuthService." not in path,
+            )
+        ],
+    )
+    app.state.kingdee = state
+    return app

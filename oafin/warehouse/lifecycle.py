@@ -1,0 +1,104 @@
+"""The exception lifecycle: stable ids, first/last seen, reviewer status that survives re-runs.
+
+- An exception's id is derived from its type, company, period and business keys: the same
+  discrepancy gets the same id on every run of its period. The period is part of it because a
+  budget line or an invoice can be found again in another month as a different finding.
+- A newly found exception is ``open`` with ``first_seen = last_seen = as_of``.
+- Found again: ``last_seen`` moves to the later ``as_of``; a reviewer's ``acknowledged`` or
+  ``ignored`` stays (an ignored one is never shown again: reports drop it); a ``resolved`` one
+  that comes back is ``open`` again.
+- Not found by a run of its period and company: ``resolved`` (unless ``ignored``). Runs of other
+  periods or companies never touch it.
+
+Times are the runs' ``as_of``, never the wall clock, so re-running a period changes nothing.
+Every statement is bounded (no ``IN`` list longer than ``CHUNK``), so 100k exceptions stay
+inside SQLite's variable limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, and_, select
+
+from oafin.standard import EXCEPTION_KEY_COLUMNS
+from oafin.warehouse.schema import exception
+from oafin.warehouse.store import upsert
+
+ID_FIELDS = ("exception_type", "company_code", "period", *EXCEPTION_KEY_COLUMNS)
+CARRIED = ("person_id", "amount_fen", "detail")
+CHUNK = 500
+OPEN_STATUSES = ("open", "acknowledged")
+
+
+def exception_id(row: dict[str, Any]) -> str:
+    """Stable id from the type, company, period and business keys."""
+    key = "|".join(str(row.get(f) or "") for f in ID_FIELDS)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _value(v: Any) -> Any:
+    if v is None:
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        return v
+    return v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v
+
+
+def record_exceptions(
+    conn: Connection, found: pd.DataFrame, *, period: str, as_of: datetime, company_code: str
+) -> pd.DataFrame:
+    """Merge this run's findings into the exception table; return this run's exceptions with lifecycle.
+
+    ``found`` holds the engine's exception columns for one company and period; rows without a
+    ``company_code`` are the run's company.
+    """
+    scope = and_(exception.c.period == period, exception.c.company_code == company_code)
+    existing = {r["exception_id"]: dict(r) for r in conn.execute(select(exception).where(scope)).mappings()}
+    out: dict[str, dict[str, Any]] = {}
+    for rec in found.to_dict("records"):
+        rec = {k: _value(v) for k, v in rec.items()}
+        rec["company_code"] = rec.get("company_code") or company_code
+        rec["period"] = period
+        eid = exception_id(rec)
+        old = existing.get(eid)
+        status, first_seen, last_seen = "open", as_of, as_of
+        if old is not None:
+            status = "open" if old["status"] == "resolved" else old["status"]
+            first_seen = min(old["first_seen"], as_of)
+            last_seen = max(old["last_seen"], as_of)
+        out.setdefault(
+            eid,
+            {
+                "exception_id": eid,
+                "exception_type": rec["exception_type"],
+                "company_code": rec["company_code"],
+                "period": period,
+                **{k: rec.get(k) or None for k in EXCEPTION_KEY_COLUMNS},
+                **{k: rec.get(k) for k in CARRIED},
+                "status": status,
+                "first_seen": first_seen,
+                "last_seen": last_seen,
+            },
+        )
+    rows = list(out.values())
+    upsert(conn, exception, rows)
+
+    # Open ones of this period and company that this run no longer finds are resolved.
+    gone = sorted(eid for eid, r in existing.items() if r["status"] in OPEN_STATUSES and eid not in out)
+    for start in range(0, len(gone), CHUNK):
+        chunk = gone[start : start + CHUNK]
+        conn.execute(
+            exception.update()
+            .where(and_(scope, exception.c.exception_id.in_(chunk)))
+            .values(status="resolved")
+        )
+
+    columns = [c.name for c in exception.columns]
+    return pd.DataFrame(rows, columns=columns)

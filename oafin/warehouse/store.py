@@ -1,0 +1,147 @@
+"""Warehouse access: connect, create tables, land raw records, sync standard rows, exception lifecycle.
+
+Every write is an upsert or a keyed delete inside one transaction, so running a step twice
+on the same inputs leaves the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from oafin.records import RawRecord
+from oafin.warehouse.schema import exception, metadata, raw_record, raw_record_version
+
+UPSERT_CHUNK = 500
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url`` with the tables created. SQLite gets WAL and a busy timeout."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    metadata.create_all(engine)
+    return engine
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def canonical_json(payload: Any) -> str:
+    """Stable JSON text: sorted keys, no whitespace, Decimals as text (money never goes through float)."""
+    return json.dumps(
+        payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
+    )
+
+
+def payload_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``, replacing any row with the same primary key."""
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    pk = [c.name for c in table.primary_key.columns]
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        chunk = rows[start : start + UPSERT_CHUNK]
+        stmt = insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in pk}
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=pk, set_=updates)
+            if updates
+            else stmt.on_conflict_do_nothing()
+        )
+        conn.execute(stmt, list(chunk))
+
+
+def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` whose primary key is not there yet; leave existing rows alone."""
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        conn.execute(insert(table).on_conflict_do_nothing(), list(rows[start : start + UPSERT_CHUNK]))
+
+
+def land_raw(conn: Connection, records: Iterable[RawRecord]) -> int:
+    """Land source records as they came: the newest payload per record, and every distinct version."""
+    rows = []
+    for rec in records:
+        text = canonical_json(rec.payload)
+        rows.append(
+            {
+                "system": rec.system,
+                "kind": rec.kind,
+                "source_id": rec.source_id,
+                "payload_hash": payload_hash(text),
+                "payload": text,
+            }
+        )
+    upsert(conn, raw_record, rows)
+    insert_missing(conn, raw_record_version, rows)
+    return len(rows)
+
+
+def read_raw(conn: Connection, system: str, kind: str | None = None) -> list[RawRecord]:
+    """Every landed record of ``system`` (and ``kind``), in a stable order."""
+    stmt = select(raw_record.c.kind, raw_record.c.source_id, raw_record.c.payload).where(
+        raw_record.c.system == system
+    )
+    if kind is not None:
+        stmt = stmt.where(raw_record.c.kind == kind)
+    stmt = stmt.order_by(raw_record.c.kind, raw_record.c.source_id)
+    return [
+        RawRecord(system=system, kind=k, source_id=sid, payload=json.loads(p))
+        for k, sid, p in conn.execute(stmt)
+    ]
+
+
+def sync_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], scope: Any) -> None:
+    """Make the rows of ``table`` within ``scope`` (a where-clause) exactly ``rows``.
+
+    Rows in scope whose key is not in ``rows`` are deleted (a record that moved to quarantine
+    leaves the standard table); the rest are upserted.
+    """
+    pk = [c for c in table.primary_key.columns]
+    wanted = {tuple(r[c.name] for c in pk) for r in rows}
+    existing = {tuple(r) for r in conn.execute(select(*pk).where(scope))}
+    stale = list(existing - wanted)
+    for start in range(0, len(stale), UPSERT_CHUNK):
+        chunk = stale[start : start + UPSERT_CHUNK]
+        conn.execute(table.delete().where(and_(scope, tuple_(*pk).in_(chunk))))
+    upsert(conn, table, rows)
+
+
+def read_table(conn: Connection, table: Table, where: Any = None) -> pd.DataFrame:
+    stmt = select(table)
+    if where is not None:
+        stmt = stmt.where(where)
+    stmt = stmt.order_by(*table.primary_key.columns)
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.mappings().all(), columns=[c.name for c in table.columns])
+
+
+def exceptions_for_period(conn: Connection, period: str) -> pd.DataFrame:
+    return read_table(conn, exception, exception.c.period == period)
