@@ -27,7 +27,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 def _config(folder: Path, dingtalk_url: str, kingdee_url: str, rate: float) -> Path:
     from oafin.config import OaFinDefaults
+    from oafin.demo import sandbox_environment
 
+    os.environ.update(sandbox_environment([("oa", "dingtalk"), ("finance", "kingdee")]))
     text = OaFinDefaults.demo_toml(dingtalk_url, kingdee_url)
     text = text.replace("rate_limit_per_second = 500", f"rate_limit_per_second = {rate}")
     text = text.replace('url = "sqlite:///oafin.db"', f'url = "sqlite:///{folder / "w.db"}"')
@@ -74,7 +76,7 @@ def run(claims: int, rates: list[float]) -> None:
             folder = Path(tempfile.mkdtemp(prefix="oafin-bench-"))
             settings = load_settings(_config(folder, sb.dingtalk_url, sb.kingdee_url, rate))
             ensure_rate_limits(settings)
-            name, rate = limit_name(settings.oa), source_rate(settings.oa)
+            name, rate = limit_name(settings.source("oa")), source_rate(settings.source("oa"))
             start, end = period.extraction_window(settings.reconcile.lookback_days)
             sb.reset()
 

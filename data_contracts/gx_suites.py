@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,10 +43,10 @@ class Check:
     kwargs: dict[str, Any]
 
 
-def _raw_count(engine: Engine, system: str) -> tuple[int, int]:
+def _raw_count(engine: Engine, systems: Sequence[str]) -> tuple[int, int]:
     with engine.connect() as conn:
-        raw = conn.execute(select(func.count()).where(raw_record.c.system == system)).scalar_one()
-        held = conn.execute(select(func.count()).where(quarantine.c.system == system)).scalar_one()
+        raw = conn.execute(select(func.count()).where(raw_record.c.system.in_(systems))).scalar_one()
+        held = conn.execute(select(func.count()).where(quarantine.c.system.in_(systems))).scalar_one()
     return int(raw), int(held)
 
 
@@ -145,12 +146,14 @@ def build_batches(
     kpis: dict[str, Any],
     stats: dict[str, Any],
     warehouse_exceptions: pd.DataFrame,
+    systems: Mapping[str, Sequence[str]],
 ) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
     """Suite name → (batch, checks) for one run. ``exceptions`` is what the reports show;
-    ``warehouse_exceptions`` is what the warehouse holds for the same run."""
+    ``warehouse_exceptions`` is what the warehouse holds for the same run; ``systems`` names,
+    per standard entity, the systems whose landed records map to it (from the config's sources)."""
     batches: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
-    for entity, system in (("expense_claim", "dingtalk"), ("finance_doc", "kingdee")):
-        landed, held = _raw_count(engine, system)
+    for entity in ("expense_claim", "finance_doc"):
+        landed, held = _raw_count(engine, systems.get(entity, ()))
         batches[f"standard-{entity}"] = (
             _standard_frame(engine, entity),
             standard_checks(entity, landed, held, as_of),

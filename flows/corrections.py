@@ -31,9 +31,7 @@ from tasks.corrections import propose_corrections, push_corrections
 class ApprovalInput(RunInput):
     """What the approver fills in on the paused run's page (prefect-notes.md: pause_flow_run + RunInput)."""
 
-    approver: str = Field(
-        description="your person_id, DingTalk userid or Kingdee staff number (people table)"
-    )
+    approver: str = Field(description="your person_id, or your id in one of the systems (people table)")
     approve: list[str] = Field(
         default_factory=list, description='"all", or the ids (first 16 characters) of the actions to push'
     )

@@ -1,5 +1,6 @@
-"""The daily flow: plan → extract (per system and kind, in parallel) → standardize → validate →
-reconcile → report.
+"""The daily flow: the steps of oafin.pipeline.steps (plan → extract per source and kind, in
+parallel → reference tables → standardize and validate per source → reconcile → report), each a
+Prefect task.
 
 Incremental by default: each (system, kind, company) reads only past its watermark, reaching back
 ``overlap_hours``; ``full=True`` re-extracts the whole window (the monthly close does). A retry of
@@ -8,6 +9,8 @@ a failed run from the Prefect UI resumes: finished extractions are cache hits (t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +18,14 @@ from prefect import flow, get_run_logger
 from prefect.futures import wait
 
 from oafin.periods import SHANGHAI, Period, parse_as_of
-from oafin.pipeline.extract import DEFAULT_OVERLAP, ROLES
+from oafin.pipeline.extract import DEFAULT_OVERLAP
 from oafin.pipeline.runtime import settings_from
+from oafin.pipeline.steps import run_daily
 from tasks.extract import config_hash, extract, plan
 from tasks.limits import ensure_rate_limits
 from tasks.reconcile import reconcile
 from tasks.report import report
-from tasks.standardize import standardize, validate
+from tasks.standardize import reference_tables, standardize, validate
 
 DEFAULT_OVERLAP_HOURS = DEFAULT_OVERLAP.total_seconds() / 3600
 
@@ -39,7 +43,7 @@ def resolve_period(period: str | None, now: datetime | None = None) -> str:
 
 def _company(config_path: str) -> str:
     try:
-        return settings_from(config_path).oa.company_code
+        return settings_from(config_path).company_code
     except Exception:  # a bad config fails the run itself, with its own message
         return "unknown"
 
@@ -56,6 +60,49 @@ def run_name() -> str:
     return f"daily-{_company(params.get('config_path', ''))}-{period}"
 
 
+@dataclass
+class FlowSteps:
+    """The steps as Prefect tasks: extractions run concurrently, and so do the sources' standardization."""
+
+    config_path: str
+    digest: str
+    label: str
+    period: str
+    as_of: str | None
+    start: datetime
+    end: datetime
+    overlap_hours: float
+    full: bool
+
+    def plan(self) -> list[dict[str, Any]]:
+        return plan(
+            self.config_path, self.digest, self.label, self.start, self.end, self.overlap_hours, self.full
+        )
+
+    def extract(self, plans: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Every kind extracts concurrently; all are awaited before a failure is raised, so a retry
+        # of the run finds as much as possible already done.
+        futures = [
+            extract.submit(self.config_path, self.digest, self.label, item["kind"], item) for item in plans
+        ]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def reference_tables(self) -> None:
+        reference_tables(self.config_path, self.label)
+
+    def standardize(self, sources: Sequence[str]) -> list[dict[str, Any]]:
+        mapped = {name: standardize.submit(self.config_path, name, self.label) for name in sources}
+        checked = [validate.submit(self.config_path, name, mapped[name], self.label) for name in sources]
+        return [future.result() for future in checked]
+
+    def reconcile(self) -> Any:
+        return reconcile(self.config_path, self.period, self.as_of)
+
+    def report(self, result: Any) -> dict[str, str]:
+        return report(self.config_path, result)
+
+
 @flow(name="oafin-daily", flow_run_name=run_name)
 def daily(
     config_path: str,
@@ -64,7 +111,7 @@ def daily(
     full: bool = False,
     overlap_hours: float = DEFAULT_OVERLAP_HOURS,
 ) -> dict[str, Any]:
-    """Reconcile a period for the systems in the config file at ``config_path``.
+    """Reconcile a period for the sources in the config file at ``config_path``.
 
     ``period``: ``2026-10``, or ``current`` / ``previous`` (Asia/Shanghai months).
     ``as_of`` (ISO date or datetime, China time if no zone) defaults to the end of the period.
@@ -77,43 +124,32 @@ def daily(
     p = Period.parse(name)
     as_of_dt = parse_as_of(as_of, p)
     start, end = p.extraction_window(settings.reconcile.lookback_days, as_of_dt)
-    label = f"{settings.oa.company_code}-{name}"
+    label = f"{settings.company_code}-{name}"
     log.info("%s as of %s: extracting %s .. %s%s", label, as_of_dt, start, end, " (full)" if full else "")
 
     ensure_rate_limits(settings)
-    digest = config_hash(config_path)
-    plans = plan(config_path, digest, label, start, end, overlap_hours, full)
-    # Every kind extracts concurrently; all are awaited before a failure is raised, so a retry of
-    # the run finds as much as possible already done.
-    futures = [extract.submit(config_path, digest, label, item["kind"], item) for item in plans]
-    wait(futures)
-    landed = [future.result() for future in futures]
-    extracted = {role: sum(r["landed"] for r in landed if r["role"] == role) for role in ROLES}
-
-    mapped = {role: standardize.submit(config_path, role, label) for role in ROLES}
-    checked = {role: validate.submit(config_path, role, mapped[role], label) for role in ROLES}
-    standardized = {role: future.result() for role, future in checked.items()}
-    result = reconcile(config_path, name, as_of)
-    paths = report(config_path, result)
+    steps = FlowSteps(
+        config_path, config_hash(config_path), label, name, as_of, start, end, overlap_hours, full
+    )
+    run = run_daily(steps, settings)
+    result, paths = run.result, run.reports or {}
     summary = {
         "period": name,
-        "company_code": settings.oa.company_code,
-        "extracted": extracted,
-        "extract_modes": {f"{r['system']}:{r['kind']}": r["mode"] for r in landed},
-        "standardized": standardized,
+        "company_code": settings.company_code,
+        "extracted": run.extracted,
+        "extract_modes": {f"{r['system']}:{r['kind']}": r["mode"] for r in run.landed},
+        "standardized": run.standardized,
         "stats": result.stats,
         "reports": paths,
     }
     log.info(
-        "done %s: extracted %d OA and %d finance records; %d valid, %d quarantined; "
-        "%d exceptions, auto-match %s; reports in %s",
+        "done %s: extracted %s; %d valid, %d quarantined; %d exceptions, auto-match %s; reports in %s",
         label,
-        extracted["oa"],
-        extracted["finance"],
-        sum(s["valid"] for s in standardized.values()),
-        sum(s["quarantined"] for s in standardized.values()),
+        ", ".join(f"{n} records from {source}" for source, n in run.extracted.items()),
+        sum(s["valid"] for s in run.standardized.values()),
+        sum(s["quarantined"] for s in run.standardized.values()),
         len(result.exceptions),
         result.stats.get("auto_match_rate"),
-        paths["html"],
+        paths.get("html"),
     )
     return summary

@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--fault-rate", type=float, default=0.0, help="random sandbox faults on this share of calls (0..1)"
     )
+    demo.add_argument("--oa", default="dingtalk", help="the OA system the sandbox plays (registered name)")
+    demo.add_argument(
+        "--finance", default="kingdee", help="the finance system the sandbox plays (registered name)"
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -76,8 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--n-claims", type=int, default=3000)
     serve.add_argument("--data", type=Path, default=None, help="serve a generated data folder instead")
     serve.add_argument("--host", default=None)
-    serve.add_argument("--dingtalk-port", type=int, default=None)
-    serve.add_argument("--kingdee-port", type=int, default=None)
+    serve.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="SYSTEM=PORT",
+        help="serve SYSTEM's twin on PORT (repeatable); default: each system's default port",
+    )
     serve.add_argument(
         "--fault-rate", type=float, default=0.0, help="random faults on this share of read calls (0..1)"
     )
@@ -104,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 period=args.period,
                 n_claims=args.n_claims,
                 fault_rate=args.fault_rate,
+                oa=args.oa,
+                finance=args.finance,
             )
         if args.command == "run":
             from oafin.run import run_period
@@ -146,16 +157,31 @@ def _serve(args: argparse.Namespace) -> int:
         else generate(seed=args.seed, period=args.period, n_claims=args.n_claims)
     )
     host = args.host or server.DEFAULT_HOST
-    dt_port = args.dingtalk_port or server.DEFAULT_DINGTALK_PORT
-    kd_port = args.kingdee_port or server.DEFAULT_KINGDEE_PORT
-    print(
-        f"DingTalk sandbox on http://{host}:{dt_port}/  Kingdee sandbox on http://{host}:{kd_port}/k3cloud/"
-    )
+    ports = _ports(args.port)
     print(
         f"seed {dataset.seed}, period {dataset.period}: {len(dataset.dingtalk_instances)} OA instances. Ctrl-C stops."
     )
-    server.serve(dataset, host, dt_port, kd_port, fault_rate=args.fault_rate)
+    server.serve(
+        dataset, host, fault_rate=args.fault_rate, **{f"{name}_port": p for name, p in ports.items()}
+    )
     return 0
+
+
+def _ports(values: Sequence[str]) -> dict[str, int]:
+    """``["dingtalk=18701"]`` → ``{"dingtalk": 18701}``, each name checked against the registry."""
+    from oafin.systems.registry import get_system
+
+    ports: dict[str, int] = {}
+    for value in values:
+        name, sep, port = value.partition("=")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"--port takes SYSTEM=PORT, got {value!r}")
+        try:
+            get_system(name)
+        except LookupError as exc:
+            raise ConfigError(str(exc)) from None
+        ports[name] = int(port)
+    return ports
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
 """Configuration: one TOML file, every key overridable by ``OAFIN_*`` environment variables.
 
-Nested keys use a double underscore: ``OAFIN_WAREHOUSE__URL``, ``OAFIN_RECONCILE__PAYMENT_SLA_DAYS``,
-``OAFIN_OA__APP_SECRET``. Credentials are read only from the environment (or a Prefect Secret
-block named in ``secret_block``); a config file that holds one is refused.
+Nested keys use a double underscore: ``OAFIN_WAREHOUSE__URL``, ``OAFIN_RECONCILE__PAYMENT_SLA_DAYS``;
+a source's keys ``OAFIN_SOURCE_<NAME>__<KEY>`` (``OAFIN_SOURCE_OA__BASE_URL``).
+
+Sources are a list (``[[sources]]``: ``name``, ``system``, ``role``, ``company_code`` and the
+system's own keys, checked by its settings model, oafin.systems.base), and ``chain`` names them
+in order, OA first. Credentials are read only from the environment, per source:
+``OAFIN_SOURCE_<NAME>_<FIELD>`` (``OAFIN_SOURCE_OA_APP_SECRET``; each system lists its fields);
+a config file that holds one is refused. The old ``[oa]`` / ``[finance]`` sections are refused
+with the rewrite printed.
 
 Relative paths in the file (mapping files, tables, reports, a SQLite database) are relative to the
 file's own folder, so a config written next to its reports works from any working directory.
@@ -10,42 +16,30 @@ file's own folder, so a config written next to its reports works from any workin
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from oafin.systems.base import SourceSettings, check_keys, env_name
+from oafin.systems.registry import UnknownSystemError, get_system
+
 SECRET_KEYS = frozenset({"app_secret", "password", "secret", "token", "access_token", "app_key_secret"})
+SourceConfig = SourceSettings  # one source's settings: a registered system's settings model
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
-
-
-class SourceConfig(BaseModel):
-    """One source system: where it is, how to map it, and its credentials (from the environment)."""
-
-    system: Literal["dingtalk", "kingdee"]
-    base_url: str
-    company_code: str = "C01"
-    mapping: Path | None = None  # None: the packaged default mapping for the system
-    process_code: str = "PROC-OAFIN-EXPENSE"  # DingTalk: the approval form to extract
-    # Requests per second to this system; None: the connector's default from the documented limits
-    # (DingTalk 40/s per app and API, source-systems.md §1.6; Kingdee documents none).
-    rate_limit_per_second: float | None = None
-    page_size: int | None = None
-    timeout_seconds: float = 30.0
-    # The sandbox's published fake credentials; only for `oafin demo` and `oafin sandbox serve`.
-    use_sandbox_credentials: bool = False
-    # Credentials: never in the file. Set OAFIN_OA__APP_KEY / OAFIN_OA__APP_SECRET, or for Kingdee
-    # OAFIN_FINANCE__ACCT_ID, __USERNAME, __APP_ID, __APP_SECRET.
-    app_key: str | None = None
-    app_secret: SecretStr | None = None
-    acct_id: str | None = None
-    username: str | None = None
-    app_id: str | None = None
 
 
 class WarehouseConfig(BaseModel):
@@ -88,14 +82,55 @@ class CorrectionsConfig(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OAFIN_", env_nested_delimiter="__", extra="forbid")
 
-    oa: SourceConfig
-    finance: SourceConfig
+    sources: list[SerializeAsAny[SourceSettings]]
+    chain: list[str] = []  # source names, OA first; default: the sources in file order
     warehouse: WarehouseConfig = WarehouseConfig()
     reports: ReportsConfig = ReportsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     corrections: CorrectionsConfig = CorrectionsConfig()
     tables_dir: Path | None = None  # None: the packaged default code tables
     base_dir: Path = Path(".")  # the config file's folder; relative paths resolve against it
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _system_settings(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [source_settings(item) if isinstance(item, dict) else item for item in value]
+
+    @model_validator(mode="after")
+    def _check_chain(self) -> Settings:
+        names = [s.name for s in self.sources]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"source names must be unique: {', '.join(doubled)}")
+        if not self.chain:
+            self.chain = names
+        unknown = [n for n in self.chain if n not in names]
+        if unknown:
+            raise ValueError(f"chain names {', '.join(unknown)}, not a source; sources: {', '.join(names)}")
+        if len(self.chain) < 2:
+            raise ValueError("chain needs at least two sources (an OA and a finance system)")
+        roles = [self.source(n).role for n in self.chain]
+        if roles[0] != "oa" or roles[-1] == "oa":
+            raise ValueError(f"chain {self.chain} must start with an oa source and end with a finance one")
+        return self
+
+    def source(self, name: str) -> SourceSettings:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"no source named {name!r}; sources: {', '.join(s.name for s in self.sources)}")
+
+    @property
+    def chain_sources(self) -> list[SourceSettings]:
+        """The sources in chain order (the OA first)."""
+        return [self.source(n) for n in self.chain]
+
+    @property
+    def company_code(self) -> str:
+        """The company a run is for: the chain's first (OA) source's."""
+        return self.chain_sources[0].company_code
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path).resolve()
@@ -113,15 +148,95 @@ class Settings(BaseSettings):
         return url
 
 
-def _find_secrets(data: dict[str, Any], trail: str = "") -> list[str]:
+def source_settings(data: dict[str, Any]) -> SourceSettings:
+    """One ``[[sources]]`` entry validated by its system's settings model (``ValueError`` if not)."""
+    name = data.get("name", "?")
+    if "system" not in data:
+        raise ValueError(f"source {name!r}: no system key")
+    try:
+        system = get_system(str(data["system"]))
+    except UnknownSystemError as exc:
+        raise ValueError(f"source {name!r}: {exc}") from None
+    data = {**data, "role": data.get("role", system.role)}
+    if data["role"] != system.role:
+        raise ValueError(
+            f"source {name!r}: a {system.name} system is an {system.role} source, not {data['role']}"
+        )
+    problems = check_keys(system.settings_model, data, f"source {name!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        return system.settings_model.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"source {name!r}: {details}") from None
+
+
+def _find_secrets(data: Any, trail: str = "") -> list[str]:
     found = []
-    for key, value in data.items():
-        where = f"{trail}.{key}" if trail else key
-        if isinstance(value, dict):
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    for key, value in items:
+        where = f"{trail}.{key}" if trail else str(key)
+        if isinstance(value, dict | list):
             found += _find_secrets(value, where)
-        elif key.lower() in SECRET_KEYS and value not in (None, ""):
+        elif str(key).lower() in SECRET_KEYS and value not in (None, ""):
             found.append(where)
     return found
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+LEGACY_ROLES = {"oa": "oa", "finance": "erp"}
+LEGACY_DROPPED = frozenset({"use_sandbox_credentials", "app_key", "acct_id", "username", "app_id"})
+
+
+def legacy_rewrite(data: dict[str, Any]) -> str:
+    """The ``[[sources]]`` + ``chain`` text that replaces a config's old ``[oa]`` / ``[finance]`` sections."""
+    lines = [f"chain = {_toml_value([s for s in LEGACY_ROLES if s in data])}"]
+    for section, role in LEGACY_ROLES.items():
+        if section not in data:
+            continue
+        old = dict(data[section])
+        lines += ["", "[[sources]]", f'name = "{section}"']
+        system = old.pop("system", "?")
+        lines += [f"system = {_toml_value(system)}", f'role = "{role}"']
+        for key, value in old.items():
+            if key in LEGACY_DROPPED or key.lower() in SECRET_KEYS:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines)
+
+
+def _legacy_env(data: dict[str, Any]) -> list[str]:
+    moves = []
+    for section in LEGACY_ROLES:
+        if section not in data:
+            continue
+        try:
+            fields = get_system(str(data[section].get("system"))).secret_fields
+        except UnknownSystemError:
+            continue
+        moves += [f"OAFIN_{section.upper()}__{f.upper()} -> {env_name(section, f)}" for f in fields]
+    return moves
+
+
+def _source_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
+    """``OAFIN_SOURCE_<NAME>__<KEY>=value`` overrides ``key`` of the source named ``name``."""
+    for source in data.get("sources") or []:
+        if not isinstance(source, dict) or "name" not in source:
+            continue
+        prefix = env_name(str(source["name"]), "") + "_"  # OAFIN_SOURCE_OA__
+        for var, value in environ.items():
+            if var.startswith(prefix) and len(var) > len(prefix):
+                source[var[len(prefix) :].lower()] = value
 
 
 def load_settings(path: Path | str) -> Settings:
@@ -137,8 +252,17 @@ def load_settings(path: Path | str) -> Settings:
     if secrets:
         raise ConfigError(
             f"{path}: {', '.join(secrets)} must not be in a config file; set them in the environment "
-            "(e.g. OAFIN_OA__APP_SECRET) or a Prefect Secret block"
+            "(OAFIN_SOURCE_<NAME>_<FIELD>, e.g. OAFIN_SOURCE_OA_APP_SECRET) or a Prefect Secret block"
         )
+    if any(section in data for section in LEGACY_ROLES):
+        env = _legacy_env(data)
+        raise ConfigError(
+            f"{path}: the [oa] and [finance] sections are replaced by a list of sources and a chain. "
+            "Replace them with:\n\n"
+            + legacy_rewrite(data)
+            + ("\n\nand rename the credential variables: " + ", ".join(env) if env else "")
+        )
+    _source_env_overrides(data, dict(os.environ))
     data.setdefault("base_dir", str(path.parent))
 
     class _FileSettings(Settings):
@@ -156,9 +280,18 @@ def load_settings(path: Path | str) -> Settings:
 
     try:
         loaded = _FileSettings(**data)
+        return Settings.model_validate(loaded.model_dump())
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return Settings.model_validate(loaded.model_dump())
+        raise ConfigError(f"{path}: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error as ``key: problem`` lines, never echoing the values given (a secret may be one)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)
 
 
 def render_toml(settings: Settings) -> str:
@@ -166,18 +299,16 @@ def render_toml(settings: Settings) -> str:
     lines: list[str] = []
     if settings.tables_dir is not None:
         lines.append(f'tables_dir = "{settings.tables_dir}"')
-    for section in ("oa", "finance", "warehouse", "reports", "reconcile"):
+    lines.append(f"chain = {_toml_value(settings.chain)}")
+    for source in settings.sources:
+        lines.append("\n[[sources]]")
+        for key, value in source.model_dump(exclude_none=True).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    for section in ("warehouse", "reports", "reconcile"):
         model: BaseModel = getattr(settings, section)
         lines.append(f"\n[{section}]")
         for key, value in model.model_dump(exclude_none=True).items():
-            if key in SECRET_KEYS or key in {"app_key", "acct_id", "username", "app_id"}:
-                continue
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, int | float):
-                lines.append(f"{key} = {value}")
-            else:
-                lines.append(f'{key} = "{value}"')
+            lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines).lstrip() + "\n"
 
 
@@ -185,22 +316,25 @@ class OaFinDefaults:
     """The embedded defaults `oafin demo` runs on: the sandbox, a SQLite file, reports beside it."""
 
     @staticmethod
-    def demo_toml(dingtalk_url: str, kingdee_url: str) -> str:
-        return f"""# Written by `oafin demo`. Credentials are the sandbox's public fake ones (use_sandbox_credentials);
-# for real systems set them in the environment: OAFIN_OA__APP_KEY, OAFIN_OA__APP_SECRET,
-# OAFIN_FINANCE__ACCT_ID, OAFIN_FINANCE__USERNAME, OAFIN_FINANCE__APP_ID, OAFIN_FINANCE__APP_SECRET.
-[oa]
-system = "dingtalk"
-base_url = "{dingtalk_url}"
+    def demo_toml(oa_url: str, finance_url: str, *, oa: str = "dingtalk", finance: str = "kingdee") -> str:
+        """Two sources named ``oa`` and ``finance`` (systems ``oa`` and ``finance``) on the sandbox."""
+        return f"""# Written by `oafin demo`. Credentials come from the environment, per source:
+# OAFIN_SOURCE_OA_<FIELD> and OAFIN_SOURCE_FINANCE_<FIELD> (the demo sets the sandbox's public
+# fake ones; the fields each system reads are in the README).
+chain = ["oa", "finance"]
+
+[[sources]]
+name = "oa"
+system = "{oa}"
 company_code = "C01"
-use_sandbox_credentials = true
+base_url = "{oa_url}"
 rate_limit_per_second = 500  # the local sandbox; a real DingTalk app allows 40/s per API
 
-[finance]
-system = "kingdee"
-base_url = "{kingdee_url}"
+[[sources]]
+name = "finance"
+system = "{finance}"
 company_code = "C01"
-use_sandbox_credentials = true
+base_url = "{finance_url}"
 rate_limit_per_second = 200
 
 [warehouse]

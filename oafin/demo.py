@@ -1,7 +1,10 @@
 """``oafin demo``: sandbox + SQLite + local Prefect, on embedded defaults, in one command.
 
 1. generate a seeded company-month (and its truth.csv) into ``<workdir>/sandbox``;
-2. serve it as a fake DingTalk and a fake Kingdee on localhost (default ports when free);
+2. serve it as a fake OA and a fake finance system on localhost (``--oa`` / ``--finance``,
+   DingTalk and Kingdee by default; default ports when free), and put the sandbox's public fake
+   credentials into this process's environment under the sources' variable names
+   (``sandbox_environment``: production code never imports them);
 3. write ``<workdir>/oafin.toml`` — the config this run used, which also works with
    ``oafin sandbox serve`` running on its defaults;
 4. run the daily flow for the period and print where the reports are and how they score
@@ -15,13 +18,46 @@ without faults.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from oafin.config import ConfigError, OaFinDefaults, load_settings, render_toml
+from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
 from oafin.run import print_summary, run_flow
+from oafin.systems.base import env_name
+from oafin.systems.registry import get_system
 from oafin.truth import score_files
+
+DEFAULT_OA = "dingtalk"
+DEFAULT_FINANCE = "kingdee"
+
+
+def sandbox_environment(sources: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The sandbox's public fake credentials as the environment variables the sources read.
+
+    ``sources``: (source name, system name) pairs. The values are ``oafin.sandbox.credentials``'
+    ``<SYSTEM>_<FIELD>`` constants, for each credential field the system declares.
+    """
+    from oafin.sandbox import credentials
+
+    env = {}
+    for source, system in sources:
+        for field in get_system(system).secret_fields:
+            env[env_name(source, field)] = str(getattr(credentials, f"{system.upper()}_{field.upper()}"))
+    return env
+
+
+def settings_sources(settings: Settings) -> list[tuple[str, str]]:
+    return [(s.name, s.system) for s in settings.sources]
+
+
+def sandbox_url(handle: Any, system: str) -> str:
+    """Where the running sandbox serves ``system`` (``handle.url(name)`` where the server has it)."""
+    url = getattr(handle, "url", None)
+    return url(system) if callable(url) else str(getattr(handle, f"{system}_url"))
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -36,7 +72,16 @@ def _port_free(host: str, port: int) -> bool:
 FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow answer times out
 
 
-def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
+def run_demo(
+    *,
+    seed: int,
+    workdir: Path,
+    period: str,
+    n_claims: int,
+    fault_rate: float = 0.0,
+    oa: str = DEFAULT_OA,
+    finance: str = DEFAULT_FINANCE,
+) -> int:
     from oafin.sandbox import server
     from oafin.sandbox.generator import generate
 
@@ -55,12 +100,17 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate
     with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
         config_path = workdir / "oafin.toml"
         config_path.write_text(
-            OaFinDefaults.demo_toml(sandbox.dingtalk_url, sandbox.kingdee_url), encoding="utf-8"
+            OaFinDefaults.demo_toml(
+                sandbox_url(sandbox, oa), sandbox_url(sandbox, finance), oa=oa, finance=finance
+            ),
+            encoding="utf-8",
         )
         settings = load_settings(config_path)
+        os.environ.update(sandbox_environment(settings_sources(settings)))
         if fault_rate:
             sandbox.faults.set_rate(fault_rate, seed=seed)
-            settings.oa.timeout_seconds = settings.finance.timeout_seconds = FAULT_TIMEOUT_SECONDS
+            for source in settings.sources:
+                source.timeout_seconds = FAULT_TIMEOUT_SECONDS
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
@@ -78,7 +128,9 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")
     print("\nagainst the sandbox truth (precision / recall per type):")
     print(scores.to_string(index=False))
+    exports = " ".join(f"{k}={v}" for k, v in sandbox_environment(settings_sources(settings)).items())
     print(f"\nreproduce: oafin sandbox serve --seed {seed} --period {period}   (in another terminal)")
+    print(f"           export {exports}")
     print(f"           oafin run --config {config_path} --period {period}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oafin.config import load_settings
+from oafin.config import Settings, load_settings
 from oafin.connectors.limits import Acquire, RetryPolicy
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from oafin.periods import Period
 
 
 def run_flow(
@@ -43,6 +50,77 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  {name:8} {path}")
 
 
+@dataclass
+class PlainSteps:
+    """The steps as plain calls in one process: extractions one after the other, each retried as
+    the extract task is (a new attempt for what may heal; landing is idempotent)."""
+
+    settings: Settings
+    engine: Engine
+    period: Period
+    as_of: datetime
+    start: datetime
+    end: datetime
+    overlap: timedelta
+    full: bool
+    limiter: Acquire | None
+    attempts: int
+    retry: RetryPolicy | None
+    plans: list[Any] = field(default_factory=list)
+
+    def plan(self) -> list[dict[str, Any]]:
+        from oafin.pipeline.extract import plan_extraction
+
+        self.plans = plan_extraction(
+            self.engine, self.settings, self.start, self.end, overlap=self.overlap, full=self.full
+        )
+        return [p.as_dict() for p in self.plans]
+
+    def extract(self, plans: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        from oafin.pipeline.extract import ExtractPlan, extract_kind, worth_retrying
+
+        landed = []
+        for item in plans:
+            plan = ExtractPlan(**item)
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    summary = extract_kind(
+                        self.engine, self.settings, plan, limiter=self.limiter, retry=self.retry
+                    )
+                    break
+                except Exception as exc:
+                    if attempt == self.attempts or not worth_retrying(exc, attempt):
+                        raise
+            landed.append({**item, "landed": summary.landed})
+        return landed
+
+    def reference_tables(self) -> None:
+        from oafin.pipeline.runtime import code_tables
+        from oafin.pipeline.standardize import store_reference_tables
+
+        store_reference_tables(self.engine, code_tables(self.settings))
+
+    def standardize(self, sources: Sequence[str]) -> list[dict[str, Any]]:
+        from oafin.pipeline.runtime import code_tables
+        from oafin.pipeline.standardize import map_source, store_standard
+
+        tables = code_tables(self.settings)
+        out = []
+        for name in sources:
+            source = self.settings.source(name)
+            records = map_source(self.engine, self.settings, source, tables)
+            out.append(asdict(store_standard(self.engine, source, records)))
+        return out
+
+    def reconcile(self) -> Any:
+        from oafin.pipeline.reconcile import reconcile_period
+
+        return reconcile_period(self.engine, self.settings, self.period, self.as_of)
+
+    def report(self, result: Any) -> None:
+        return None
+
+
 def run_plain(
     config_path: Path | str,
     period: str,
@@ -54,41 +132,31 @@ def run_plain(
     attempts: int = 3,
     retry: RetryPolicy | None = None,
 ) -> dict[str, Any]:
-    """The daily flow's data steps as plain functions, without Prefect and without reports.
-
-    plan → extract every kind → standardize → validate → reconcile, in one process; for tests,
-    benchmarks and the crash test (tests/test_crash.py kills it with SIGKILL at random points).
-    Returns what was landed, stored and found.
+    """The daily flow's data steps (oafin.pipeline.steps) as plain functions, without Prefect and
+    without reports; for tests, benchmarks and the crash test (tests/test_crash.py kills it with
+    SIGKILL at random points). Returns what was landed, stored and found.
     """
     from oafin.periods import Period, parse_as_of
-    from oafin.pipeline.extract import DEFAULT_OVERLAP, ROLES, extract_kind, plan_extraction, worth_retrying
-    from oafin.pipeline.reconcile import reconcile_period
-    from oafin.pipeline.runtime import code_tables, settings_from, warehouse
-    from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
+    from oafin.pipeline.extract import DEFAULT_OVERLAP
+    from oafin.pipeline.runtime import settings_from, warehouse
+    from oafin.pipeline.steps import run_daily
 
     settings = settings_from(str(config_path))
-    engine = warehouse(settings.warehouse_url)
     p = Period.parse(period)
     as_of_dt = parse_as_of(as_of, p)
     start, end = p.extraction_window(settings.reconcile.lookback_days, as_of_dt)
-    plans = plan_extraction(engine, settings, start, end, overlap=overlap or DEFAULT_OVERLAP, full=full)
-    landed = {role: 0 for role in ROLES}
-    for plan in plans:
-        # as the extract task does: a new attempt for what may heal (landing is idempotent)
-        for attempt in range(1, attempts + 1):
-            try:
-                landed[plan.role] += extract_kind(engine, settings, plan, limiter=limiter, retry=retry).landed
-                break
-            except Exception as exc:
-                if attempt == attempts or not worth_retrying(exc, attempt):
-                    raise
-    tables = code_tables(settings)
-    stored = {}
-    for role in ROLES:
-        source = getattr(settings, role)
-        records = map_source(engine, settings, source, tables)
-        if role == "oa":
-            store_reference_tables(engine, tables)
-        stored[role] = store_standard(engine, source, records)
-    result = reconcile_period(engine, settings, p, as_of_dt)
-    return {"landed": landed, "plans": plans, "stored": stored, "result": result}
+    steps = PlainSteps(
+        settings,
+        warehouse(settings.warehouse_url),
+        p,
+        as_of_dt,
+        start,
+        end,
+        overlap or DEFAULT_OVERLAP,
+        full,
+        limiter,
+        attempts,
+        retry,
+    )
+    run = run_daily(steps, settings)
+    return {"landed": run.extracted, "plans": steps.plans, "stored": run.standardized, "result": run.result}

@@ -144,3 +144,10 @@ EXCEPTION_STATUSES: Final = ("open", "acknowledged", "resolved", "ignored")
 def columns(entity: str) -> list[str]:
     """The standard columns of ``entity``, in order."""
     return list(ENTITIES[entity])
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as a yuan amount text, exactly: 123456 → ``1234.56``."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}{fen // 100}.{fen % 100:02d}"

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.corrections.push import push_approved
 from oafin.pipeline.corrections.service import propose
 from oafin.pipeline.runtime import code_tables, settings_from, warehouse
@@ -24,6 +25,8 @@ def propose_corrections(config_path: str, period: str | None = None) -> dict:
         code_tables(settings).people,
         comment_userid=settings.corrections.comment_userid,
         period=period,
+        targets=action_targets([s.system for s in settings.chain_sources]),
+        options={**settings.corrections.model_dump(), "company_code": settings.company_code},
     )
     get_run_logger().info(
         "%d actions proposed (%d new), %d exceptions without an automatic correction",

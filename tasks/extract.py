@@ -24,9 +24,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect.tasks import exponential_backoff
 
-from oafin.connectors.errors import AuthError, ConnectorError, RateLimitedError, SourceError
+from oafin.connectors.errors import ConnectorError
 from oafin.pipeline.extract import ExtractPlan, extract_kind, plan_extraction, worth_retrying
 from oafin.pipeline.runtime import settings_from, warehouse
+from oafin.pipeline.sources import operator_hint as operator_hint  # the source's system says what to do
 from oafin.reporting.redact import redact_text
 from tasks.limits import shared_limiter
 
@@ -49,25 +50,6 @@ def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect
     return False
 
 
-def operator_hint(exc: ConnectorError, role: str) -> str:
-    """What an operator can do about an error that retrying will not fix."""
-    env = f"OAFIN_{role.upper()}__"
-    if isinstance(exc, AuthError):
-        return (
-            f"credentials or permissions were refused: check {env}APP_KEY / {env}APP_SECRET "
-            f"(Kingdee: {env}ACCT_ID, {env}USERNAME, {env}APP_ID, {env}APP_SECRET) and the app's API "
-            "permissions, then retry the run"
-        )
-    if isinstance(exc, RateLimitedError):
-        return "the system's call quota is spent; retry when it resets or ask the vendor for more"
-    if isinstance(exc, SourceError):
-        return (
-            "the system refused the request: check process_code, the mapping file's FormIds and "
-            "field keys against the system, then retry the run"
-        )
-    return "the system answered in a way the connector does not understand; see the detail above"
-
-
 @task(
     name="plan-extraction",
     task_run_name="plan-{label}",
@@ -85,7 +67,7 @@ def plan(
     overlap_hours: float,
     full: bool,
 ) -> list[dict[str, Any]]:
-    """What each (system, kind) must read, from the warehouse's watermarks."""
+    """What each (source, kind) must read, from the warehouse's watermarks."""
     settings = settings_from(config_path)
     plans = plan_extraction(
         warehouse(settings.warehouse_url),
@@ -115,17 +97,17 @@ def extract(config_path: str, config_digest: str, label: str, kind: str, plan: d
     """Land one kind's records for the planned window and advance its watermark."""
     settings = settings_from(config_path)
     p = ExtractPlan(**plan)
-    source = getattr(settings, p.role)
+    source = settings.source(p.source)
     log = get_run_logger()
     try:
         summary = extract_kind(warehouse(settings.warehouse_url), settings, p, limiter=shared_limiter(source))
     except ConnectorError as exc:
         if worth_retrying(exc, 1):
             raise
-        hint = operator_hint(exc, p.role)
+        hint = operator_hint(exc, source)
         # connector messages carry no secrets (oafin.connectors.http.Redactor); ids and card numbers
         # that a system echoes back are masked too
         log.error("%s %s: cannot heal by retrying: %s. %s", p.system, p.kind, redact_text(str(exc)), hint)
         raise exc.redacted(lambda detail: f"{detail}. {hint}") from exc
     log.info("%s %s: landed %d records (%s)", p.system, p.kind, summary.landed, p.mode)
-    return {"role": p.role, "system": p.system, "kind": p.kind, "landed": summary.landed, "mode": p.mode}
+    return {"source": p.source, "system": p.system, "kind": p.kind, "landed": summary.landed, "mode": p.mode}

@@ -24,35 +24,29 @@ import threading
 from collections.abc import Callable
 
 from oafin.config import Settings, SourceConfig
-from oafin.connectors.limits import DINGTALK_REQUESTS_PER_SECOND, KINGDEE_REQUESTS_PER_SECOND, RateLimiter
+from oafin.connectors.limits import RateLimiter
+from oafin.pipeline.sources import source_rate as source_rate  # re-exported (bench/rate_limit.py)
 
-DEFAULT_RATES = {"dingtalk": DINGTALK_REQUESTS_PER_SECOND, "kingdee": KINGDEE_REQUESTS_PER_SECOND}
 CHUNK_SECONDS = 0.25
 
 
 def limit_name(source: SourceConfig) -> str:
-    """``oafin-dingtalk-1a2b3c4d``: one limit per system endpoint (lowercase, digits, dashes)."""
+    """``oafin-<system>-1a2b3c4d``: one limit per system endpoint (lowercase, digits, dashes)."""
     digest = hashlib.sha256(source.base_url.rstrip("/").encode()).hexdigest()[:8]
     return f"oafin-{source.system}-{digest}"
-
-
-def source_rate(source: SourceConfig) -> float:
-    """The configured requests per second, else the documented default (oafin.connectors.limits)."""
-    return float(source.rate_limit_per_second or DEFAULT_RATES[source.system])
 
 
 def chunk_size(rate: float) -> int:
     return max(1, math.ceil(rate * CHUNK_SECONDS))
 
 
-def ensure_rate_limits(settings: Settings, roles: tuple[str, ...] = ("oa", "finance")) -> dict[str, float]:
+def ensure_rate_limits(settings: Settings) -> dict[str, float]:
     """Create or update the global rate limit of each source (idempotent); returns name → rate."""
     from prefect.client.orchestration import get_client
 
     made: dict[str, float] = {}
     with get_client(sync_client=True) as client:
-        for role in roles:
-            source: SourceConfig = getattr(settings, role)
+        for source in settings.sources:
             rate = source_rate(source)
             name = limit_name(source)
             client.upsert_global_concurrency_limit_by_name(

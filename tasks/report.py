@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from oafin.pipeline.reconcile import PeriodResult
 from oafin.pipeline.report import write_reports
 from oafin.pipeline.runtime import settings_from, warehouse
+from oafin.pipeline.sources import source_systems
 from oafin.reporting.context import ReportData, reason_of
 from oafin.reporting.html_report import days, pct, yuan
 from oafin.reporting.redact import redact_text
@@ -67,7 +68,9 @@ def kpi_markdown(data: ReportData) -> str:
 def report(config_path: str, result: PeriodResult) -> dict[str, str]:
     settings = settings_from(config_path)
     logger = get_run_logger()
-    paths, data = write_reports(result, settings.reports_dir, warehouse(settings.warehouse_url))
+    paths, data = write_reports(
+        result, settings.reports_dir, warehouse(settings.warehouse_url), systems=source_systems(settings)
+    )
     key = f"oafin-{result.company_code}-{result.period}".lower()
     as_of = f"{result.as_of:%Y-%m-%d %H:%M} UTC"
     create_table_artifact(

@@ -12,38 +12,49 @@ from oafin.pipeline.standardize import map_source, store_reference_tables, store
 
 
 @task(
-    name="standardize",
+    name="reference-tables",
     cache_policy=NO_CACHE,
-    task_run_name="standardize-{label}-{role}",
+    task_run_name="reference-tables-{label}",
     retries=1,
     retry_delay_seconds=2,
 )
-def standardize(config_path: str, role: str, label: str = "") -> list:
-    """Map every landed record of the source onto the standard (no writes)."""
+def reference_tables(config_path: str, label: str = "") -> None:
+    """Store the code tables the reports and checks read (people, budgets)."""
     settings = settings_from(config_path)
-    source = getattr(settings, role)
-    records = map_source(warehouse(settings.warehouse_url), settings, source, code_tables(settings))
-    get_run_logger().info("%s: mapped %d records", source.system, len(records))
+    store_reference_tables(warehouse(settings.warehouse_url), code_tables(settings))
+
+
+@task(
+    name="standardize",
+    cache_policy=NO_CACHE,
+    task_run_name="standardize-{label}-{source}",
+    retries=1,
+    retry_delay_seconds=2,
+)
+def standardize(config_path: str, source: str, label: str = "") -> list:
+    """Map every landed record of the source named ``source`` onto the standard (no writes)."""
+    settings = settings_from(config_path)
+    src = settings.source(source)
+    records = map_source(warehouse(settings.warehouse_url), settings, src, code_tables(settings))
+    get_run_logger().info("%s (%s): mapped %d records", src.name, src.system, len(records))
     return records
 
 
 @task(
     name="validate",
     cache_policy=NO_CACHE,
-    task_run_name="validate-{label}-{role}",
+    task_run_name="validate-{label}-{source}",
     retries=1,
     retry_delay_seconds=2,
 )
-def validate(config_path: str, role: str, records: list, label: str = "") -> dict:
+def validate(config_path: str, source: str, records: list, label: str = "") -> dict:
     """Hold the mapped records to their contracts; store valid rows, quarantine the rest."""
     settings = settings_from(config_path)
     engine = warehouse(settings.warehouse_url)
-    if role == "oa":
-        store_reference_tables(engine, code_tables(settings))
-    summary = store_standard(engine, getattr(settings, role), records)
+    summary = store_standard(engine, settings.source(source), records)
     get_run_logger().info(
         "%s: %d valid, %d quarantined, %d invoices",
-        summary.system,
+        source,
         summary.valid,
         summary.quarantined,
         summary.invoices,

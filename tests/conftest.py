@@ -19,6 +19,24 @@ pytest_plugins = ["tests.fixtures_sandbox", "tests.fixtures_db"]
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sandbox_credentials_env():
+    """The sandbox's public fake credentials under the demo config's variable names
+    (OAFIN_SOURCE_OA_*, OAFIN_SOURCE_FINANCE_*), as `oafin demo` sets them: production code
+    reads credentials only from the environment. In os.environ, so subprocesses see them too."""
+    from oafin.demo import sandbox_environment
+
+    env = sandbox_environment([("oa", "dingtalk"), ("finance", "kingdee")])
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect test server for the whole session (about 10 s to start), heartbeats off."""

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from mappings.apply import map_records
 from mappings.code_tables import load_code_tables
 from mappings.loader import default_mapping_path, load_mapping
-from oafin.config import SourceConfig
+from oafin.config import source_settings
 from oafin.pipeline.extract import extract_source
 from oafin.pipeline.standardize import map_source, store_standard
 from oafin.records import RawRecord
@@ -180,7 +180,7 @@ def test_a_broken_record_is_quarantined_with_a_reason_and_never_crashes(
     payload = copy.deepcopy(raw.payload)
     _break(payload, where, field, value, remove)
     broken = RawRecord(raw.system, raw.kind, raw.source_id, payload)
-    source = SourceConfig(system="dingtalk", base_url="http://unused", company_code="C01")
+    source = source_settings({"name": "oa", "system": "dingtalk", "base_url": "http://unused"})
 
     records = map_records(mapping, [broken], tables, {"company_code": "C01"})
     summary = store_standard(warehouse_engine, source, records)  # must not raise
@@ -228,9 +228,9 @@ def test_invalid_utf8_in_a_page_quarantines_those_records_only(sandbox_fresh, sa
     start, end = Period.parse(sandbox_dataset.period).extraction_window(settings.reconcile.lookback_days)
     landed = extract_source(engine, settings, "oa", start, end)
     assert not sb.faults.pending()
-    records = map_source(engine, settings, settings.oa, code_tables(settings))
+    records = map_source(engine, settings, settings.source("oa"), code_tables(settings))
     before = sum(1 for r in records if r.issues)
-    summary = store_standard(engine, settings.oa, records)
+    summary = store_standard(engine, settings.source("oa"), records)
     with engine.connect() as conn:
         reasons = [json.loads(r) for (r,) in conn.execute(select(quarantine.c.reasons))]
     undecodable = [r for r in reasons if any("not valid UTF-8" in i["message"] for i in r)]

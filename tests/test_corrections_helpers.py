@@ -60,8 +60,8 @@ def build_warehouse(dataset: Dataset, url: str, config: Path) -> Engine:
         land_raw(conn, raw_records(dataset))
     tables = code_tables(settings)
     store_reference_tables(engine, tables)
-    for role in ("oa", "finance"):
-        source = getattr(settings, role)
+    for name in settings.chain:
+        source = settings.source(name)
         store_standard(engine, source, map_source(engine, settings, source, tables))
     period = Period.parse(dataset.period)
     reconcile_period(engine, settings, period, period.end)

@@ -105,7 +105,7 @@ def test_incremental_extraction_reads_only_the_tail_and_catches_late_edits(
     first = extract_source(engine, settings, "oa", start, end)
     full_gets = sb.calls.count("/processinstance/get")
     assert first.landed == full_gets > 100
-    mark = read_watermark(engine.connect(), "dingtalk", settings.oa.process_code, "C01")
+    mark = read_watermark(engine.connect(), "dingtalk", settings.source("oa").process_code, "C01")
     assert mark == Watermark(start, end)
 
     # Late edits: one instance created inside the overlap, one long before it.
@@ -169,9 +169,16 @@ def test_task_retries_only_what_can_heal(error, retry):
 
 
 def test_fail_fast_errors_tell_the_operator_what_to_do():
-    auth = operator_hint(AuthError("dingtalk", "gettoken", "errcode 40089"), "oa")
-    assert "OAFIN_OA__APP_SECRET" in auth and "retry" in auth
-    assert "FormId" in operator_hint(SourceError("kingdee", "ExecuteBillQuery", "x"), "finance")
+    from oafin.config import source_settings
+
+    oa = source_settings({"name": "oa", "system": "dingtalk", "base_url": "http://unused"})
+    erp = source_settings({"name": "my-erp", "system": "kingdee", "base_url": "http://unused"})
+    auth = operator_hint(AuthError("dingtalk", "gettoken", "errcode 40089"), oa)
+    assert "OAFIN_SOURCE_OA_APP_KEY" in auth and "OAFIN_SOURCE_OA_APP_SECRET" in auth and "retry" in auth
+    kd_auth = operator_hint(AuthError("kingdee", "login", "refused"), erp)
+    assert "OAFIN_SOURCE_MY_ERP_ACCT_ID" in kd_auth and "OAFIN_SOURCE_MY_ERP_APP_SECRET" in kd_auth
+    assert "FormId" in operator_hint(SourceError("kingdee", "ExecuteBillQuery", "x"), erp)
+    assert "process_code" in operator_hint(SourceError("dingtalk", "listids", "x"), oa)
 
 
 # --- the shared rate limit -------------------------------------------------------------------

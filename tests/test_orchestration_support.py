@@ -34,12 +34,11 @@ def write_config(
         text = text.replace("rate_limit_per_second = 200", f"rate_limit_per_second = {finance_rate}")
     if timeout_seconds is not None:
         text = text.replace(
-            "use_sandbox_credentials = true",
-            f"use_sandbox_credentials = true\ntimeout_seconds = {timeout_seconds}",
+            'company_code = "C01"', f'company_code = "C01"\ntimeout_seconds = {timeout_seconds}'
         )
-    for role, size in (("oa", oa_page_size), ("finance", finance_page_size)):
+    for name, size in (("oa", oa_page_size), ("finance", finance_page_size)):
         if size is not None:
-            text = text.replace(f"[{role}]\n", f"[{role}]\npage_size = {size}\n")
+            text = text.replace(f'name = "{name}"\n', f'name = "{name}"\npage_size = {size}\n')
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path

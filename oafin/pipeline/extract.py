@@ -1,6 +1,7 @@
 """Extract a source for a window and land its records in the warehouse, incrementally and resumably.
 
-One extraction is one (system, kind, company): a DingTalk process code or a Kingdee FormId.
+One extraction is one (source, kind, company): a record kind of the source's system
+(oafin.systems.base.RecordKind, e.g. an approval form or an ERP form).
 ``plan_extraction`` reads the watermarks and says, per kind, which part of the requested window
 must be read (``oafin.warehouse.watermarks.plan_window``: past the watermark, minus an overlap that
 re-reads the tail for late edits). ``extract_kind`` reads that part, lands it in committed
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 from oafin.config import ConfigError, Settings, SourceConfig
 from oafin.connectors.errors import ConnectorError, TokenExpiredError
 from oafin.connectors.limits import Acquire, RetryPolicy
-from oafin.pipeline.sources import mapping_path, open_client, source_mapping
+from oafin.pipeline.sources import mapping_path, open_reader, record_kinds
 from oafin.records import RawRecord
 from oafin.warehouse.store import canonical_json, land_raw
 from oafin.warehouse.watermarks import advance, plan_window, read_watermark
@@ -37,7 +38,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Re-read this much before the watermark on an incremental run: an approval finished or a bill
 # audited a day or two after it was created still lands (flow parameter ``overlap_hours``).
 DEFAULT_OVERLAP = timedelta(hours=72)
-ROLES = ("oa", "finance")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ExtractPlan:
     file's content hash, so a changed mapping or a moved watermark is a different extraction.
     """
 
-    role: str
+    source: str  # the source's name in the config
     system: str
     kind: str
     company_code: str
@@ -144,10 +144,8 @@ def file_hash(path: Any) -> str:
 
 
 def source_kinds(settings: Settings, source: SourceConfig) -> list[str]:
-    """The kinds a source is extracted by: its process code (DingTalk) or its mapped FormIds."""
-    if source.system == "dingtalk":
-        return [source.process_code]
-    return list(source_mapping(settings, source).kinds)
+    """The names of the kinds a source is extracted by (its system says which, from its mapping)."""
+    return [kind.name for kind in record_kinds(settings, source)]
 
 
 def plan_extraction(
@@ -158,20 +156,24 @@ def plan_extraction(
     *,
     overlap: timedelta = DEFAULT_OVERLAP,
     full: bool = False,
-    roles: Iterable[str] = ROLES,
+    sources: Iterable[str] | None = None,
 ) -> list[ExtractPlan]:
-    """Per (role, kind): the part of ``[start, end)`` still to read, from the stored watermarks."""
+    """Per (source, kind): the part of ``[start, end)`` still to read, from the stored watermarks.
+
+    ``sources``: the names of the sources to plan (default: every source in the chain).
+    """
     plans = []
+    names = list(settings.chain if sources is None else sources)
     with engine.connect() as conn:
-        for role in roles:
-            source: SourceConfig = getattr(settings, role)
+        for name in names:
+            source: SourceConfig = settings.source(name)
             mapping_hash = file_hash(mapping_path(settings, source))
             for kind in source_kinds(settings, source):
                 mark = read_watermark(conn, source.system, kind, source.company_code)
                 window = plan_window(start, end, mark, overlap, full=full)
                 plans.append(
                     ExtractPlan(
-                        role=role,
+                        source=source.name,
                         system=source.system,
                         kind=kind,
                         company_code=source.company_code,
@@ -189,21 +191,13 @@ def kind_records(
     settings: Settings, plan: ExtractPlan, limiter: Acquire | None = None, retry: RetryPolicy | None = None
 ) -> Iterator[RawRecord]:
     """Every record of one kind in the plan's window, straight from the source's API."""
-    source: SourceConfig = getattr(settings, plan.role)
+    source: SourceConfig = settings.source(plan.source)
     start, end = plan.window
     if end <= start:
         return
-    client = open_client(source, plan.role, limiter=limiter, retry=retry)
-    with client:
-        if source.system == "dingtalk":
-            yield from client.iter_instances(plan.kind, start, end)
-        else:
-            mapping = source_mapping(settings, source)
-            form = mapping.form(plan.kind)
-            keys = mapping.field_keys(plan.kind)
-            yield from client.iter_bills(
-                plan.kind, keys, form.date_field, start, end, id_field=form.id_field or "FID"
-            )
+    kind = next(k for k in record_kinds(settings, source) if k.name == plan.kind)
+    with open_reader(source, limiter=limiter, retry=retry) as reader:
+        yield from reader.read(kind, start, end)
 
 
 def extract_kind(
@@ -239,7 +233,7 @@ def extract_kind(
 def extract_source(
     engine: Engine,
     settings: Settings,
-    role: str,
+    name: str,
     start: datetime,
     end: datetime,
     *,
@@ -247,9 +241,9 @@ def extract_source(
     full: bool = False,
     limiter: Acquire | None = None,
 ) -> ExtractSummary:
-    """Every kind of ``role``'s source, one after the other (the flow runs them as parallel tasks)."""
-    source: SourceConfig = getattr(settings, role)
+    """Every kind of the source ``name``, one after the other (the flow runs them as parallel tasks)."""
+    source: SourceConfig = settings.source(name)
     summary = ExtractSummary(system=source.system)
-    for plan in plan_extraction(engine, settings, start, end, overlap=overlap, full=full, roles=[role]):
+    for plan in plan_extraction(engine, settings, start, end, overlap=overlap, full=full, sources=[name]):
         summary.add(extract_kind(engine, settings, plan, limiter=limiter))
     return summary

@@ -101,7 +101,7 @@ def store_matches(conn: Connection, matches: pd.DataFrame, *, period: str, compa
 
 
 def reconcile_period(engine: Engine, settings: Settings, period: Period, as_of: datetime) -> PeriodResult:
-    company = settings.oa.company_code
+    company = settings.company_code
     frames = load_frames(engine, company)
     result = run_engine(frames, settings, period, as_of)
     with engine.begin() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,13 @@ def report_dir(base: Path, period: str) -> Path:
     return base / period
 
 
-def quality_checks(engine: Engine, result: PeriodResult, data: ReportData, out: Path) -> dict[str, Any]:
+def quality_checks(
+    engine: Engine,
+    result: PeriodResult,
+    data: ReportData,
+    out: Path,
+    systems: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """Run the GX suites; a GX failure is reported in the result (and the report), never raised."""
     from data_contracts.gx_suites import build_batches, run_suites
 
@@ -43,6 +50,7 @@ def quality_checks(engine: Engine, result: PeriodResult, data: ReportData, out: 
             kpis=data.kpis,
             stats=result.stats,
             warehouse_exceptions=held,
+            systems=systems or {},
         )
         return run_suites(batches, out / DATA_DOCS, run_name=result.period, run_time=result.as_of)
     except Exception as exc:  # shown on the report and logged; the reconciliation itself stands
@@ -58,9 +66,17 @@ def quality_checks(engine: Engine, result: PeriodResult, data: ReportData, out: 
 
 
 def write_reports(
-    result: PeriodResult, base: Path, engine: Engine, *, run_quality: bool = True
+    result: PeriodResult,
+    base: Path,
+    engine: Engine,
+    *,
+    run_quality: bool = True,
+    systems: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, Path], ReportData]:
-    """Write every report of ``result``; return their paths and the numbers they show."""
+    """Write every report of ``result``; return their paths and the numbers they show.
+
+    ``systems``: per standard entity, the systems that feed it (``source_systems(settings)``).
+    """
     out = report_dir(base, result.period)
     out.mkdir(parents=True, exist_ok=True)
     shown = result.exceptions.loc[result.exceptions["status"] != "ignored"]
@@ -74,7 +90,7 @@ def write_reports(
     )
     paths: dict[str, Path] = {}
     if run_quality:
-        data.quality = quality_checks(engine, result, data, out)
+        data.quality = quality_checks(engine, result, data, out, systems)
         if data.quality.get("data_docs"):
             paths["data_docs"] = Path(data.quality["data_docs"])
             data.links["data_docs"] = relative_link(paths["data_docs"], out)

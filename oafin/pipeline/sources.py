@@ -1,78 +1,54 @@
-"""Build a connector client for a configured source."""
+"""A configured source: its system, its mapping, its credentials, and a reader over its API."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mappings.loader import default_mapping_path, load_mapping
 from oafin.config import ConfigError, Settings, SourceConfig
-from oafin.connectors.http import Timeouts
-from oafin.connectors.limits import Acquire, RateLimiter, RetryPolicy
-from oafin.systems.dingtalk.client import DingTalkClient
-from oafin.systems.kingdee.client import KingdeeClient
+from oafin.connectors.limits import Acquire, RetryPolicy
+from oafin.systems.base import RecordKind, RecordReader, SourceSystem, credentials_from_env
+from oafin.systems.registry import get_system
 
 
-def _require(value: Any, env: str, system: str) -> Any:
-    if value in (None, ""):
-        raise ConfigError(f"{system}: credential missing; set the environment variable {env}")
-    return value
+def system_of(source: SourceConfig) -> SourceSystem:
+    return get_system(source.system)
 
 
-def open_client(
-    source: SourceConfig, role: str, limiter: Acquire | None = None, retry: RetryPolicy | None = None
-) -> DingTalkClient | KingdeeClient:
-    """A client for ``source`` with credentials from the environment (or the sandbox's public ones).
+def source_credentials(source: SourceConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The source's credentials from ``environ`` (default: the process environment), each from
+    ``OAFIN_SOURCE_<NAME>_<FIELD>``; a missing one is a ConfigError naming the variables to set.
+
+    This is the one seam credentials enter by: the demo and the tests put the sandbox's public fake
+    credentials into the environment under these names (oafin.demo.sandbox_environment).
+    """
+    found, missing = credentials_from_env(source.name, system_of(source).secret_fields, environ)
+    if missing:
+        raise ConfigError(
+            f"source {source.name!r} ({source.system}): credentials missing; set the environment "
+            f"variables {', '.join(missing)}"
+        )
+    return found
+
+
+def open_reader(
+    source: SourceConfig,
+    limiter: Acquire | None = None,
+    retry: RetryPolicy | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RecordReader:
+    """A reader for ``source`` with credentials from the environment.
 
     ``limiter`` is called before every request; the flow passes one shared by every task and flow
     run (a Prefect global rate limit, ``tasks.limits``). Without one, an in-process token bucket
-    at ``rate_limit_per_second`` (or the connector's documented default) applies. ``retry``
+    at ``rate_limit_per_second`` (or the system's documented default) applies. ``retry``
     replaces the connector's default retry policy (tests shorten its waits).
     """
-    env = f"OAFIN_{role.upper()}__"
-    secret = source.app_secret.get_secret_value() if source.app_secret else None
-    if source.system == "dingtalk":
-        if source.use_sandbox_credentials:
-            from oafin.sandbox import credentials as sc
-
-            key, secret = sc.DINGTALK_APP_KEY, sc.DINGTALK_APP_SECRET
-        else:
-            key = _require(source.app_key, env + "APP_KEY", "dingtalk")
-            secret = _require(secret, env + "APP_SECRET", "dingtalk")
-        return DingTalkClient(source.base_url, key, secret, **_client_options(source, limiter, retry))
-    if source.use_sandbox_credentials:
-        from oafin.sandbox import credentials as sc
-
-        acct, user, app_id, secret = (
-            sc.KINGDEE_ACCT_ID,
-            sc.KINGDEE_USERNAME,
-            sc.KINGDEE_APP_ID,
-            sc.KINGDEE_APP_SECRET,
-        )
-    else:
-        acct = _require(source.acct_id, env + "ACCT_ID", "kingdee")
-        user = _require(source.username, env + "USERNAME", "kingdee")
-        app_id = _require(source.app_id, env + "APP_ID", "kingdee")
-        secret = _require(secret, env + "APP_SECRET", "kingdee")
-    return KingdeeClient(
-        source.base_url, acct, user, app_id, secret, **_client_options(source, limiter, retry)
-    )
-
-
-def _client_options(
-    source: SourceConfig, limiter: Acquire | None = None, retry: RetryPolicy | None = None
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"timeouts": Timeouts(read=source.timeout_seconds)}
-    if retry is not None:
-        options["retry"] = retry
-    if source.page_size:
-        options["page_size"] = source.page_size
-    if limiter is not None:
-        options["limiter"] = limiter
-    elif source.rate_limit_per_second:
-        rate = source.rate_limit_per_second
-        options["limiter"] = RateLimiter(rate, burst=max(1, int(rate // 10))).acquire
-    return options
+    credentials = source_credentials(source, os.environ if environ is None else environ)
+    return system_of(source).open(source, credentials, limiter=limiter, retry=retry)
 
 
 def mapping_path(settings: Settings, source: SourceConfig) -> Path:
@@ -81,3 +57,34 @@ def mapping_path(settings: Settings, source: SourceConfig) -> Path:
 
 def source_mapping(settings: Settings, source: SourceConfig) -> Any:
     return load_mapping(mapping_path(settings, source))
+
+
+def record_kinds(settings: Settings, source: SourceConfig) -> list[RecordKind]:
+    """The kinds ``source`` is extracted by, after checking its settings against its mapping."""
+    mapping = source_mapping(settings, source)
+    system = system_of(source)
+    problems = system.check_mapping(source, mapping)
+    if problems:
+        raise ConfigError("; ".join(problems) + f" (mapping {mapping_path(settings, source)})")
+    return system.record_kinds(source, mapping)
+
+
+def source_rate(source: SourceConfig) -> float:
+    """The configured requests per second, else the system's documented default."""
+    return float(source.rate_limit_per_second or system_of(source).default_rate_per_second)
+
+
+def operator_hint(exc: BaseException, source: SourceConfig) -> str:
+    """What an operator can do about an error that retrying will not fix."""
+    hint = system_of(source).hint(exc, source)
+    return hint or "the system answered in a way the connector does not understand; see the detail above"
+
+
+def source_systems(settings: Settings) -> dict[str, list[str]]:
+    """Standard entity → the systems whose records map to it (from each source's mapping)."""
+    out: dict[str, list[str]] = {}
+    for source in settings.chain_sources:
+        entity = source_mapping(settings, source).entity
+        if source.system not in out.setdefault(entity, []):
+            out[entity].append(source.system)
+    return out

@@ -25,6 +25,7 @@ from oafin.config import Settings, SourceConfig
 from oafin.pipeline.sources import source_mapping
 from oafin.records import Issue, MappedRecord
 from oafin.standard import ENTITIES, PRIMARY_KEYS
+from oafin.systems.base import ROLE_ENTITIES
 from oafin.warehouse.schema import STANDARD_TABLES, quarantine
 from oafin.warehouse.store import canonical_json, payload_hash, read_raw, sync_rows
 
@@ -199,11 +200,14 @@ def _key_text(value: Any) -> str | None:
     return text if len(text) <= MAX_KEY_CHARS else text[: MAX_KEY_CHARS - 3] + "..."
 
 
-def store_standard(engine: Engine, source: SourceConfig, records: list[MappedRecord]) -> StandardizeSummary:
-    """Validate ``records`` and make the warehouse hold exactly their valid rows and quarantine."""
-    entity = (
-        records[0].entity if records else ("expense_claim" if source.system == "dingtalk" else "finance_doc")
-    )
+def store_standard(
+    engine: Engine, source: SourceConfig, records: list[MappedRecord], entity: str | None = None
+) -> StandardizeSummary:
+    """Validate ``records`` and make the warehouse hold exactly their valid rows and quarantine.
+
+    ``entity``: the standard entity the source maps to (default: the records', else its role's).
+    """
+    entity = entity or (records[0].entity if records else ROLE_ENTITIES[source.role])
     records, implausible = _plausible(list(records), entity)
     result = validate_records(entity, records)
     table = STANDARD_TABLES[entity]

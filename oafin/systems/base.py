@@ -1,32 +1,39 @@
 """The interface every source system implements (issue #9; DESIGN, "A source system is one implementation").
 
-A system lives in one folder, ``oafin/systems/<name>/``, and is registered under the ``oafin.systems``
-entry-point group (``pyproject.toml``), so a company can ship its in-house OA as its own package.
-Floors: this module sits just above the shared connector toolkit (``oafin.connectors``) and the
-ground (``oafin.standard``, ``oafin.records``, ``oafin.periods``); it imports nothing higher.
+A system lives in one folder, ``oafin/systems/<name>/``, exports ``SYSTEM`` from its ``__init__``
+and is registered under the ``oafin.systems`` entry-point group (``pyproject.toml``), so a company
+can ship its in-house OA as its own package. Floors: this module sits just above the shared
+connector toolkit (``oafin.connectors``) and the ground (``oafin.standard``, ``oafin.records``,
+``oafin.periods``); it imports nothing higher (a mapping is passed in, duck-typed).
 
-Sketch of the parts (implementations fill them in; names are the contract between the pipeline,
-the sandbox and the conformance suite):
+The parts (names are the contract between the pipeline, the sandbox and the conformance suite):
 
-- ``SourceSystem``: what the pipeline knows of a system: name, role, settings model, default rate,
-  the record kinds it extracts, ``open()`` returning a ``RecordReader``, operator hints, optional
-  write-back actions, and its sandbox twin.
+- ``SourceSystem``: name, role, settings model, the environment variables its secrets come from,
+  default rate, the record kinds it extracts, ``open()`` returning a ``RecordReader``, operator
+  hints, write-back actions.
+- ``SourceSettings``: the keys every source has in the config (``[[sources]]``); a system's
+  settings model subclasses it with its own keys. No secrets: those are read from the
+  environment, ``OAFIN_SOURCE_<NAME>_<FIELD>`` (``env_name``).
 - ``RecordKind``: one extractable kind (a DingTalk process code, a Kingdee FormId): how it is
-  windowed (the timestamp it filters on) and paged.
+  windowed and paged, and what the reader needs to read it.
 - ``RecordReader``: reads raw records of one kind in a window; a context manager that owns its
-  HTTP client.
-- ``Twin``: renders the system-neutral sandbox company-month in the system's API shapes and serves
-  them as an ASGI app (the sandbox server mounts every registered system's twin).
+  HTTP client (``client`` is what write actions call).
+- ``WriteAction``: a correction the system can receive: how to build it from the warehouse's
+  facts, how to see whether it already landed, and how to send it.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from oafin.records import RawRecord
 
@@ -35,6 +42,69 @@ if TYPE_CHECKING:
 
 Role = Literal["oa", "expense", "erp"]
 ROLES: tuple[Role, ...] = ("oa", "expense", "erp")
+# The standard entity a source of each role maps to by default (its mapping file says for sure).
+ROLE_ENTITIES: dict[str, str] = {"oa": "expense_claim", "expense": "expense_claim", "erp": "finance_doc"}
+ENV_PREFIX = "OAFIN_SOURCE_"
+
+
+class SourceSettings(BaseModel):
+    """The keys every ``[[sources]]`` entry has; a system's settings model adds its own.
+
+    ``name`` is the source's name in the config (and in its environment variables); ``system``
+    the registered system; ``role`` defaults to the system's. Unknown keys are refused
+    (``check_keys`` names the nearest valid one).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    system: str
+    role: Role
+    company_code: str = "C01"
+    base_url: str
+    mapping: Path | None = None  # None: the packaged default mapping for the system
+    # Requests per second to this source; None: the system's default from its documented limits.
+    rate_limit_per_second: float | None = Field(None, gt=0)
+    page_size: int | None = Field(None, ge=1)
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+def check_keys(model: type[BaseModel], data: Mapping[str, Any], where: str) -> list[str]:
+    """Messages for the keys of ``data`` that ``model`` does not have, each with the nearest valid one."""
+    valid = list(model.model_fields)
+    problems = []
+    for key in data:
+        if key in valid:
+            continue
+        near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+        problems.append(f"{where}: unknown key {key!r}{hint}")
+    return problems
+
+
+def env_name(source_name: str, field_name: str) -> str:
+    """``OAFIN_SOURCE_OA_APP_SECRET``: where a source's credential ``field_name`` is read from."""
+    norm = re.sub(r"[^A-Za-z0-9]", "_", source_name).upper()
+    return f"{ENV_PREFIX}{norm}_{field_name.upper()}"
+
+
+def credentials_from_env(
+    source_name: str, fields: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The credential ``fields`` of a source from ``environ`` (default: the process environment).
+
+    Returns (found, the variable names that are missing or empty).
+    """
+    environ = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for f in fields:
+        value = environ.get(env_name(source_name, f), "")
+        if value:
+            found[f] = value
+        else:
+            missing.append(env_name(source_name, f))
+    return found, missing
 
 
 @dataclass(frozen=True)
@@ -43,34 +113,82 @@ class RecordKind:
 
     ``entity`` is the standard entity it maps to (``expense_claim``, ``finance_doc``);
     ``windowed_on`` names the source timestamp the extraction window filters on; ``paging`` names
-    the pager strategy (``cursor``, ``page_token``, ``offset_limit``, ``page_index``).
+    the pager strategy (``cursor``, ``page_token``, ``offset_limit``, ``page_index``);
+    ``fields`` and ``id_field`` are what a query API needs to be asked (empty for a detail API).
     """
 
     name: str
     entity: str
     windowed_on: str
     paging: str
+    fields: tuple[str, ...] = ()
+    id_field: str | None = None
 
 
 @runtime_checkable
 class RecordReader(Protocol):
     """Reads one system's raw records over its real API. Owns its HTTP client."""
 
+    client: Any  # the system's API client, for its write actions
+
     def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Every record of ``kind`` whose windowed timestamp lies in ``[start, end)``."""
         ...
+
+    def close(self) -> None: ...
 
     def __enter__(self) -> RecordReader: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
 
+class CannotPropose(Exception):
+    """The warehouse's facts cannot make a complete action; the message is the reason shown."""
+
+
 @dataclass(frozen=True)
-class WriteAction:
-    """A correction this system can receive (e.g. Kingdee Save+Submit of a bill, a DingTalk comment)."""
+class ActionInput:
+    """What the pipeline knows when it proposes a write: the claim, the document concerned, the
+    text to post, and the applicant's id in the target system (from person identities)."""
+
+    claim: Mapping[str, Any]
+    doc: Mapping[str, Any] | None = None
+    text: str | None = None
+    applicant_external_id: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    """An action's content (the intent: stable, hashed into the idempotency key), target and preview."""
+
+    content: dict[str, Any]
+    target: str
+    preview: str
+
+
+@runtime_checkable
+class WriteAction(Protocol):
+    """A correction this system can receive (e.g. Kingdee Save+Submit of a bill, a DingTalk comment).
+
+    ``send`` makes the write calls once (write clients do not retry) and returns what the system
+    answered; ``landed`` reads the system only, to settle a doubtful earlier call.
+    """
 
     name: str
     description: str
+
+    def plan(self, data: ActionInput) -> ActionPlan:
+        """The action's content from warehouse facts; raises ``CannotPropose`` with the reason."""
+        ...
+
+    def landed(
+        self, client: Any, content: Mapping[str, Any], marker: str, options: Mapping[str, Any]
+    ) -> dict[str, Any] | None: ...
+
+    def send(
+        self, client: Any, content: Mapping[str, Any], marker: str, options: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -79,26 +197,65 @@ class SourceSystem(Protocol):
 
     name: str  # the config's ``system = "..."``
     role: Role
-    settings_model: type[BaseModel]  # the system's own config keys; extra keys refused
-    secret_env: Mapping[str, str]  # credential field -> the environment variable suffix it is read from
-    default_rate_per_second: float  # from the system's documented limits (cite the fact sheet)
+    settings_model: type[SourceSettings]  # the system's own config keys; extra keys refused
+    secret_fields: tuple[str, ...]  # credential fields, read from env_name(source, field)
+    default_rate_per_second: float  # from the system's documented limits
+    rate_source: str  # where that rate is documented (the fact sheet and section)
     write_actions: Mapping[str, WriteAction]
+    identity_column: str  # the people table's column holding a person's id in this system
 
-    def record_kinds(self, settings: BaseModel, mapping: Any) -> list[RecordKind]:
+    def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         """The kinds this source extracts, from its settings and its mapping file."""
+        ...
+
+    def check_mapping(self, settings: SourceSettings, mapping: Any) -> list[str]:
+        """Problems between the settings and the mapping (e.g. a form the mapping does not map)."""
         ...
 
     def open(
         self,
-        settings: BaseModel,
+        settings: SourceSettings,
         credentials: Mapping[str, str],
         *,
         limiter: Acquire | None = None,
         retry: RetryPolicy | None = None,
     ) -> RecordReader:
-        """A reader with credentials from the environment (never from the config file)."""
+        """A reader with ``credentials`` (from the environment, never from the config file)."""
         ...
 
-    def hint(self, exc: BaseException) -> str | None:
+    def hint(self, exc: BaseException, settings: SourceSettings) -> str | None:
         """What an operator should do about ``exc`` (which variables to set, which setting to check)."""
         ...
+
+
+def client_options(
+    settings: SourceSettings, limiter: Acquire | None = None, retry: RetryPolicy | None = None
+) -> dict[str, Any]:
+    """The shared connector options of a source: timeouts, page size, limiter, retry policy.
+
+    Without ``limiter``, an in-process token bucket at ``rate_limit_per_second`` applies when set
+    (else the client's own documented default).
+    """
+    from oafin.connectors.http import Timeouts
+    from oafin.connectors.limits import RateLimiter
+
+    options: dict[str, Any] = {"timeouts": Timeouts(read=settings.timeout_seconds)}
+    if retry is not None:
+        options["retry"] = retry
+    if settings.page_size:
+        options["page_size"] = settings.page_size
+    if limiter is not None:
+        options["limiter"] = limiter
+    elif settings.rate_limit_per_second:
+        rate = settings.rate_limit_per_second
+        options["limiter"] = RateLimiter(rate, burst=max(1, int(rate // 10))).acquire
+    return options
+
+
+def auth_hint(settings: SourceSettings, fields: tuple[str, ...]) -> str:
+    """The operator hint for refused credentials, naming the source's own variables."""
+    names = ", ".join(env_name(settings.name, f) for f in fields)
+    return (
+        f"credentials or permissions were refused: check {names} and the app's API permissions, "
+        "then retry the run"
+    )

@@ -1,7 +1,8 @@
 """Who may approve what: auto-approve rules, the approver's identity, segregation of duties.
 
 How an approver names themselves: in the approval form they type their ``person_id``
-(``P0001``), DingTalk userid or Kingdee staff number, or their name exactly as in the people
+(``P0001``), their id in any registered system (the people table's identity columns, e.g. a
+DingTalk userid), or their name exactly as in the people
 table when no one else has it. One identity across systems (SSO) is what the people table
 records, so each of these resolves to one ``person_id``; a name that matches no one, or more
 than one person, is refused, because segregation of duties cannot be checked for it. Prefect's
@@ -22,7 +23,14 @@ import pandas as pd
 
 from oafin.config import AutoApproveRule
 
-ID_COLUMNS = ("person_id", "dingtalk_userid", "kingdee_staff_number")
+
+def id_columns() -> tuple[str, ...]:
+    """``person_id`` and each registered system's identity column of the people table."""
+    from oafin.systems.registry import systems
+
+    return ("person_id", *sorted({s.identity_column for s in systems().values()}))
+
+
 MIN_PREFIX = 8
 AUTO_PREFIX = "auto:"
 
@@ -52,9 +60,9 @@ def resolve_approver(typed: str, people: pd.DataFrame) -> Approver:
     """The person an approver's typed identity names (see the module docstring)."""
     value = (typed or "").strip()
     if not value:
-        raise ApprovalError("no approver given: type your person_id, DingTalk userid or Kingdee staff number")
+        raise ApprovalError("no approver given: type your person_id or your id in one of the systems")
     rows = people.to_dict("records")
-    for column in ID_COLUMNS:
+    for column in id_columns():
         hits = [r for r in rows if str(r.get(column) or "").strip() == value]
         if len(hits) == 1:
             return Approver(str(hits[0]["person_id"]), str(hits[0].get("name") or ""))

@@ -6,15 +6,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from oafin.standard import yuan as yuan  # re-exported: proposals and previews use it
 from oafin.warehouse.audit import canonical_json
 
 ActionKind = Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
 ACTION_KINDS: Final = ("oa_status_comment", "finance_create_bill", "finance_flag_recall")
-ACTION_SYSTEMS: Final = {
-    "oa_status_comment": "dingtalk",
-    "finance_create_bill": "kingdee",
-    "finance_flag_recall": "kingdee",
-}
 MARKER_CHARS: Final = 16
 
 
@@ -31,6 +27,7 @@ class Action:
     exception_id: str
     exception_type: str
     action: ActionKind
+    system: str  # the target source's system, whose write action sends it
     target: str  # human-readable: what in which system
     content: dict[str, Any]
     preview: str
@@ -38,10 +35,6 @@ class Action:
     applicant_id: str | None = None  # person_id of the claim's applicant (segregation of duties)
     amount_fen: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def system(self) -> str:
-        return ACTION_SYSTEMS[self.action]
 
     @property
     def content_hash(self) -> str:
@@ -77,10 +70,3 @@ class Action:
 def marker_for(key: str) -> str:
     """The tag written into comments and remarks, e.g. ``[oafin:1a2b3c4d5e6f7a8b]``."""
     return f"[oafin:{key[:MARKER_CHARS]}]"
-
-
-def yuan(fen: int) -> str:
-    """Integer fen as a yuan amount text, exactly: 123456 → ``1234.56``."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100}.{fen % 100:02d}"

@@ -1,20 +1,22 @@
 """Open exceptions in the warehouse → proposed actions. Reads only; calls no system.
 
-Which exception gets which action (issue #6):
+Which exception gets which action (issue #6); the target system's write action
+(oafin.systems.<name>.actions) builds the content, and later sends it:
 
-| exception | action | system and calls |
+| exception | action | target |
 |---|---|---|
-| ``MISSING_IN_FINANCE`` | ``finance_create_bill``: the reimbursement bill from the approved OA claim | Kingdee ``Save`` then ``Submit`` (``Audit`` only with ``corrections.allow_audit``) |
-| ``STATUS_MISMATCH``, ``LATE_PAYMENT`` | ``oa_status_comment``: finance's status of the claim, as a comment on the OA instance | DingTalk ``process/instance/comment/add`` |
-| ``DUPLICATE_PAYMENT`` | ``finance_flag_recall``: a remark on each excess payment asking for recall; never a reversal | Kingdee ``Save`` of ``FREMARK`` on ``AP_PAYBILL`` |
+| ``MISSING_IN_FINANCE`` | ``finance_create_bill``: the reimbursement bill from the approved OA claim | the chain's finance source |
+| ``STATUS_MISMATCH``, ``LATE_PAYMENT`` | ``oa_status_comment``: finance's status of the claim, as a comment on the OA instance | the chain's OA source |
+| ``DUPLICATE_PAYMENT`` | ``finance_flag_recall``: a remark on each excess payment asking for recall; never a reversal | the chain's finance source |
 
 Every other type, and an exception whose data cannot make a complete action (a claim not
-approved, an unknown staff number, no comment user configured), is listed in ``skipped``
-with the reason, never guessed.
+approved, an unknown staff number, no comment user configured, a target system without that
+write action), is listed in ``skipped`` with the reason, never guessed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,13 +26,12 @@ from sqlalchemy import Connection
 
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
+from oafin.systems.base import ActionInput, CannotPropose
+from oafin.systems.registry import systems
 from oafin.warehouse.schema import STANDARD_TABLES, exception
 from oafin.warehouse.store import read_table
 
 ACTIVE_STATUSES = ("open", "acknowledged")
-ER_FORM = "ER_ExpReimbursement"  # default-forms.md; source-systems.md §7.5
-PAY_FORM = "AP_PAYBILL"
-CURRENCY_NUMBERS = {"CNY": "PRE001"}  # default-forms.md: PRE001 is CNY
 DOC_STATUS_LABELS = {
     "received": "已接收",
     "audited": "已审核",
@@ -98,14 +99,49 @@ def finance_summary(bills: list[dict[str, Any]], pays: list[tuple[dict[str, Any]
     return "；".join(parts) if parts else "财务系统中没有对应单据"
 
 
+def action_targets(chain_systems: list[str]) -> dict[str, str]:
+    """Action → the system it goes to, from the chain's systems (OA first): ``oa_*`` actions go to
+    the chain's first system, ``finance_*`` ones to its last."""
+    return {
+        action: chain_systems[0] if action.startswith("oa_") else chain_systems[-1]
+        for action in set(ACTION_OF.values())
+    }
+
+
+def registered_targets() -> dict[str, str]:
+    """Action → the one registered system offering it (an action two systems offer is left out:
+    the config's chain must say which; ``oafin.pipeline.corrections.push.action_targets``)."""
+    offered: dict[str, list[str]] = {}
+    for name, system in systems().items():
+        for action in system.write_actions:
+            offered.setdefault(action, []).append(name)
+    return {action: names[0] for action, names in offered.items() if len(names) == 1}
+
+
+def _identities(people: pd.DataFrame, column: str) -> dict[str, Any]:
+    """person_id → the person's id in a system (the people table's column for that system)."""
+    if column not in people.columns:
+        return {}
+    return {r["person_id"]: r.get(column) for r in _records(people)}
+
+
 def build_proposals(
     conn: Connection,
     people: pd.DataFrame,
     *,
     comment_userid: str | None,
     period: str | None = None,
+    targets: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Proposals:
-    """Actions for the open (or acknowledged) exceptions, optionally of one ``period``, in a stable order."""
+    """Actions for the open (or acknowledged) exceptions, optionally of one ``period``, in a stable order.
+
+    ``targets``: action → the system it is sent to (from the config's chain; default: the one
+    registered system offering it). ``options`` go to the write actions (corrections settings).
+    """
+    targets = registered_targets() if targets is None else targets
+    registry = systems()
+    options = {**(options or {}), "comment_userid": comment_userid}
     where = exception.c.status.in_(ACTIVE_STATUSES)
     if period:
         where = where & (exception.c.period == period)
@@ -114,7 +150,6 @@ def build_proposals(
     for c in _records(read_table(conn, STANDARD_TABLES["expense_claim"])):
         claims.setdefault(c["claim_no"], c)  # read_table orders by claim_id: the first one wins, stably
     finance = _Finance(_records(read_table(conn, STANDARD_TABLES["finance_doc"])))
-    staff = {r["person_id"]: r.get("kingdee_staff_number") for r in _records(people)}
 
     out = Proposals()
     for exc in sorted(exceptions, key=lambda e: (e["exception_type"], e["exception_id"])):
@@ -136,21 +171,58 @@ def build_proposals(
         if claim is None:
             skip(f"claim {exc.get('claim_no')} is not in the warehouse")
             continue
-        if kind == "MISSING_IN_FINANCE":
-            action = _create_bill(exc, claim, staff, skip)
-            if action is not None:
-                out.actions.append(action)
-        elif kind in ("STATUS_MISMATCH", "LATE_PAYMENT"):
-            if not comment_userid:
-                skip("set corrections.comment_userid (the DingTalk user the comment is posted as)")
-                continue
-            out.actions.append(_status_comment(exc, claim, finance, comment_userid))
-        else:
-            actions = _flag_recall(exc, claim, finance)
-            if not actions:
-                skip("fewer than two payments found for the claim")
-            out.actions.extend(actions)
+        action = ACTION_OF[kind]
+        system_name = targets.get(action)
+        system = registry.get(system_name or "")
+        if system is None or action not in system.write_actions:
+            skip(f"no system in the chain takes {action} (target: {system_name or 'none'})")
+            continue
+        writer = system.write_actions[action]
+        claim = {**claim, "approved_at": _moment(claim.get("approved_at"))}
+        external_id = _identities(people, system.identity_column).get(claim.get("applicant_id") or "")
+        base = {"claim": claim, "applicant_external_id": external_id, "options": options}
+        try:
+            if kind == "MISSING_IN_FINANCE":
+                if claim.get("status") != "approved" or claim.get("approved_at") is None:
+                    skip(
+                        f"claim {claim['claim_no']} is {claim.get('status')}, not approved: no bill is created"
+                    )
+                    continue
+                inputs = [ActionInput(**base)]
+            elif kind in ("STATUS_MISMATCH", "LATE_PAYMENT"):
+                inputs = [ActionInput(**base, text=_status_text(exc, claim, finance))]
+            else:
+                inputs = _recall_inputs(exc, claim, finance, base)
+                if not inputs:
+                    skip("fewer than two payments found for the claim")
+                    continue
+            for data in inputs:
+                plan = writer.plan(data)
+                out.actions.append(
+                    Action(
+                        **_base(exc, claim),
+                        action=action,
+                        system=system.name,
+                        target=plan.target,
+                        content=plan.content,
+                        preview=plan.preview,
+                    )
+                )
+        except CannotPropose as reason:
+            skip(str(reason))
     return out
+
+
+ACTION_OF = {
+    "MISSING_IN_FINANCE": "finance_create_bill",
+    "STATUS_MISMATCH": "oa_status_comment",
+    "LATE_PAYMENT": "oa_status_comment",
+    "DUPLICATE_PAYMENT": "finance_flag_recall",
+}
+
+
+def _moment(value: Any) -> Any:
+    return None if value is None else pd.Timestamp(value).to_pydatetime()
 
 
 def _base(exc: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
@@ -163,61 +235,19 @@ def _base(exc: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _create_bill(
-    exc: dict[str, Any], claim: dict[str, Any], staff: dict[str, Any], skip: Any
-) -> Action | None:
-    if claim.get("status") != "approved" or claim.get("approved_at") is None:
-        skip(f"claim {claim['claim_no']} is {claim.get('status')}, not approved: no bill is created")
-        return None
-    number = staff.get(claim.get("applicant_id") or "")
-    if not number:
-        skip(f"applicant {claim.get('applicant_id')} has no kingdee_staff_number in the people table")
-        return None
-    currency = CURRENCY_NUMBERS.get(claim.get("currency") or "CNY")
-    if currency is None:
-        skip(f"currency {claim.get('currency')} has no Kingdee currency number")
-        return None
-    amount = int(claim["amount_fen"])
-    model = {
-        "FDate": _local(claim["approved_at"], "%Y-%m-%dT%H:%M:%S"),
-        "F_OAFIN_OANo": claim["claim_no"],
-        "FProposerID": {"FStaffNumber": number},
-        "FRequestDeptID": {"FNumber": claim.get("department_code") or ""},
-        "FExpenseAmount": yuan(amount),
-        "FCausa": claim.get("title") or "",
-        "FCurrencyID": {"FNumber": currency},
-        "FOrgID": {"FNumber": claim.get("company_code") or exc.get("company_code") or ""},
-    }
-    return Action(
-        **_base(exc, claim),
-        action="finance_create_bill",
-        target=f"kingdee {ER_FORM} for OA {claim['claim_no']}",
-        content={"form_id": ER_FORM, "claim_no": claim["claim_no"], "model": model},
-        preview=(
-            f"Kingdee: Save a {ER_FORM} bill for OA {claim['claim_no']} (staff {number}, "
-            f"¥{yuan(amount)}, dated {model['FDate']}), then Submit"
-        ),
-    )
-
-
-def _status_comment(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance, userid: str) -> Action:
+def _status_text(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) -> str:
     bills, pays = finance.of(claim["claim_no"])
     summary = finance_summary(bills, pays)
     what = (
         "OA 状态与财务状态不一致" if exc["exception_type"] == "STATUS_MISMATCH" else "付款超过时限或尚未付款"
     )
-    text = f"oafin 对账提示（{exc['exception_type']}）：{what}。财务状态：{summary}。"
-    instance_id = str(claim["claim_id"]).split(":", 1)[1]
-    return Action(
-        **_base(exc, claim),
-        action="oa_status_comment",
-        target=f"dingtalk instance {instance_id} (OA {claim['claim_no']})",
-        content={"instance_id": instance_id, "comment_userid": userid, "text": text},
-        preview=f"DingTalk: comment on OA {claim['claim_no']}: {text}",
-    )
+    return f"oafin 对账提示（{exc['exception_type']}）：{what}。财务状态：{summary}。"
 
 
-def _flag_recall(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) -> list[Action]:
+def _recall_inputs(
+    exc: dict[str, Any], claim: dict[str, Any], finance: _Finance, base: dict[str, Any]
+) -> list[ActionInput]:
+    """One input per excess payment of a duplicate-paid claim (the first payment is the good one)."""
     bills, pays = finance.of(claim["claim_no"])
     pays = [(p, share) for p, share in pays if p.get("status") != "reversed"]
     if len(pays) < 2:
@@ -233,17 +263,5 @@ def _flag_recall(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) 
             paid += share
         excess = excess or [pays[-1][0]]
     first = pays[0][0]["doc_no"]
-    actions = []
-    for p in excess:
-        fid = int(str(p["doc_id"]).rsplit(":", 1)[1])
-        note = f"疑似重复付款，请核实并追回：OA {claim['claim_no']} 已由付款单 {first} 支付"
-        actions.append(
-            Action(
-                **_base(exc, claim),
-                action="finance_flag_recall",
-                target=f"kingdee {PAY_FORM} {p['doc_no']}",
-                content={"form_id": PAY_FORM, "fid": fid, "doc_no": p["doc_no"], "note": note},
-                preview=f"Kingdee: add to the remark of payment {p['doc_no']} (¥{yuan(p['amount_fen'] or 0)}): {note}",
-            )
-        )
-    return actions
+    note = f"疑似重复付款，请核实并追回：OA {claim['claim_no']} 已由付款单 {first} 支付"
+    return [ActionInput(**base, doc=p, text=note) for p in excess]

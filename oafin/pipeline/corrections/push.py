@@ -5,7 +5,7 @@ For each approved action:
 1. ``done`` in the ledger → skipped, no call.
 2. ``approved`` → the ledger row becomes ``pending`` and is committed *before* any call.
 3. ``pending`` (an earlier attempt died or failed after step 2) → the target system is read
-   first (``targets.landed``); if the change is there, the row becomes ``done`` with what was
+   first (the system's write action's ``landed``); if the change is there, the row becomes ``done`` with what was
    found and nothing is sent again.
 4. The call; then, in one transaction, ``done`` with the system's response and its audit row.
 
@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 
 from oafin.config import Settings
 from oafin.connectors.errors import ConnectorError
-from oafin.pipeline.corrections import targets
 from oafin.pipeline.corrections.model import marker_for
+from oafin.systems.registry import get_system
 from oafin.warehouse import ledger
 
 logger = logging.getLogger(__name__)
@@ -52,27 +52,24 @@ class PushResult:
 
 @dataclass
 class Clients:
-    """One client per system, opened on first use from the config's sources (oa: DingTalk, finance: Kingdee)."""
+    """One API client per system, opened on first use from the chain's first source of that system."""
 
     settings: Settings
     opened: dict[str, Any] = field(default_factory=dict)
 
     def get(self, system: str) -> Any:
         if system not in self.opened:
-            from oafin.pipeline.sources import open_client
+            from oafin.pipeline.sources import open_reader
 
-            for role in ("oa", "finance"):
-                source = getattr(self.settings, role)
-                if source.system == system:
-                    self.opened[system] = open_client(source, role)
-                    break
-            else:
-                raise LookupError(f"no source in the config is a {system} system")
-        return self.opened[system]
+            source = next((s for s in self.settings.chain_sources if s.system == system), None)
+            if source is None:
+                raise LookupError(f"no source in the config's chain is a {system} system")
+            self.opened[system] = open_reader(source)
+        return self.opened[system].client
 
     def close(self) -> None:
-        for client in self.opened.values():
-            client.close()
+        for reader in self.opened.values():
+            reader.close()
         self.opened.clear()
 
 
@@ -94,7 +91,16 @@ def _crash_hook(key: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def push_one(engine: Engine, key: str, get_client: Callable[[str], Any], *, allow_audit: bool) -> PushResult:
+def push_one(
+    engine: Engine,
+    key: str,
+    get_client: Callable[[str], Any],
+    *,
+    allow_audit: bool = False,
+    options: dict[str, Any] | None = None,
+) -> PushResult:
+    """Push one ledger entry by its system's write action (``options``: the corrections settings)."""
+    options = {**(options or {}), "allow_audit": allow_audit}
     with engine.connect() as conn:
         row = ledger.get(conn, key)
     if row is None:
@@ -108,9 +114,12 @@ def push_one(engine: Engine, key: str, get_client: Callable[[str], Any], *, allo
     content = json.loads(row["content"])
     marker = marker_for(key)
     try:
+        writer = get_system(row["system"]).write_actions.get(action)
+        if writer is None:
+            raise LookupError(f"system {row['system']} has no write action {action}")
         client = get_client(row["system"])
         if row["status"] == "pending":
-            found = targets.landed(action, client, content, marker, allow_audit)
+            found = writer.landed(client, content, marker, options)
             if found is not None:
                 with engine.begin() as conn:
                     ledger.transition(
@@ -133,7 +142,7 @@ def push_one(engine: Engine, key: str, get_client: Callable[[str], Any], *, allo
                 detail={"system": row["system"], "target": row["target"], "attempt": row["attempts"] + 1},
                 attempts=row["attempts"] + 1,
             )
-        response = targets.send(action, client, content, marker, allow_audit)
+        response = writer.send(client, content, marker, options)
     except (ConnectorError, LookupError) as exc:
         retryable = bool(getattr(exc, "retryable", False))
         with engine.begin() as conn:
@@ -158,8 +167,12 @@ def push_approved(
     if keys is None:
         rows = [r for r in rows if r["status"] in PUSHABLE]
     allow_audit = settings.corrections.allow_audit
+    options = settings.corrections.model_dump()
     with clients_for(settings) if clients is None else _borrowed(clients) as opened:
-        return [push_one(engine, r["idempotency_key"], opened.get, allow_audit=allow_audit) for r in rows]
+        return [
+            push_one(engine, r["idempotency_key"], opened.get, allow_audit=allow_audit, options=options)
+            for r in rows
+        ]
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +24,23 @@ class Proposed:
 
 
 def propose(
-    engine: Engine, people: pd.DataFrame, *, comment_userid: str | None, period: str | None = None
+    engine: Engine,
+    people: pd.DataFrame,
+    *,
+    comment_userid: str | None,
+    period: str | None = None,
+    targets: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Proposed:
-    """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
+    """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit).
+
+    ``targets``: action → system (``action_targets`` of the config's chain); ``options``: the
+    corrections settings the write actions read.
+    """
     with engine.begin() as conn:
-        proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
+        proposals = build_proposals(
+            conn, people, comment_userid=comment_userid, period=period, targets=targets, options=options
+        )
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)
     return Proposed([r["idempotency_key"] for r in rows], new, proposals.skipped)
@@ -72,7 +85,7 @@ def record_decision(engine: Engine, decision: Decision, now: datetime | None = N
 def approval_table(rows: list[dict[str, Any]]) -> str:
     """The list an approver sees (markdown): id to type, action, claim, amount, preview."""
     lines = [
-        "Type your person_id (or DingTalk userid / Kingdee staff number) as approver, and in approve "
+        "Type your person_id (or your id in one of the systems) as approver, and in approve "
         "`all` or the ids of the actions to push. You may not approve actions on your own claims.",
         "",
         "| id | action | exception | claim | amount (fen) | what will happen |",

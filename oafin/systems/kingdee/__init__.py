@@ -1,1 +1,130 @@
-"""Kingdee K/3 Cloud (金蝶云星空): reimbursement bills and payments."""
+"""Kingdee K/3 Cloud (金蝶云星空): the ERP's bills and payments. Exports ``SYSTEM`` (oafin.systems entry point)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from oafin.connectors.errors import AuthError, RateLimitedError, SourceError
+from oafin.connectors.limits import KINGDEE_REQUESTS_PER_SECOND
+from oafin.records import RawRecord
+from oafin.systems.base import (
+    RecordKind,
+    Role,
+    SourceSettings,
+    WriteAction,
+    auth_hint,
+    client_options,
+)
+from oafin.systems.kingdee.actions import CreateBill, FlagRecall
+
+if TYPE_CHECKING:
+    from oafin.connectors.limits import Acquire, RetryPolicy
+    from oafin.systems.kingdee.client import KingdeeClient
+
+NAME = "kingdee"
+
+
+class KingdeeSettings(SourceSettings):
+    """A Kingdee source; its forms (FormIds) and field keys come from the mapping file."""
+
+    lcid: int = 2052  # zh-CN (source-systems.md §7.2)
+
+
+class KingdeeReader:
+    """Rows of one FormId dated in the window (ExecuteBillQuery, StartRow/Limit paging, §7.3)."""
+
+    def __init__(self, client: KingdeeClient) -> None:
+        self.client = client
+
+    def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        yield from self.client.iter_bills(
+            kind.name, list(kind.fields), kind.windowed_on, start, end, id_field=kind.id_field or "FID"
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> KingdeeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Kingdee:
+    name = NAME
+    role: Role = "erp"
+    settings_model = KingdeeSettings
+    # AuthService.LoginByAppSecret: [acctID, userName, appId, appSecret, lcid] (source-systems.md §7.2)
+    secret_fields = ("acct_id", "username", "app_id", "app_secret")
+    default_rate_per_second = KINGDEE_REQUESTS_PER_SECOND
+    rate_source = "source-systems.md §7.5: Kingdee documents no rate limit; 10/s stays gentle with an ERP"
+    write_actions: Mapping[str, WriteAction] = {
+        "finance_create_bill": CreateBill(),
+        "finance_flag_recall": FlagRecall(),
+    }
+    identity_column = "kingdee_staff_number"
+
+    def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
+        kinds = []
+        for form_id in mapping.kinds:
+            form = mapping.form(form_id)
+            kinds.append(
+                RecordKind(
+                    form_id,
+                    mapping.entity,
+                    windowed_on=form.date_field,
+                    paging="offset_limit",
+                    fields=tuple(mapping.field_keys(form_id)),
+                    id_field=form.id_field or "FID",
+                )
+            )
+        return kinds
+
+    def check_mapping(self, settings: SourceSettings, mapping: Any) -> list[str]:
+        problems = []
+        for form_id in mapping.kinds:
+            if not mapping.form(form_id).date_field:
+                problems.append(
+                    f"source {settings.name!r}: form {form_id!r} has no date_field to window the extraction on"
+                )
+        return problems
+
+    def open(
+        self,
+        settings: SourceSettings,
+        credentials: Mapping[str, str],
+        *,
+        limiter: Acquire | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> KingdeeReader:
+        from oafin.systems.kingdee.client import KingdeeClient
+
+        assert isinstance(settings, KingdeeSettings)
+        client = KingdeeClient(
+            settings.base_url,
+            credentials["acct_id"],
+            credentials["username"],
+            credentials["app_id"],
+            credentials["app_secret"],
+            lcid=settings.lcid,
+            **client_options(settings, limiter, retry),
+        )
+        return KingdeeReader(client)
+
+    def hint(self, exc: BaseException, settings: SourceSettings) -> str | None:
+        if isinstance(exc, AuthError):
+            return auth_hint(settings, self.secret_fields)
+        if isinstance(exc, RateLimitedError):
+            return "Kingdee refused for load; retry later or lower rate_limit_per_second"
+        if isinstance(exc, SourceError):
+            return (
+                f"Kingdee refused the request: check the FormIds and field keys of source "
+                f"{settings.name!r}'s mapping file against the system, then retry the run"
+            )
+        return None
+
+
+SYSTEM = Kingdee()
