@@ -17,6 +17,7 @@ file's own folder, so a config written next to its reports works from any workin
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,19 @@ from oafin.systems.base import SourceSettings, check_keys, env_name
 from oafin.systems.registry import UnknownSystemError, get_system
 
 SECRET_KEYS = frozenset({"app_secret", "password", "secret", "token", "access_token", "app_key_secret"})
+# A key is a credential when, lower-cased without ``_`` and ``-``, it is one of these or ends in one
+# (appsecret, client_secret, App-Secret, api_token, db_password, ...).
+_SECRET_NAMES = frozenset({"secret", "password", "passwd", "pwd", "token", "apikey", "privatekey"})
+_SECRET_ENDINGS = ("secret", "password", "passwd", "token", "apikey", "privatekey")
+# user:password@ inside a URL (a DSN or a webhook): the password belongs in the environment.
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    norm = re.sub(r"[-_\s]", "", key.lower())
+    return key.lower() in SECRET_KEYS or norm in _SECRET_NAMES or norm.endswith(_SECRET_ENDINGS)
+
+
 SourceConfig = SourceSettings  # one source's settings: a registered system's settings model
 
 
@@ -173,14 +187,18 @@ def source_settings(data: dict[str, Any]) -> SourceSettings:
 
 
 def _find_secrets(data: Any, trail: str = "") -> list[str]:
+    """Where ``data`` (a parsed config, tables and lists at any depth) holds a credential: a key
+    named like one with a value, or a URL carrying a password. Names the places, never the values."""
     found = []
     items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
     for key, value in items:
         where = f"{trail}.{key}" if trail else str(key)
         if isinstance(value, dict | list):
             found += _find_secrets(value, where)
-        elif str(key).lower() in SECRET_KEYS and value not in (None, ""):
+        elif isinstance(key, str) and is_secret_key(key) and value not in (None, ""):
             found.append(where)
+        elif isinstance(value, str) and _URL_PASSWORD.search(value):
+            found.append(f"{where} (a password inside a URL; e.g. OAFIN_WAREHOUSE__URL for warehouse.url)")
     return found
 
 
@@ -209,7 +227,7 @@ def legacy_rewrite(data: dict[str, Any]) -> str:
         system = old.pop("system", "?")
         lines += [f"system = {_toml_value(system)}", f'role = "{role}"']
         for key, value in old.items():
-            if key in LEGACY_DROPPED or key.lower() in SECRET_KEYS:
+            if key in LEGACY_DROPPED or is_secret_key(key):
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines)
