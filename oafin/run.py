@@ -22,8 +22,9 @@ def run_flow(
     config_path: Path, period: str, as_of: str | None = None, *, full: bool = False
 ) -> dict[str, Any]:
     from flows.daily import daily
+    from oafin.pipeline.sources import check_sources
 
-    load_settings(config_path)  # fail on a bad config before Prefect starts
+    check_sources(load_settings(config_path))  # fail on a bad config or mapping before Prefect starts
     return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
 
 

@@ -7,6 +7,7 @@ company, the code tables (people and their roles, the approval matrix, budgets) 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,17 +51,86 @@ def _company(frame: pd.DataFrame, company_code: str | None) -> pd.DataFrame:
     return frame.loc[keep].reset_index(drop=True)
 
 
-def load_frames(engine: Engine, company_code: str | None = None) -> Frames:
+class ScopeError(RuntimeError):
+    """A source's records are in the warehouse but none is of the company the source is configured for."""
+
+
+def _system_of(frame: pd.DataFrame, id_column: str) -> pd.Series:
+    if id_column == "system":
+        return frame["system"].astype(str)
+    return frame[id_column].astype(str).str.split(":", n=1).str[0]
+
+
+def _scoped(
+    frame: pd.DataFrame, id_column: str, scopes: Mapping[str, str], fallback: str | None
+) -> pd.DataFrame:
+    """Rows each in the scope of its own source's company_code (``scopes``: system → company_code);
+    rows that name no company are taken to be their source's."""
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    wanted = _system_of(frame, id_column).map(lambda s: scopes.get(s, fallback))
+    keep = frame["company_code"].isna() | wanted.isna() | (frame["company_code"] == wanted)
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def check_scope(
+    frames: Sequence[tuple[pd.DataFrame, pd.DataFrame, str]], sources: Sequence[tuple[str, str, str]]
+) -> None:
+    """Fail loudly when a source has records but none in its company's scope (a wrong
+    company_code in the config would otherwise reconcile an empty month and report it clean).
+
+    ``frames``: (before scoping, after scoping, the column naming the row's system or its id);
+    ``sources``: (name, system, company_code) per source.
+    """
+    for name, system, code in sources:
+        seen: set[str] = set()
+        total = kept = 0
+        for before, after, id_column in frames:
+            if before.empty:
+                continue
+            mine = _system_of(before, id_column) == system
+            total += int(mine.sum())
+            seen |= {str(v) for v in before.loc[mine, "company_code"].dropna().unique()}
+            if not after.empty:
+                kept += int((_system_of(after, id_column) == system).sum())
+        if total and not kept:
+            raise ScopeError(
+                f"source {name!r} ({system}): {total} records in the warehouse but none of company_code "
+                f"{code!r}; company codes seen: {', '.join(sorted(seen)) or 'none'}. Check the source's "
+                "company_code in the config (or the mapping of its company field)"
+            )
+
+
+def load_frames(
+    engine: Engine,
+    company_code: str | None = None,
+    *,
+    sources: Sequence[tuple[str, str, str]] = (),
+) -> Frames:
+    """The standard frames of one company. ``sources`` ((name, system, company_code) per source):
+    each source's rows are scoped by its own company_code, and a source with records but none in
+    scope raises ``ScopeError``; without it, every row is scoped by ``company_code``."""
     with engine.connect() as conn:
         claims = read_table(conn, STANDARD_TABLES["expense_claim"])
         docs = read_table(conn, STANDARD_TABLES["finance_doc"])
         invoices = read_table(conn, STANDARD_TABLES["claim_invoice"])
         q = read_table(conn, quarantine)
-    claims = _company(to_frame("expense_claim", claims.to_dict("records")), company_code)
-    docs = _company(to_frame("finance_doc", docs.to_dict("records")), company_code)
+    claims = to_frame("expense_claim", claims.to_dict("records"))
+    docs = to_frame("finance_doc", docs.to_dict("records"))
+    if sources:
+        scopes = {system: code for _, system, code in sources}
+        pairs = [
+            (frame, _scoped(frame, column, scopes, company_code), column)
+            for frame, column in ((claims, "claim_id"), (docs, "doc_id"), (q, "system"))
+        ]
+        check_scope(pairs, sources)
+        claims, docs, q = (after for _, after, _ in pairs)
+    else:
+        claims = _company(claims, company_code)
+        docs = _company(docs, company_code)
+        q = _company(q, company_code)
     invoices = to_frame("claim_invoice", invoices.to_dict("records"))
     invoices = invoices.loc[invoices["claim_id"].isin(claims["claim_id"])].reset_index(drop=True)
-    q = _company(q, company_code)
     q["scope_at"] = pd.to_datetime(q["scope_at"], utc=True)
     return Frames(claims, docs, q, invoices)
 
@@ -102,7 +172,8 @@ def store_matches(conn: Connection, matches: pd.DataFrame, *, period: str, compa
 
 def reconcile_period(engine: Engine, settings: Settings, period: Period, as_of: datetime) -> PeriodResult:
     company = settings.company_code
-    frames = load_frames(engine, company)
+    sources = [(s.name, s.system, s.company_code) for s in settings.chain_sources]
+    frames = load_frames(engine, company, sources=sources)
     result = run_engine(frames, settings, period, as_of)
     with engine.begin() as conn:
         recorded = record_exceptions(

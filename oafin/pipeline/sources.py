@@ -69,6 +69,12 @@ def record_kinds(settings: Settings, source: SourceConfig) -> list[RecordKind]:
     return system.record_kinds(source, mapping)
 
 
+def check_sources(settings: Settings) -> None:
+    """Every source's settings against its mapping (process codes, forms), before any extraction."""
+    for source in settings.sources:
+        record_kinds(settings, source)
+
+
 def source_rate(source: SourceConfig) -> float:
     """The configured requests per second, else the system's documented default."""
     return float(source.rate_limit_per_second or system_of(source).default_rate_per_second)
