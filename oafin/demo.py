@@ -37,7 +37,7 @@ FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow
 
 
 def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
-    from oafin.sandbox import server
+    from oafin import sandbox_server as server
     from oafin.sandbox.generator import generate
 
     started = time.monotonic()
@@ -63,7 +63,7 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate
             settings.oa.timeout_seconds = settings.finance.timeout_seconds = FAULT_TIMEOUT_SECONDS
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
-        print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
+        print(f"sandbox: seed {seed}, period {period}, {len(dataset.claims)} OA claims")
         print(f"config:  {config_path}")
         try:
             summary = run_flow(config_path, period)
