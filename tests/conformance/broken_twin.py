@@ -17,6 +17,8 @@ from oafin.sandbox.faults import CallLog, FaultPlan
 from oafin.sandbox.twin import Twin, TwinState
 from oafin.systems.dingtalk.twin import TWIN as DINGTALK_TWIN
 
+BROKEN_ENV = "OAFIN_CONFORMANCE_BROKEN_TWIN"  # "1": conftest runs the suite against this twin
+
 
 class DropsTheLastFullPage:
     def __init__(self, app: ASGIApp) -> None:

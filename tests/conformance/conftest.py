@@ -8,15 +8,23 @@ against that system's twin served over real HTTP. A new system gets the whole su
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox_server import running_sandbox
+from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, Running, SystemUnderTest
 
 SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE]
+
+# Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the
+# deliberately broken DingTalk twin instead, to prove the suite fails against it.
+if os.environ.get(BROKEN_ENV) == "1":
+    SYSTEMS_UNDER_TEST = [dataclasses.replace(DINGTALK, twin=BROKEN_DINGTALK)]
 
 
 # Per-system case lists a test may take besides ``sut``: each test runs once per (system, case).
