@@ -59,7 +59,7 @@ def run(claims: int, rates: list[float]) -> None:
     from oafin.pipeline.extract import extract_source
     from oafin.pipeline.runtime import warehouse
     from oafin.sandbox.generator import generate
-    from oafin.sandbox.server import running_sandbox
+    from oafin.sandbox_server import running_sandbox
     from tasks.limits import SharedRateLimiter, ensure_rate_limits, limit_name, source_rate
 
     dataset = generate(seed=7, n_claims=claims)

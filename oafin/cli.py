@@ -134,10 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_review_import(args.config, args.file)
         if args.sandbox_command == "generate":
             from oafin.sandbox.generator import generate
+            from oafin.sandbox_server import write_dataset
 
             dataset = generate(seed=args.seed, period=args.period, n_claims=args.n_claims)
-            dataset.write(args.out)
-            print(f"wrote {len(dataset.dingtalk_instances)} OA instances and truth.csv to {args.out}")
+            write_dataset(dataset, args.out)
+            print(f"wrote {len(dataset.claims)} OA claims, each twin's rendering and truth.csv to {args.out}")
             return 0
         return _serve(args)
     except ConfigError as exc:
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from oafin.sandbox import server
+    from oafin import sandbox_server as server
     from oafin.sandbox.generator import Dataset, generate
 
     dataset = (
@@ -159,11 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or server.DEFAULT_HOST
     ports = _ports(args.port)
     print(
-        f"seed {dataset.seed}, period {dataset.period}: {len(dataset.dingtalk_instances)} OA instances. Ctrl-C stops."
+        f"seed {dataset.seed}, period {dataset.period}: {len(dataset.claims)} OA claims. Ctrl-C stops."
     )
-    server.serve(
-        dataset, host, fault_rate=args.fault_rate, **{f"{name}_port": p for name, p in ports.items()}
-    )
+    server.serve(dataset, host, fault_rate=args.fault_rate, ports=ports)
     return 0
 
 

@@ -82,7 +82,7 @@ def run_demo(
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
 ) -> int:
-    from oafin.sandbox import server
+    from oafin import sandbox_server as server
     from oafin.sandbox.generator import generate
 
     started = time.monotonic()
@@ -113,7 +113,7 @@ def run_demo(
                 source.timeout_seconds = FAULT_TIMEOUT_SECONDS
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
-        print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
+        print(f"sandbox: seed {seed}, period {period}, {len(dataset.claims)} OA claims")
         print(f"config:  {config_path}")
         try:
             summary = run_flow(config_path, period)

@@ -15,7 +15,7 @@ import pytest
 
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.generator import generate
-from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox_server import SandboxHandle, running_sandbox
 
 SANDBOX_SEED = 7
 SANDBOX_CLAIMS = 300

@@ -28,6 +28,8 @@ from oafin.periods import Period
 from oafin.records import MappedRecord, RawRecord
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.generator import generate
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 from oafin.truth import score
 
 SEEDS = (1, 2, 3, 4, 5)
@@ -36,10 +38,10 @@ MIN_SCORE = 0.995
 
 
 def raw_records(ds: Dataset) -> tuple[list[RawRecord], list[RawRecord]]:
-    oa = [RawRecord("dingtalk", ds.process_code, i["process_instance_id"], i) for i in ds.dingtalk_instances]
+    oa = [RawRecord("dingtalk", ds.process_code, i["process_instance_id"], i) for i in dingtalk_instances(ds)]
     fin = [
         RawRecord("kingdee", form, str(row["FID"]), row)
-        for form, rows in ds.kingdee_rows.items()
+        for form, rows in kingdee_rows(ds).items()
         for row in rows
     ]
     return oa, fin
@@ -144,7 +146,7 @@ def test_a_changed_amount_is_noticed(sandbox_dataset: Dataset) -> None:
     flagged = set(ds.truth["claim_no"].dropna())
     bill = next(
         r
-        for r in ds.kingdee_rows["ER_ExpReimbursement"]
+        for r in kingdee_rows(ds)["ER_ExpReimbursement"]
         # a claim submitted (so approved) in the period, with nothing flagged on it
         if r["F_OAFIN_OANo"].strip().startswith("BX" + ds.period.replace("-", ""))
         and r["F_OAFIN_OANo"].strip() not in flagged

@@ -32,6 +32,7 @@ from oafin.pipeline.standardize import map_source, store_standard
 from oafin.records import RawRecord
 from oafin.reporting.exceptions_csv import report_frame
 from oafin.sandbox.generator import generate
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from oafin.warehouse.schema import STANDARD_TABLES, quarantine
 from tests.test_orchestration_support import write_config
 
@@ -66,7 +67,7 @@ def good():
     tables = load_code_tables()
     raws = [
         RawRecord("dingtalk", dataset.process_code, i["process_instance_id"], copy.deepcopy(i))
-        for i in dataset.dingtalk_instances
+        for i in dingtalk_instances(dataset)
         if i["status"] == "COMPLETED" and i["result"] == "agree"
     ]
     mapped = map_records(mapping, raws, tables, {"company_code": "C01"})

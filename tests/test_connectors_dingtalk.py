@@ -24,6 +24,7 @@ from oafin.connectors import (
 from oafin.connectors.limits import RateLimiter, no_limit
 from oafin.sandbox import credentials
 from oafin.systems.dingtalk.client import DingTalkClient
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)
@@ -73,13 +74,13 @@ def period_window(period: str) -> tuple[datetime, datetime]:
 
 
 def ids_created_in(dataset, start: datetime, end: datetime) -> set[str]:
-    return {i["process_instance_id"] for i in dataset.dingtalk_instances if start <= created_at(i) < end}
+    return {i["process_instance_id"] for i in dingtalk_instances(dataset) if start <= created_at(i) < end}
 
 
 @pytest.fixture(scope="module")
 def busy_day(sandbox_dataset) -> tuple[datetime, datetime]:
     """The busiest day: more instances than the detail window holds in flight, quick to fetch."""
-    per_day = Counter(created_at(i).date() for i in sandbox_dataset.dingtalk_instances)
+    per_day = Counter(created_at(i).date() for i in dingtalk_instances(sandbox_dataset))
     day, count = max(sorted(per_day.items()), key=lambda item: item[1])
     assert count > 10, "the tests below need a day with more instances than 2 pages of 5 / 8 in flight"
     return day_window(day)
@@ -93,7 +94,7 @@ def day_window(day) -> tuple[datetime, datetime]:
 def test_extracts_every_instance_of_the_period_once(sandbox, sandbox_dataset) -> None:
     start, end = period_window(sandbox_dataset.period)
     expected = ids_created_in(sandbox_dataset, start, end)
-    by_id = {i["process_instance_id"]: i for i in sandbox_dataset.dingtalk_instances}
+    by_id = {i["process_instance_id"]: i for i in dingtalk_instances(sandbox_dataset)}
 
     with client(sandbox) as dt:
         records = list(dt.iter_instances(sandbox_dataset.process_code, start, end))
@@ -111,7 +112,7 @@ def test_adjacent_windows_neither_overlap_nor_lose_an_instance(sandbox, sandbox_
     ids = sorted(ids_created_in(sandbox_dataset, start, end))
     # split exactly at an instance's creation second: it belongs to the second window only
     split = created_at(
-        next(i for i in sandbox_dataset.dingtalk_instances if i["process_instance_id"] == ids[len(ids) // 2])
+        next(i for i in dingtalk_instances(sandbox_dataset) if i["process_instance_id"] == ids[len(ids) // 2])
     )
     with client(sandbox, page_size=5) as dt:
         first = list(dt.iter_instance_ids(sandbox_dataset.process_code, start, split))
@@ -179,6 +180,54 @@ def test_expired_token_mid_paging_is_refreshed_without_losing_or_repeating_ids(
     assert head + rest == baseline
     expired = [c for c in settled(sandbox.calls).snapshot("dingtalk") if c.fault == "token_expired"]
     assert len(expired) == 1
+
+
+@pytest.mark.parametrize("envelope", ["88/40014", "40014", "42001"])
+def test_a_token_dying_after_n_calls_in_mid_paging_is_refreshed_in_every_documented_envelope(
+    sandbox, sandbox_dataset, busy_day, envelope
+) -> None:
+    """Issue #10 item 1: real topapi answers a dead token with errcode 88, sub_code 40014."""
+    with client(sandbox, page_size=3, workers=1) as dt:
+        baseline = list(dt.iter_instances(sandbox_dataset.process_code, *busy_day))
+    assert len(baseline) > 12
+    sandbox.dingtalk.expiry_envelope = envelope
+    sandbox.set_token_uses(5, "dingtalk")  # dies on the 6th call: after a listids page and 4 gets
+    try:
+        sandbox.dingtalk.tokens.expire()  # the next gettoken issues a token that counts its uses
+        with client(sandbox, page_size=3, workers=1) as dt:
+            records = list(dt.iter_instances(sandbox_dataset.process_code, *busy_day))
+            refreshed = sum(dt.stats.refreshes.values())
+    finally:
+        sandbox.dingtalk.expiry_envelope = "88/40014"
+    assert [r.source_id for r in records] == [r.source_id for r in baseline]
+    assert records == baseline
+    assert refreshed >= len(baseline) // 5  # one refresh per dead token, and the run went on
+
+
+def test_errcode_88_for_anything_but_a_dead_token_stays_an_auth_error() -> None:
+    """88 with a permission sub_code (source-systems.md §1.6: 60011) is not healed by a new token."""
+    from oafin.connectors.errors import TokenExpiredError
+    from oafin.connectors.http import Call
+    from oafin.systems.dingtalk.client import check_envelope
+
+    call = Call("dingtalk", "processinstance/get")
+    no_right = {
+        "errcode": 88,
+        "sub_code": "60011",
+        "sub_msg": "没有调用该接口的权限",
+        "errmsg": "ding talk error",
+    }
+    with pytest.raises(AuthError) as caught:
+        check_envelope(call, no_right, httpx.Response(200))
+    assert not isinstance(caught.value, TokenExpiredError)
+    assert "60011" in str(caught.value) and "processinstance/get" in str(caught.value)
+    for dead in (
+        {"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token"},
+        {"errcode": "88", "sub_code": 42001, "sub_msg": "access_token超时"},
+        {"errcode": 40014, "errmsg": "不合法的access_token"},
+    ):
+        with pytest.raises(TokenExpiredError):
+            check_envelope(call, dead, httpx.Response(200))
 
 
 def test_expired_token_while_fetching_details_in_parallel(sandbox, sandbox_dataset, busy_day) -> None:

@@ -23,6 +23,7 @@ from oafin.connectors import (
 from oafin.connectors.limits import no_limit
 from oafin.sandbox import credentials
 from oafin.systems.kingdee.client import SESSION_COOKIE, KingdeeClient
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)
@@ -73,7 +74,7 @@ def dated(value: str) -> datetime:
 
 
 def test_small_pages_return_every_row_exactly_once(sandbox, sandbox_dataset) -> None:
-    rows = sandbox_dataset.kingdee_rows["AP_PAYBILL"]
+    rows = kingdee_rows(sandbox_dataset)["AP_PAYBILL"]
     page = 7
     with client(sandbox, page_size=page) as kd:
         records = list(kd.iter_bills("AP_PAYBILL", PAYBILL_KEYS, "FDATE", *EVERYTHING))
@@ -97,7 +98,7 @@ def test_a_period_window_is_cut_in_china_time(sandbox, sandbox_dataset) -> None:
     start, end = datetime(2026, 10, 1, tzinfo=SHANGHAI), datetime(2026, 11, 1, tzinfo=SHANGHAI)
     expected = {
         str(r["FID"])
-        for r in sandbox_dataset.kingdee_rows["ER_ExpReimbursement"]
+        for r in kingdee_rows(sandbox_dataset)["ER_ExpReimbursement"]
         if start <= dated(r["FDate"]) < end
     }
     with client(sandbox) as kd:

@@ -23,7 +23,9 @@ from oafin.pipeline.runtime import code_tables
 from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
 from oafin.records import RawRecord
 from oafin.sandbox.dataset import Dataset
-from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox_server import SandboxHandle, running_sandbox
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 from oafin.warehouse.lifecycle import exception_id
 from oafin.warehouse.schema import STANDARD_TABLES, exception
 from oafin.warehouse.store import connect, land_raw
@@ -35,9 +37,9 @@ def raw_records(dataset: Dataset) -> list[RawRecord]:
     """The dataset as the connectors return it (DingTalkClient.get_instance adds the id)."""
     records = [
         RawRecord("dingtalk", dataset.process_code, inst["process_instance_id"], dict(inst))
-        for inst in dataset.dingtalk_instances
+        for inst in dingtalk_instances(dataset)
     ]
-    for form, rows in dataset.kingdee_rows.items():
+    for form, rows in kingdee_rows(dataset).items():
         records += [RawRecord("kingdee", form, str(row["FID"]), dict(row)) for row in rows]
     return records
 

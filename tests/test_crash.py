@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 
 from oafin.run import run_plain
 from oafin.sandbox.generator import generate
-from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.warehouse.watermarks import extract_watermark
 from tests.test_orchestration_support import assert_same, snapshot, write_config
 

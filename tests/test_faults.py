@@ -18,7 +18,7 @@ from oafin.connectors.limits import RetryPolicy
 from oafin.run import run_plain
 from oafin.sandbox.faults import DATA_KINDS, DRIFT_FIELD, RENAMED_FIELD, TRANSPORT_KINDS
 from oafin.sandbox.generator import generate
-from oafin.sandbox.server import SandboxHandle, running_sandbox
+from oafin.sandbox_server import SandboxHandle, running_sandbox
 from tests.test_orchestration_support import assert_same, snapshot, write_config
 
 SEED = 11

@@ -17,6 +17,7 @@ from oafin.connectors.errors import AuthError, BadResponseError, RateLimitedErro
 from oafin.periods import Period
 from oafin.pipeline.extract import extract_source, plan_extraction
 from oafin.pipeline.runtime import warehouse
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from oafin.warehouse.schema import raw_record, raw_record_version
 from oafin.warehouse.watermarks import Watermark, advance, plan_window, read_watermark
 from tasks.extract import operator_hint, retry_if_transient
@@ -109,8 +110,8 @@ def test_incremental_extraction_reads_only_the_tail_and_catches_late_edits(
     assert mark == Watermark(start, end)
 
     # Late edits: one instance created inside the overlap, one long before it.
-    tail = [i for i in sandbox_dataset.dingtalk_instances if i["create_time"] >= "2026-10-30"]
-    head = [i for i in sandbox_dataset.dingtalk_instances if i["create_time"] < "2026-09-15"]
+    tail = [i for i in dingtalk_instances(sandbox_dataset) if i["create_time"] >= "2026-10-30"]
+    head = [i for i in dingtalk_instances(sandbox_dataset) if i["create_time"] < "2026-09-15"]
     recent, old = tail[0]["process_instance_id"], head[0]["process_instance_id"]
     saved = {iid: copy.deepcopy(sb.dingtalk.instances[iid]) for iid in (recent, old)}
     before = {iid: _payload(engine, iid) for iid in (recent, old)}

@@ -25,6 +25,7 @@ from openpyxl import load_workbook
 from sqlalchemy import create_engine, inspect, text
 
 from oafin.config import OaFinDefaults
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from tests.test_masking_redact import id_complete, luhn_complete
 from tests.test_report_html import elements, render
 
@@ -53,7 +54,7 @@ def _plant(dataset) -> set[str]:
     compact = dataset.period.replace("-", "")
     targets = [
         i
-        for i in dataset.dingtalk_instances
+        for i in dingtalk_instances(dataset)
         if i["business_id"].startswith(f"BX{compact}")
         and i["status"] == "COMPLETED"
         and i["result"] == "agree"
@@ -64,7 +65,7 @@ def _plant(dataset) -> set[str]:
                 field["value"] = value
     return {
         f["value"]
-        for i in dataset.dingtalk_instances
+        for i in dingtalk_instances(dataset)
         for f in i["form_component_values"]
         if f["name"] == "收款账号" and f["value"]
     }
@@ -76,7 +77,7 @@ def demo(prefect_harness, tmp_path_factory) -> DemoRun:
 
     from flows.daily import daily
     from oafin.sandbox.generator import generate
-    from oafin.sandbox.server import running_sandbox
+    from oafin.sandbox_server import running_sandbox
 
     workdir = tmp_path_factory.mktemp("report-e2e")
     dataset = generate(seed=11, n_claims=200)

@@ -16,9 +16,13 @@ from oafin.sandbox.codes import load_codes
 from oafin.sandbox.dataset import TRUTH_COLUMNS, Dataset
 from oafin.sandbox.finance_fields import luhn_check_digit, uscc_check
 from oafin.sandbox.generator import CLAIM_FINDINGS, generate
-from oafin.sandbox.render import FORM, FORM_FIELDS
 from oafin.sandbox.tables import TABLES_DIR
+from oafin.sandbox_server import write_dataset
 from oafin.standard import EXCEPTION_TYPES
+from oafin.systems.dingtalk.twin_render import FORM
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
+from oafin.systems.kingdee.twin_render import FORM_FIELDS
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 from tests.test_sandbox_truth import fen, invoice_key
 
 STATUSES = {("COMPLETED", "agree"), ("COMPLETED", "refuse"), ("RUNNING", ""), ("TERMINATED", "")}
@@ -41,10 +45,10 @@ def test_the_same_seed_gives_the_same_month_and_another_seed_another() -> None:
         generate(seed=3, n_claims=200),
         generate(seed=4, n_claims=200),
     )
-    assert first.dingtalk_instances == again.dingtalk_instances
-    assert first.kingdee_rows == again.kingdee_rows
+    assert dingtalk_instances(first) == dingtalk_instances(again)
+    assert kingdee_rows(first) == kingdee_rows(again)
     assert first.truth.equals(again.truth)
-    assert first.dingtalk_instances != other.dingtalk_instances
+    assert dingtalk_instances(first) != dingtalk_instances(other)
     assert not first.truth.equals(other.truth)
 
 
@@ -81,9 +85,9 @@ def test_truth_has_one_row_per_finding_with_exactly_its_key(sandbox_dataset_full
 
 def test_truth_keys_exist_in_the_served_data(sandbox_dataset_full: Dataset) -> None:
     ds = sandbox_dataset_full
-    claim_nos = {i["business_id"] for i in ds.dingtalk_instances}
-    bill_nos = {r["FBillNo"] for r in ds.kingdee_rows["ER_ExpReimbursement"]}
-    invoice_keys = {invoice_key(inv) for i in ds.dingtalk_instances for inv in invoices(i)}
+    claim_nos = {i["business_id"] for i in dingtalk_instances(ds)}
+    bill_nos = {r["FBillNo"] for r in kingdee_rows(ds)["ER_ExpReimbursement"]}
+    invoice_keys = {invoice_key(inv) for i in dingtalk_instances(ds) for inv in invoices(i)}
     budget_codes = {code for code, period in load_codes(TABLES_DIR).budgets if period == ds.period}
     truth = ds.truth
     assert set(truth.loc[truth.claim_no != "", "claim_no"]) <= claim_nos
@@ -94,9 +98,9 @@ def test_truth_keys_exist_in_the_served_data(sandbox_dataset_full: Dataset) -> N
 
 def test_missing_in_oa_bills_carry_no_known_oa_number(sandbox_dataset_full: Dataset) -> None:
     ds = sandbox_dataset_full
-    claim_nos = {i["business_id"] for i in ds.dingtalk_instances}
+    claim_nos = {i["business_id"] for i in dingtalk_instances(ds)}
     orphans = set(ds.truth.loc[ds.truth.exception_type == "MISSING_IN_OA", "doc_no"])
-    refs = [r["F_OAFIN_OANo"] for r in ds.kingdee_rows["ER_ExpReimbursement"] if r["FBillNo"] in orphans]
+    refs = [r["F_OAFIN_OANo"] for r in kingdee_rows(ds)["ER_ExpReimbursement"] if r["FBillNo"] in orphans]
     assert len(refs) == len(orphans)
     assert all(unicodedata.normalize("NFKC", ref).strip() not in claim_nos for ref in refs)
     assert "" in refs and any(refs), "both an empty and an unknown OA number"
@@ -105,9 +109,9 @@ def test_missing_in_oa_bills_carry_no_known_oa_number(sandbox_dataset_full: Data
 def test_instances_have_the_default_form_and_old_api_shapes(sandbox_dataset: Dataset) -> None:
     codes = load_codes(TABLES_DIR)
     userids = {p.userid for p in codes.people}
-    ids = [i["process_instance_id"] for i in sandbox_dataset.dingtalk_instances]
+    ids = [i["process_instance_id"] for i in dingtalk_instances(sandbox_dataset)]
     assert len(set(ids)) == len(ids)
-    for inst in sandbox_dataset.dingtalk_instances:
+    for inst in dingtalk_instances(sandbox_dataset):
         assert (inst["status"], inst["result"]) in STATUSES
         assert BEIJING.match(inst["create_time"])
         assert ("finish_time" in inst) == (inst["status"] != "RUNNING")
@@ -127,15 +131,15 @@ def test_instances_have_the_default_form_and_old_api_shapes(sandbox_dataset: Dat
 
 
 def test_kingdee_rows_have_the_default_field_keys(sandbox_dataset: Dataset) -> None:
-    for form_id, rows in sandbox_dataset.kingdee_rows.items():
+    for form_id, rows in kingdee_rows(sandbox_dataset).items():
         assert rows, form_id
         fids = [r["FID"] for r in rows]
         assert fids == sorted(set(fids))
         for row in rows:
             assert tuple(row) == FORM_FIELDS[form_id]
             assert KINGDEE.match(row["FDate" if form_id == "ER_ExpReimbursement" else "FDATE"])
-    bill_nos = {r["FBillNo"] for r in sandbox_dataset.kingdee_rows["ER_ExpReimbursement"]}
-    for pay in sandbox_dataset.kingdee_rows["AP_PAYBILL"]:
+    bill_nos = {r["FBillNo"] for r in kingdee_rows(sandbox_dataset)["ER_ExpReimbursement"]}
+    for pay in kingdee_rows(sandbox_dataset)["AP_PAYBILL"]:
         sources = [s for s in pay["FSOURCEBILLNO"].split(",") if s]
         assert set(sources) <= bill_nos
         assert sources or pay["F_OAFIN_OANo"], "a payment settles bills or pays an OA claim straight"
@@ -146,7 +150,7 @@ def test_clean_claims_have_invoices_that_add_up_and_valid_ids(sandbox_dataset_fu
     flagged_claims = set(ds.truth["claim_no"])
     flagged_invoices = set(ds.truth["invoice_no"])
     checked = 0
-    for inst in ds.dingtalk_instances:
+    for inst in dingtalk_instances(ds):
         invs = invoices(inst)
         if inst["business_id"] in flagged_claims or {invoice_key(i) for i in invs} & flagged_invoices:
             continue
@@ -173,7 +177,7 @@ def test_clean_claims_have_invoices_that_add_up_and_valid_ids(sandbox_dataset_fu
 def test_clean_claims_are_approved_by_someone_else_within_their_limit(sandbox_dataset_full: Dataset) -> None:
     people = {p.userid: p for p in load_codes(TABLES_DIR).people}
     flagged = set(sandbox_dataset_full.truth["claim_no"])
-    for inst in sandbox_dataset_full.dingtalk_instances:
+    for inst in dingtalk_instances(sandbox_dataset_full):
         if inst["result"] != "agree" or inst["business_id"] in flagged:
             continue
         amount = fen(form(inst)["报销金额"])
@@ -185,21 +189,21 @@ def test_clean_claims_are_approved_by_someone_else_within_their_limit(sandbox_da
 
 def test_noise_of_every_kind_is_present(sandbox_dataset_full: Dataset) -> None:
     ds = sandbox_dataset_full
-    amounts = [form(i).get("报销金额", "") for i in ds.dingtalk_instances]
+    amounts = [form(i).get("报销金额", "") for i in dingtalk_instances(ds)]
     assert any("," in a for a in amounts)
     assert any("１" in a or "．" in a for a in amounts)
     assert any(a.startswith("¥") for a in amounts)
-    texts = [form(i)[label] for i in ds.dingtalk_instances for label in ("所属部门", "费用类型", "报销事由")]
+    texts = [form(i)[label] for i in dingtalk_instances(ds) for label in ("所属部门", "费用类型", "报销事由")]
     assert any(t != t.rstrip() for t in texts)
 
-    bills = ds.kingdee_rows["ER_ExpReimbursement"]
+    bills = kingdee_rows(ds)["ER_ExpReimbursement"]
     refs = [b["F_OAFIN_OANo"] for b in bills]
     assert any(r != r.strip() for r in refs)
     assert any(r != unicodedata.normalize("NFKC", r) for r in refs)
     assert any(isinstance(b["FExpenseAmount"], str) for b in bills)
     assert any(isinstance(b["FExpenseAmount"], int | float) for b in bills)
 
-    payments = ds.kingdee_rows["AP_PAYBILL"]
+    payments = kingdee_rows(ds)["AP_PAYBILL"]
     bill_fen = {b["FBillNo"]: fen(b["FExpenseAmount"]) for b in bills}
     paid: dict[str, list[int]] = defaultdict(list)
     for pay in payments:
@@ -215,7 +219,7 @@ def test_noise_of_every_kind_is_present(sandbox_dataset_full: Dataset) -> None:
     flagged = set(ds.truth["claim_no"])
     claim_fen = {
         i["business_id"]: fen(form(i)["报销金额"])
-        for i in ds.dingtalk_instances
+        for i in dingtalk_instances(ds)
         if i["business_id"] not in flagged
     }
     off_by_one = [
@@ -226,25 +230,30 @@ def test_noise_of_every_kind_is_present(sandbox_dataset_full: Dataset) -> None:
     ]
     assert off_by_one
 
-    finished = [i.get("finish_time", "") for i in ds.dingtalk_instances if i["result"] == "agree"]
+    finished = [i.get("finish_time", "") for i in dingtalk_instances(ds) if i["result"] == "agree"]
     assert any(f.startswith("2026-10-31 23:") and f[14:16] >= "30" for f in finished)
     assert any(f.startswith("2026-10-01 00:") and f[14:16] < "30" for f in finished)
     assert any(f.startswith("2026-09-30 23:") and f[14:16] >= "30" for f in finished)
 
 
 def test_write_and_read_round_trip(sandbox_dataset: Dataset, tmp_path: Path) -> None:
-    sandbox_dataset.write(tmp_path)
+    write_dataset(sandbox_dataset, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "dingtalk_instances.json",
         "kingdee_AP_PAYBILL.json",
         "kingdee_ER_ExpReimbursement.json",
         "manifest.json",
+        "month.json",
         "truth.csv",
     ]
     again = Dataset.read(tmp_path)
-    assert again.dingtalk_instances == sandbox_dataset.dingtalk_instances
-    assert again.kingdee_rows == sandbox_dataset.kingdee_rows
+    assert again.claims == sandbox_dataset.claims
+    assert (again.bills, again.payments) == (sandbox_dataset.bills, sandbox_dataset.payments)
+    assert dingtalk_instances(again) == dingtalk_instances(sandbox_dataset)
+    assert kingdee_rows(again) == kingdee_rows(sandbox_dataset)
+    written = json.loads((tmp_path / "dingtalk_instances.json").read_text(encoding="utf-8"))
+    assert written == dingtalk_instances(sandbox_dataset)
     assert again.truth.equals(sandbox_dataset.truth)
     assert (again.seed, again.period, again.company_code, again.process_code) == (
         sandbox_dataset.seed,
@@ -253,6 +262,6 @@ def test_write_and_read_round_trip(sandbox_dataset: Dataset, tmp_path: Path) -> 
         "PROC-OAFIN-EXPENSE",
     )
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["counts"]["dingtalk_instances"] == len(sandbox_dataset.dingtalk_instances)
+    assert manifest["counts"]["claims"] == len(dingtalk_instances(sandbox_dataset))
     assert manifest["counts"]["truth"] == len(sandbox_dataset.truth)
     assert sum(manifest["counts"]["truth_by_type"].values()) == len(sandbox_dataset.truth)

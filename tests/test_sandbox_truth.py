@@ -24,6 +24,8 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.finance_fields import fen_text, uscc_check
 from oafin.sandbox.generator import generate, period_bounds
 from oafin.sandbox.tables import TABLES_DIR
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SLA = timedelta(days=5)
@@ -80,7 +82,7 @@ def oracle(ds: Dataset) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
 
     claims = []
-    for inst in ds.dingtalk_instances:
+    for inst in dingtalk_instances(ds):
         form = {c["name"]: c for c in inst["form_component_values"]}
         status = {("COMPLETED", "agree"): "approved", ("RUNNING", ""): "pending"}.get(
             (inst["status"], inst["result"]), "other"
@@ -120,7 +122,7 @@ def oracle(ds: Dataset) -> set[tuple[str, str]]:
     quarantined_keys = {c["key"] for c in claims if c["quarantine"]}
 
     bills = {}
-    for row in ds.kingdee_rows["ER_ExpReimbursement"]:
+    for row in kingdee_rows(ds)["ER_ExpReimbursement"]:
         bills[norm(row["FBillNo"])] = {
             "no": row["FBillNo"],
             "when": local(row["FDate"]),
@@ -128,7 +130,7 @@ def oracle(ds: Dataset) -> set[tuple[str, str]]:
             "amount": fen(row["FExpenseAmount"]),
         }
     payments = []
-    for row in ds.kingdee_rows["AP_PAYBILL"]:
+    for row in kingdee_rows(ds)["AP_PAYBILL"]:
         payments.append(
             {
                 "no": row["FBillNo"],
@@ -257,12 +259,12 @@ def test_the_oracle_notices_a_cent_too_much_on_a_clean_bill(sandbox_dataset: Dat
     flagged = set(ds.truth["claim_no"])
     approved_in_period = {
         i["business_id"]
-        for i in ds.dingtalk_instances
+        for i in dingtalk_instances(ds)
         if i["result"] == "agree" and i["finish_time"].startswith(ds.period)
     }
     bill = next(
         r
-        for r in ds.kingdee_rows["ER_ExpReimbursement"]
+        for r in kingdee_rows(ds)["ER_ExpReimbursement"]
         if text(r["F_OAFIN_OANo"]) in approved_in_period - flagged
     )
     bill["FExpenseAmount"] = fen_text(fen(bill["FExpenseAmount"]) + 5)  # type: ignore[operator]

@@ -144,6 +144,11 @@ class Fault:
     kind: str
     path_contains: str
     times: int
+    body: bytes | None = None  # a canned answer (kind ANSWER): sent as it is, with ``status``
+    status: int = 200
+
+
+ANSWER: Final = "answer"  # the kind of a canned answer armed with FaultPlan.answer
 
 
 def applies(kind: str, system: str, path: str, *, authed: bool) -> bool:
@@ -219,28 +224,45 @@ class FaultPlan:
         with self._lock:
             self._faults.append(Fault(system, kind, path_contains, times))
 
+    def answer(
+        self, system: str, body: Any, *, status: int = 200, path_contains: str = "", times: int = 1
+    ) -> None:
+        """Answer the next ``times`` calls to ``system`` whose path contains ``path_contains`` with
+        ``body`` (JSON-encoded unless it is ``bytes``) and HTTP ``status``: a documented error shape
+        the twin does not produce by itself (the conformance suite's error cases)."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        with self._lock:
+            self._faults.append(Fault(system, ANSWER, path_contains, times, raw, status))
+
     def take(self, system: str, path: str, *, authed: bool) -> str | None:
-        """The fault for this call, if one is armed; counts it down."""
+        """The kind of the fault for this call, if one is armed; counts it down."""
+        fault = self.take_fault(system, path, authed=authed)
+        return fault.kind if fault is not None else None
+
+    def take_fault(self, system: str, path: str, *, authed: bool) -> Fault | None:
+        """The fault for this call (armed first, else random), if any; counts an armed one down."""
         with self._lock:
             for fault in self._faults:
                 if fault.system != system or fault.path_contains not in path:
                     continue
-                if not applies(fault.kind, system, path, authed=authed):
+                if fault.body is None and not applies(fault.kind, system, path, authed=authed):
                     continue
                 fault.times -= 1
                 if fault.times == 0:
                     self._faults.remove(fault)
-                return fault.kind
+                return fault
             if self.rate <= 0 or not any(p in path for p in READ_PATHS):
                 return None
             if self._random.random() >= self.rate:
                 return None
             candidates = [k for k in self.kinds if applies(k, system, path, authed=authed)]
-            return self._random.choice(candidates) if candidates else None
+            return Fault(system, self._random.choice(candidates), path, 0) if candidates else None
 
     def pending(self) -> list[Fault]:
         with self._lock:
-            return [Fault(f.system, f.kind, f.path_contains, f.times) for f in self._faults]
+            return [Fault(f.system, f.kind, f.path_contains, f.times, f.body, f.status) for f in self._faults]
 
     def clear(self) -> None:
         """Disarm every fault and stop random ones."""
@@ -330,14 +352,18 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        kind = self.faults.take(self.system, path, authed=self.is_authed(path))
+        fault = self.faults.take_fault(self.system, path, authed=self.is_authed(path))
+        kind = fault.kind if fault is not None else None
 
         async def logged(message: Message) -> None:
             if message["type"] == "http.response.start":  # logged before the client can see the answer
                 self.calls.record(Call(self.system, scope["method"], path, message["status"], kind))
             await send(message)
 
-        if kind in _HTTP_FAULTS:
+        if fault is not None and fault.body is not None:
+            await _read_body(receive)
+            await _send(logged, fault.status, fault.body, "application/json")
+        elif kind in _HTTP_FAULTS:
             headers = {"retry-after": "0"} if kind == "http_429" else {}
             await _send(logged, _HTTP_FAULTS[kind], b"sandbox fault: " + kind.encode(), "text/plain", headers)
         elif kind == "rate_limit_code":

@@ -37,8 +37,7 @@ from oafin.sandbox.finance_fields import (
     make_unionpay_card,
 )
 from oafin.sandbox.ledger import Ledger
-from oafin.sandbox.model import Bill, Claim, Invoice
-from oafin.sandbox.render import bill_row, payment_row, process_instance
+from oafin.sandbox.model import PADDED_FIELDS, Bill, Claim, ClaimStatus, Invoice
 from oafin.sandbox.tables import TABLES_DIR
 from oafin.standard import BUSINESS_TZ
 
@@ -127,7 +126,6 @@ class _Generator:
         self.by_dept: dict[str, list[Person]] = defaultdict(list)
         for p in codes.people:
             self.by_dept[p.dept_code].append(p)
-        self.dept_ids = {code: str(58_000_000 + 101 * i) for i, code in enumerate(sorted(self.by_dept))}
         self.cards: dict[str, str] = {}
         self.reused_invoices: set[str] = set()
 
@@ -205,11 +203,10 @@ class _Generator:
             self.cards[originator.person_id] = make_unionpay_card(rng)
         claim = Claim(
             kind=kind,
-            instance_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            source_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             originator=originator,
             created=created,
-            status="RUNNING",
-            result="",
+            status="pending",
             amount_fen=amount,
             expense_label=label,
             dept_label=originator.department,
@@ -220,7 +217,7 @@ class _Generator:
             in_period=in_period,
         )
         claim.invoices = self.draw.invoices(amount, created.date())
-        for field in ("所属部门", "费用类型", "报销事由"):
+        for field in PADDED_FIELDS:
             if rng.random() < 0.03:
                 claim.text_pad[field] = rng.choice((" ", "  ", "\u3000"))
                 self.noise["form_text_trailing_space"] += 1
@@ -242,20 +239,27 @@ class _Generator:
         return claim
 
     def _approve(self, claim: Claim, approved_at: datetime, approvers: list[Person] | None = None) -> None:
-        claim.status, claim.result, claim.finished = "COMPLETED", "agree", approved_at
+        claim.status, claim.finished = "approved", approved_at
         claim.approvers = approvers or self._approvers_for(claim.originator, claim.amount_fen)
         n = len(claim.approvers)
         span = approved_at - claim.created
         claim.approval_times = [claim.created + span * (i + 1) / n for i in range(n)]
 
     def _unapproved(
-        self, kind: str, originator: Person, lo: datetime, hi: datetime, in_period: bool, status: str = ""
+        self,
+        kind: str,
+        originator: Person,
+        lo: datetime,
+        hi: datetime,
+        in_period: bool,
+        status: ClaimStatus | None = None,
     ) -> Claim:
-        """A claim submitted in ``[lo, hi)`` and never approved: running, refused or withdrawn."""
+        """A claim submitted in ``[lo, hi)`` and never approved: pending, rejected or withdrawn."""
         claim = self._new(kind, originator, self.draw.working(lo, hi), in_period)
-        status = status or self.rng.choices(("RUNNING", "REFUSED", "TERMINATED"), weights=(40, 35, 25))[0]
+        if status is None:
+            status = self.rng.choices(("pending", "rejected", "withdrawn"), weights=(40, 35, 25))[0]
         chain = self._approvers_for(originator, claim.amount_fen)
-        if status == "RUNNING":
+        if status == "pending":
             if len(chain) > 1 and self.rng.random() < 0.5:  # the first level agreed already
                 claim.approvers = chain[:1]
                 claim.approval_times = [
@@ -266,10 +270,10 @@ class _Generator:
             self.draw.after(claim.created, timedelta(hours=1), timedelta(days=2)),
             self.end - timedelta(minutes=1),
         )
-        if status == "TERMINATED":
-            claim.status = "TERMINATED"
+        if status == "withdrawn":
+            claim.status = "withdrawn"
             return claim
-        claim.status, claim.result = "COMPLETED", "refuse"
+        claim.status = "rejected"
         if len(chain) > 1 and self.rng.random() < 0.5:
             claim.approvers, claim.approval_times = (
                 chain[:1],
@@ -302,13 +306,13 @@ class _Generator:
         rng, draw = self.rng, self.draw
         settled_by = self.end - timedelta(days=6)  # room for a whole chain inside the SLA
         if kind == "STATUS_MISMATCH":
-            status = rng.choice(("REFUSED", "TERMINATED"))
+            status: ClaimStatus = rng.choice(("rejected", "withdrawn"))
             claim = self._unapproved(kind, self._originator(), self.start, settled_by, True, status)
         elif kind in ("UNMAPPED_CODE", "CONTRACT_VIOLATION"):
             # Quarantined: no finance documents, and either still running or approved too late
             # to be due, so no reading of quarantine can turn them into a second finding.
             if rng.random() < 0.4:
-                claim = self._unapproved(kind, self._originator(), self.start, self.end, True, "RUNNING")
+                claim = self._unapproved(kind, self._originator(), self.start, self.end, True, "pending")
             else:
                 late = draw.working(self.due + timedelta(hours=18), self.end - timedelta(hours=1))
                 claim = self._approved(kind, self._originator(), late, True)
@@ -440,12 +444,12 @@ class _Generator:
     # -- writing ---------------------------------------------------------------------------------
 
     def _number_claims(self) -> None:
-        """business_id ``BX<yyyymmdd><seq>``: numbered by submission day, in submission order."""
+        """claim_no ``BX<yyyymmdd><seq>``: numbered by submission day, in submission order."""
         per_day: Counter[str] = Counter()
-        for claim in sorted(self.claims, key=lambda c: (c.created, c.instance_id)):
+        for claim in sorted(self.claims, key=lambda c: (c.created, c.source_id)):
             day = claim.created.strftime("%Y%m%d")
             per_day[day] += 1
-            claim.business_id = f"BX{day}{per_day[day]:04d}"
+            claim.claim_no = f"BX{day}{per_day[day]:04d}"
 
     def _write_amount_texts(self) -> None:
         """报销金额 as people type it: ``1234.50``, ``1,234.50``, ``１２３４．５０``, ``¥1234.5``."""
@@ -510,7 +514,7 @@ class _Generator:
                 else:
                     i += 1
         wanted = max(2, round(self.n * 0.008))
-        return sorted(self.rng.sample(groups, min(wanted, len(groups))), key=lambda g: g[0].business_id)
+        return sorted(self.rng.sample(groups, min(wanted, len(groups))), key=lambda g: g[0].claim_no)
 
     def _orphan_bill(self) -> None:
         """MISSING_IN_OA: a bill with an empty or unknown OA number, whose amount no claim of the
@@ -522,7 +526,7 @@ class _Generator:
         while any(abs(amount - a) <= 100 for a in theirs):
             amount = self.draw.amount()
         when = self.draw.working(self.start, self.end - timedelta(days=1))
-        known = {c.business_id for c in self.claims}
+        known = {c.claim_no for c in self.claims}
         oa_no = ""
         if rng.random() < 0.5:
             oa_no = f"BX{when:%Y%m%d}{rng.randint(9000, 9999):04d}"
@@ -537,9 +541,9 @@ class _Generator:
         rows = []
         for kind, item in self.findings:
             if isinstance(item, Claim):
-                rows.append({"exception_type": kind, "claim_no": item.business_id})
+                rows.append({"exception_type": kind, "claim_no": item.claim_no})
             elif isinstance(item, Bill):
-                rows.append({"exception_type": kind, "doc_no": item.bill_no})
+                rows.append({"exception_type": kind, "doc_no": item.doc_no})
             elif isinstance(item, Invoice):
                 rows.append({"exception_type": kind, "invoice_no": item.key})
         budgets = {code: fen for (code, period), fen in self.codes.budgets.items() if period == self.period}
@@ -549,19 +553,18 @@ class _Generator:
         return rows
 
     def _dataset(self) -> Dataset:
-        claims = sorted(self.claims, key=lambda c: (c.created, c.instance_id))
-        bills = sorted(self.ledger.bills, key=lambda b: b.fid)
-        payments = sorted(self.ledger.payments, key=lambda p: p.fid)
+        claims = sorted(self.claims, key=lambda c: (c.created, c.source_id))
+        bills = sorted(self.ledger.bills, key=lambda b: b.doc_id)
+        payments = sorted(self.ledger.payments, key=lambda p: p.doc_id)
         return Dataset(
             seed=self.seed,
             period=self.period,
             company_code=self.company_code,
             process_code=PROCESS_CODE,
-            dingtalk_instances=[process_instance(c, self.dept_ids) for c in claims],
-            kingdee_rows={
-                "ER_ExpReimbursement": [bill_row(b, self.company_code) for b in bills],
-                "AP_PAYBILL": [payment_row(p, self.company_code) for p in payments],
-            },
+            people=list(self.codes.people),
+            claims=claims,
+            bills=bills,
+            payments=payments,
             truth=truth_frame(self._truth_rows()),
             noise=dict(self.noise),
             settings={

@@ -1,4 +1,4 @@
-"""The finance side of the generated month: Kingdee reimbursement bills and payments.
+"""The finance side of the generated month: reimbursement bills and payments.
 
 A clean chain (DESIGN, "Reconciliation") is a bill 30 min-3 days after approval and its
 payment(s) 10 min-1 day after the bill, so the first payment is always inside the 5-day
@@ -71,8 +71,8 @@ class Ledger:
         return payment
 
     def _oa_no(self, claim: Claim, noisy: bool) -> str:
-        """F_OAFIN_OANo as typed by hand: now and then with stray spaces or full-width characters."""
-        no = claim.business_id
+        """The OA claim number as typed into finance by hand: now and then with stray spaces or full-width characters."""
+        no = claim.claim_no
         if not noisy or self.rng.random() >= 0.06:
             return no
         self.noise["oa_no_hand_typed"] += 1
@@ -176,8 +176,8 @@ class Ledger:
     # -- numbers ---------------------------------------------------------------------------------
 
     def number(self) -> None:
-        """FID and FBillNo in date order, as a ledger assigns them (FYBX00012345, FKD00012345)."""
+        """Internal ids and document numbers in date order, as a ledger assigns them (FYBX00012345, FKD00012345)."""
         for i, bill in enumerate(sorted(self.bills, key=lambda b: b.when), start=1):
-            bill.fid, bill.bill_no = 100_000 + i, f"FYBX{10_000 + i:08d}"
+            bill.doc_id, bill.doc_no = 100_000 + i, f"FYBX{10_000 + i:08d}"
         for i, pay in enumerate(sorted(self.payments, key=lambda p: p.when), start=1):
-            pay.fid, pay.bill_no = 200_000 + i, f"FKD{20_000 + i:08d}"
+            pay.doc_id, pay.doc_no = 200_000 + i, f"FKD{20_000 + i:08d}"

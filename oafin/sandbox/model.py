@@ -1,15 +1,24 @@
-"""The generator's own picture of a company-month, before it is written in the APIs' shapes.
+"""One company-month in the standard's terms, before any system writes it in its API shapes.
 
-Exact values live here (int fen, aware datetimes); ``render.py`` turns them into the
-strings and numbers the fake DingTalk and Kingdee send, noise included.
+Exact values live here (int fen, aware datetimes, the standard's statuses); each system's twin
+(``oafin/systems/<name>/twin_render.py``) turns them into the strings and numbers that system
+sends. Noise that is the same fact written differently (an amount typed with full-width digits
+or thousands separators, a claim number typed with stray spaces, trailing spaces in form text)
+is part of the fact here, so every twin serves the same noise and must give the same exceptions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 
 from oafin.sandbox.codes import Person
+
+# The standard's claim statuses (DESIGN, expense_claim.status); the generator writes no drafts.
+ClaimStatus = Literal["draft", "pending", "approved", "rejected", "withdrawn"]
+# Form text that may carry trailing whitespace, by the standard's field name.
+PADDED_FIELDS = ("department", "expense_type", "title")
 
 
 @dataclass
@@ -31,18 +40,18 @@ class Invoice:
 
 @dataclass
 class Claim:
-    """One DingTalk expense approval.
+    """One expense claim filed in the OA.
 
     ``kind`` is ``clean`` or the exception type injected into it. ``amount_fen`` is the
-    true amount (also for a claim whose form hides it: see ``amount_text``).
+    true amount (also for a claim whose form hides it: see ``amount_text``). ``source_id``
+    is the claim's id in the OA (a UUID; each OA twin writes it in its own way).
     """
 
     kind: str
-    instance_id: str
+    source_id: str
     originator: Person
-    created: datetime
-    status: str  # COMPLETED | RUNNING | TERMINATED
-    result: str  # agree | refuse | ""
+    created: datetime  # submitted
+    status: ClaimStatus
     amount_fen: int
     expense_label: str
     dept_label: str
@@ -51,25 +60,25 @@ class Claim:
     project_code: str
     card: str
     in_period: bool
-    finished: datetime | None = None
+    finished: datetime | None = None  # when it was approved, rejected or withdrawn
     approvers: list[Person] = field(default_factory=list)  # who agreed, in order
     approval_times: list[datetime] = field(default_factory=list)  # when each of them agreed
     refuser: Person | None = None
     invoices: list[Invoice] = field(default_factory=list)
-    business_id: str = ""
-    amount_text: str | None = None  # the 报销金额 value as written; None = component missing
-    text_pad: dict[str, str] = field(default_factory=dict)  # form label -> trailing spaces
+    claim_no: str = ""  # the business number people quote
+    amount_text: str | None = None  # the amount as the applicant typed it; None = field missing
+    text_pad: dict[str, str] = field(default_factory=dict)  # PADDED_FIELDS name -> trailing spaces
 
     @property
     def finished_at(self) -> datetime:
         """``finished`` of a claim known to be finished (approved, refused or withdrawn)."""
         if self.finished is None:
-            raise ValueError(f"claim {self.business_id or self.instance_id} is not finished")
+            raise ValueError(f"claim {self.claim_no or self.source_id} is not finished")
         return self.finished
 
     @property
     def approved(self) -> bool:
-        return self.status == "COMPLETED" and self.result == "agree"
+        return self.status == "approved"
 
     @property
     def quarantined(self) -> bool:
@@ -78,28 +87,33 @@ class Claim:
 
 @dataclass
 class Bill:
-    """An ``ER_ExpReimbursement`` bill. ``claim`` is None for a bill with no OA claim behind it."""
+    """A reimbursement bill in finance. ``claim`` is None for a bill with no OA claim behind it.
+
+    ``oa_no_text``: the claim number as typed into finance; ``amount_as_text``: finance holds
+    the amount as numeric text rather than a number; ``staff_pad``: trailing whitespace on the
+    proposer's id. ``doc_id`` is the finance system's internal id, ``doc_no`` its number.
+    """
 
     claim: Claim | None
     when: datetime
     proposer: Person
     amount_fen: int
-    oa_no_text: str  # F_OAFIN_OANo as typed
+    oa_no_text: str
     causa: str
     amount_as_text: bool = False
     staff_pad: str = ""
-    fid: int = 0
-    bill_no: str = ""
+    doc_id: int = 0
+    doc_no: str = ""
 
 
 @dataclass
 class Payment:
-    """An ``AP_PAYBILL`` payment of one or more bills, or straight from an OA claim (``oa_no_text``)."""
+    """A payment of one or more bills, or straight from an OA claim (``oa_no_text``)."""
 
     when: datetime
     payee: Person
     amount_fen: int
     bills: list[Bill] = field(default_factory=list)
     oa_no_text: str = ""
-    fid: int = 0
-    bill_no: str = ""
+    doc_id: int = 0
+    doc_no: str = ""

@@ -16,12 +16,17 @@ class TokenStore:
     ``reuse``: asking again while the current token is valid returns the same token with its
     life extended, as DingTalk reportedly does (source-systems.md §1.1 [U]). Otherwise every
     issue is a new token (a Kingdee login opens a new session).
+
+    ``max_uses``: a token dies after that many checked calls (None: no such limit), so a test can
+    have it die in the middle of paging, on exactly the call it wants, whatever the clock does.
     """
 
     def __init__(self, lifetime: float, *, reuse: bool) -> None:
         self.default_lifetime = lifetime
         self.lifetime = lifetime
         self.reuse = reuse
+        self.max_uses: int | None = None
+        self._uses: dict[str, int] = {}
         self._expiry: dict[str, float] = {}
         self._current: str | None = None
         self._lock = threading.Lock()
@@ -37,11 +42,26 @@ class TokenStore:
             return token
 
     def check(self, token: str | None) -> TokenState:
+        """The token's state; a valid one counts one use (and dies past ``max_uses``)."""
         with self._lock:
-            expiry = self._expiry.get(token or "")
-        if expiry is None:
-            return "unknown"
-        return "valid" if expiry > time.monotonic() else "expired"
+            key = token or ""
+            expiry = self._expiry.get(key)
+            if expiry is None:
+                return "unknown"
+            if expiry <= time.monotonic():
+                return "expired"
+            if self.max_uses is not None:
+                self._uses[key] = self._uses.get(key, 0) + 1
+                if self._uses[key] > self.max_uses:
+                    self._expiry[key] = float("-inf")
+                    return "expired"
+            return "valid"
+
+    def reset(self) -> None:
+        """Back to the default lifetime and no use limit (tokens already issued keep theirs)."""
+        with self._lock:
+            self.lifetime = self.default_lifetime
+            self.max_uses = None
 
     def expire(self, token: str | None = None) -> None:
         """Expire ``token`` (default: the latest one issued) now."""

@@ -41,8 +41,10 @@ SYSTEM = "dingtalk"
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
 MAX_PAGE_SIZE = 20  # source-systems.md §1.2: listids "size 最多传20" (one client caps at 10 [U])
 
-# source-systems.md §1.6 and §2.5 (the old DingTalk and WeCom share these token codes).
-TOKEN_EXPIRED_CODES = frozenset({40014, 42001})
+# source-systems.md §1.6 and §2.5 (the old DingTalk and WeCom share these token codes). Real topapi
+# also nests them: errcode 88 with sub_code "40014" for a dead token (§1.6 "on errcode 88 read
+# sub_code"; issue #10 item 1). SDKs refresh on these and on 40001/33001 (real-clients.md §1.2).
+TOKEN_EXPIRED_CODES = frozenset({40014, 42001, 40001, 33001})
 # 90018 app>40/s per API, 90006 app>1500/min, 90005 corp>1500/min, 90002 platform-wide, 90019 ISV [U].
 RATE_LIMIT_CODES = frozenset({90018, 90006, 90005, 90002, 90019})
 BUSY_CODES = frozenset({-1})  # "system busy; retry at most 3 times"
@@ -82,9 +84,11 @@ def check_envelope(call: Call, body: Any, response: httpx.Response) -> None:
     reason = f"errcode {code}: {body.get('errmsg', '')}"
     if body.get("sub_code") or body.get("sub_msg"):
         reason += f" (sub_code {body.get('sub_code')}: {body.get('sub_msg', '')})"
-    if code in TOKEN_EXPIRED_CODES:
-        # 42001 says "expired": a fresh token may meet it again when threads race a refresh
-        raise call.error(TokenExpiredError, reason, retryable=code == 42001)
+    sub_code = _int_or_none(body.get("sub_code"))
+    if code in TOKEN_EXPIRED_CODES or (code in PERMISSION_CODES and sub_code in TOKEN_EXPIRED_CODES):
+        # a fresh token may meet the answer again when threads race a refresh
+        expired = code == 42001 or sub_code in TOKEN_EXPIRED_CODES
+        raise call.error(TokenExpiredError, reason, retryable=expired)
     if code in RATE_LIMIT_CODES:
         raise call.error(RateLimitedError, reason)
     if code in BUSY_CODES:
@@ -94,6 +98,13 @@ def check_envelope(call: Call, body: Any, response: httpx.Response) -> None:
     if code in PERMISSION_CODES:
         raise call.error(AuthError, reason)
     raise call.error(SourceError, reason)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def check_token_envelope(call: Call, body: Any, response: httpx.Response) -> None:

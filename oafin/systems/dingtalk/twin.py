@@ -3,6 +3,9 @@
 Shapes from source-systems.md §1.1-1.3 and §1.6: the token travels as the ``access_token``
 query parameter, every answer is ``{errcode, errmsg, ...}`` with HTTP 200, ``listids``
 pages with ``cursor``/``size`` (≤ 20) and leaves ``next_cursor`` out on the last page.
+A dead token is answered as real topapi does, ``errcode 88`` with ``sub_code 40014``
+(issue #10 item 1), or with another documented expiry envelope a test chooses.
+``TWIN`` is what the sandbox server mounts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from oafin.sandbox import credentials
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
+from oafin.sandbox.twin import Twin
+from oafin.systems.dingtalk.twin_render import instances
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 TOKEN_LIFETIME: Final = 7200.0  # seconds; source-systems.md §1.1 ("expires_in" 7200)
@@ -33,8 +38,21 @@ MAX_SIZE: Final = 20  # listids "size 最多传20" (§1.2)
 DEFAULT_SIZE: Final = 10
 # errcodes: 40014 invalid token and 42001 expired token (§2.1 shares them; DingTalk uses the same),
 # 40089 bad app key/secret, 40035 bad parameter, 820004 "流程不存在" (§1.5 example).
-INVALID_TOKEN: Final = (40014, "不合法的access_token")
-EXPIRED_TOKEN: Final = (42001, "access_token超时")
+# How a dead (expired or unknown) token is answered. Real topapi: errcode 88 with the reason in
+# sub_code (source-systems.md §1.6: "on errcode 88 read sub_code"; issue #10 item 1). 40014 and
+# 42001 at the top level are the codes DingTalk shares with WeCom (§2.5) and that the SDKs retry
+# on (real-clients.md §1.2): a test may choose them (DingTalkState.expiry_envelope).
+EXPIRY_ENVELOPES: Final[dict[str, dict[str, Any]]] = {
+    "88/40014": {
+        "errcode": 88,
+        "errmsg": "ding talk error[subcode=40014,submsg=不合法的access_token]",
+        "sub_code": "40014",
+        "sub_msg": "不合法的access_token",
+    },
+    "40014": {"errcode": 40014, "errmsg": "不合法的access_token"},
+    "42001": {"errcode": 42001, "errmsg": "access_token超时"},
+}
+DEFAULT_EXPIRY: Final = "88/40014"
 BAD_APP: Final = (40089, "不合法的appkey或appsecret")
 BAD_PARAM: Final = 40035
 NO_INSTANCE: Final = (820004, "流程不存在")
@@ -45,9 +63,10 @@ class DingTalkState:
 
     def __init__(self, dataset: Dataset, token_lifetime: float = TOKEN_LIFETIME) -> None:
         self.tokens = TokenStore(token_lifetime, reuse=True)
+        self.expiry_envelope = DEFAULT_EXPIRY  # a key of EXPIRY_ENVELOPES
         self.instances: dict[str, dict[str, Any]] = {}
         created: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for inst in dataset.dingtalk_instances:
+        for inst in instances(dataset):
             # The real object carries no id of its own (§1.3): serve it without.
             body = {k: v for k, v in inst.items() if k != "process_instance_id"}
             iid = inst["process_instance_id"]
@@ -96,10 +115,9 @@ async def _body(request: Request) -> dict[str, Any] | None:
 
 
 def _token_error(state: DingTalkState, request: Request) -> JSONResponse | None:
-    status = state.tokens.check(request.query_params.get("access_token"))
-    if status == "valid":
+    if state.tokens.check(request.query_params.get("access_token")) == "valid":
         return None
-    return _error(EXPIRED_TOKEN if status == "expired" else INVALID_TOKEN)
+    return _reply(**EXPIRY_ENVELOPES[state.expiry_envelope])
 
 
 def _int(value: Any) -> int | None:
@@ -224,3 +242,18 @@ def create_dingtalk_app(
     )
     app.state.dingtalk = state
     return app
+
+
+def create_app(dataset: Dataset, calls: CallLog, faults: FaultPlan) -> tuple[Starlette, DingTalkState]:
+    app = create_dingtalk_app(dataset, faults, calls)
+    return app, app.state.dingtalk
+
+
+TWIN: Final = Twin(
+    name="dingtalk",
+    role="oa",
+    create_app=create_app,
+    default_port=18701,
+    credentials={"app_key": credentials.DINGTALK_APP_KEY, "app_secret": credentials.DINGTALK_APP_SECRET},
+    files=lambda dataset: {"dingtalk_instances.json": instances(dataset)},
+)

@@ -3,7 +3,7 @@
 Shapes from source-systems.md §7.1-7.3: ``POST /k3cloud/<Service>.common.kdsvc`` with a
 JSON body; the session is the ``kdservice-sessionid`` cookie; a query answers a bare 2-D
 array in ``FieldKeys`` order, and an error as a ``ResponseStatus`` nested in one, with
-HTTP 200 either way.
+HTTP 200 either way. ``TWIN`` is what the sandbox server mounts.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from starlette.types import Scope
 from oafin.sandbox import credentials
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
-from oafin.sandbox.render import FORM_FIELDS
 from oafin.sandbox.tokens import TokenStore
+from oafin.sandbox.twin import Twin
 from oafin.systems.kingdee.twin_filter import FilterError, Predicate, parse_filter, parse_order, sort_key
+from oafin.systems.kingdee.twin_render import FORM_FIELDS, form_rows
 
 PREFIX: Final = "Kingdee.BOS.WebApi.ServicesStub."  # §7.1
 LOGIN: Final = PREFIX + "AuthService.LoginByAppSecret"
@@ -60,9 +61,10 @@ class FormTable:
 class KingdeeState:
     def __init__(self, dataset: Dataset, session_lifetime: float = SESSION_LIFETIME) -> None:
         self.sessions = TokenStore(session_lifetime, reuse=False)
+        self.tokens = self.sessions  # the name every twin's state shares (oafin.sandbox.twin)
         self.forms = {
             form: FormTable(form, list(rows), FORM_FIELDS.get(form, ()))
-            for form, rows in dataset.kingdee_rows.items()
+            for form, rows in form_rows(dataset).items()
         }
         self._selections: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         # Write calls received (issue #6), in order: {"call", "formid", "data"}.
@@ -369,3 +371,25 @@ def create_kingdee_app(
     )
     app.state.kingdee = state
     return app
+
+
+def create_app(dataset: Dataset, calls: CallLog, faults: FaultPlan) -> tuple[Starlette, KingdeeState]:
+    app = create_kingdee_app(dataset, faults, calls)
+    return app, app.state.kingdee
+
+
+TWIN: Final = Twin(
+    name="kingdee",
+    role="erp",
+    create_app=create_app,
+    default_port=18702,
+    credentials={
+        "acct_id": credentials.KINGDEE_ACCT_ID,
+        "username": credentials.KINGDEE_USERNAME,
+        "app_id": credentials.KINGDEE_APP_ID,
+        "app_secret": credentials.KINGDEE_APP_SECRET,
+        "lcid": credentials.KINGDEE_LCID,
+    },
+    files=lambda dataset: {f"kingdee_{form}.json": rows for form, rows in form_rows(dataset).items()},
+    url_path="/k3cloud/",
+)

@@ -1,9 +1,9 @@
-"""Writing the model in the real APIs' shapes.
+"""The neutral sandbox month in DingTalk's shapes: what the DingTalk twin serves.
 
-DingTalk: a ``process_instance`` as the old ``/topapi/processinstance/get`` returns it
-(source-systems.md §1.3, §1.4; form labels from default-forms.md). Kingdee: one row per
-bill keyed by field key, as ``ExecuteBillQuery`` would return them in ``FieldKeys`` order
-(source-systems.md §7.3, §7.5; field keys from default-forms.md).
+Each claim becomes a ``process_instance`` as the old ``/topapi/processinstance/get`` returns it
+(source-systems.md §1.3, §1.4; form labels from default-forms.md). Times are Beijing-time
+strings, statuses the ``(status, result)`` pairs of §1.4; the noise in the neutral month (how an
+amount was typed, trailing spaces) is written as it is.
 """
 
 from __future__ import annotations
@@ -12,11 +12,21 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
-from oafin.sandbox.finance_fields import amount_in_words, fen_text, yuan_json_number
-from oafin.sandbox.model import Bill, Claim, Invoice, Payment
+from oafin.sandbox.dataset import Dataset
+from oafin.sandbox.finance_fields import amount_in_words, fen_text
+from oafin.sandbox.model import Claim, Invoice
 
 BEIJING_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # old API times are Beijing-time strings (§1.3)
-KINGDEE_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"  # local ISO without zone (default-forms.md)
+NAME: Final = "dingtalk"
+# The standard's claim status -> DingTalk's (status, result) (source-systems.md §1.4).
+STATUS: Final = {
+    "pending": ("RUNNING", ""),
+    "approved": ("COMPLETED", "agree"),
+    "rejected": ("COMPLETED", "refuse"),
+    "withdrawn": ("TERMINATED", ""),
+}
+# The neutral month's padded fields -> the form labels carrying them.
+PADDED_LABELS: Final = {"department": "所属部门", "expense_type": "费用类型", "title": "报销事由"}
 
 # Form design: label -> (component_type, component id). Ids are fixed per form design.
 FORM: Final = {
@@ -29,40 +39,6 @@ FORM: Final = {
     "收款账号": ("TextField", "TextField_2S9P4Y1C6JZ40"),
     "发票明细": ("TableField", "TableField_1E3QJ8B7VY6O0"),
 }
-
-ER_FIELDS: Final = (
-    "FID",
-    "FBillNo",
-    "FDate",
-    "F_OAFIN_OANo",
-    "FProposerID.FStaffNumber",
-    "FProposerID.FName",
-    "FRequestDeptID.FNumber",
-    "FExpenseAmount",
-    "FCausa",
-    "FDocumentStatus",
-    "FCloseStatus",
-    "FCurrencyID.FNumber",
-    "FOrgID.FNumber",
-)
-PAY_FIELDS: Final = (
-    "FID",
-    "FBillNo",
-    "FDATE",
-    "F_OAFIN_OANo",
-    "FSOURCEBILLNO",
-    "FCONTACTUNITTYPE",
-    "FCONTACTUNIT.FNumber",
-    "FREALPAYAMOUNTFOR_D",
-    "FDOCUMENTSTATUS",
-    "FCANCELSTATUS",
-    "FPAYORGID.FNumber",
-    "FCURRENCYID.FNumber",
-    "FSETTLETYPEID.FNumber",
-    "FREMARK",
-)
-
-FORM_FIELDS: Final = {"ER_ExpReimbursement": ER_FIELDS, "AP_PAYBILL": PAY_FIELDS}
 
 
 def beijing(moment: datetime) -> str:
@@ -96,7 +72,7 @@ def invoice_rows(invoices: list[Invoice]) -> str:
 
 
 def form_values(claim: Claim) -> list[dict[str, Any]]:
-    pad = claim.text_pad
+    pad = {PADDED_LABELS[name]: spaces for name, spaces in claim.text_pad.items()}
     values = [
         _component("所属部门", claim.dept_label + pad.get("所属部门", "")),
         _component("费用类型", claim.expense_label + pad.get("费用类型", "")),
@@ -125,7 +101,7 @@ def operation_records(claim: Claim) -> list[dict[str, Any]]:
         records.append(
             _record(claim.refuser.userid, claim.finished, "EXECUTE_TASK_NORMAL", "REFUSE", "不符合报销规定")
         )
-    if claim.status == "TERMINATED" and claim.finished is not None:
+    if claim.status == "withdrawn" and claim.finished is not None:
         records.append(
             _record(claim.originator.userid, claim.finished, "TERMINATE_PROCESS_INSTANCE", "NONE", "撤销")
         )
@@ -145,23 +121,24 @@ def _record(userid: str, when: datetime, op: str, result: str, remark: str = "")
 def process_instance(claim: Claim, dept_ids: dict[str, str]) -> dict[str, Any]:
     """``process_instance`` plus ``process_instance_id`` (which the fake server strips again)."""
     p = claim.originator
+    status, result = STATUS[claim.status]
     inst: dict[str, Any] = {
-        "process_instance_id": claim.instance_id,
+        "process_instance_id": claim.source_id,
         "title": f"{p.name}提交的费用报销",
         "create_time": beijing(claim.created),
     }
-    if claim.finished is not None and claim.status != "RUNNING":
+    if claim.finished is not None and claim.status != "pending":
         inst["finish_time"] = beijing(claim.finished)
     inst |= {
         "originator_userid": p.userid,
         "originator_dept_id": dept_ids[p.dept_code],
         "originator_dept_name": p.department,
-        "status": claim.status,
-        "result": claim.result,
+        "status": status,
+        "result": result,
         "approver_userids": [a.userid for a in claim.approvers]
         + ([claim.refuser.userid] if claim.refuser else []),
         "cc_userids": [],
-        "business_id": claim.business_id,
+        "business_id": claim.claim_no,
         "biz_action": "NONE",
         "attached_process_instance_ids": [],
         "main_process_instance_id": "",
@@ -171,41 +148,18 @@ def process_instance(claim: Claim, dept_ids: dict[str, str]) -> dict[str, Any]:
     return inst
 
 
-def bill_row(bill: Bill, company_code: str) -> dict[str, Any]:
-    amount: int | float | str = yuan_json_number(bill.amount_fen)
-    if bill.amount_as_text:
-        amount = fen_text(bill.amount_fen)
-    return {
-        "FID": bill.fid,
-        "FBillNo": bill.bill_no,
-        "FDate": bill.when.strftime(KINGDEE_FORMAT),
-        "F_OAFIN_OANo": bill.oa_no_text,
-        "FProposerID.FStaffNumber": bill.proposer.staff_number + bill.staff_pad,
-        "FProposerID.FName": bill.proposer.name,
-        "FRequestDeptID.FNumber": bill.proposer.dept_code,
-        "FExpenseAmount": amount,
-        "FCausa": bill.causa,
-        "FDocumentStatus": "C",  # audited (§7.4)
-        "FCloseStatus": "A",
-        "FCurrencyID.FNumber": "PRE001",  # CNY
-        "FOrgID.FNumber": company_code,
-    }
+def department_ids(dataset: Dataset) -> dict[str, str]:
+    """DingTalk's numeric dept_id for each department code (fixed by the code tables' order)."""
+    codes = sorted({p.dept_code for p in dataset.people})
+    return {code: str(58_000_000 + 101 * i) for i, code in enumerate(codes)}
 
 
-def payment_row(pay: Payment, company_code: str) -> dict[str, Any]:
-    return {
-        "FID": pay.fid,
-        "FBillNo": pay.bill_no,
-        "FDATE": pay.when.strftime(KINGDEE_FORMAT),
-        "F_OAFIN_OANo": pay.oa_no_text,
-        "FSOURCEBILLNO": ",".join(b.bill_no for b in pay.bills),
-        "FCONTACTUNITTYPE": "BD_Empinfo",
-        "FCONTACTUNIT.FNumber": pay.payee.staff_number,
-        "FREALPAYAMOUNTFOR_D": yuan_json_number(pay.amount_fen),
-        "FDOCUMENTSTATUS": "C",
-        "FCANCELSTATUS": "A",
-        "FPAYORGID.FNumber": company_code,
-        "FCURRENCYID.FNumber": "PRE001",
-        "FSETTLETYPEID.FNumber": "JSFS04_SYS",  # 电汇 (§7.5)
-        "FREMARK": "",
-    }
+def render(dataset: Dataset) -> list[dict[str, Any]]:
+    """Every claim of the month as a ``process_instance`` (with ``process_instance_id``), in submission order."""
+    dept_ids = department_ids(dataset)
+    return [process_instance(c, dept_ids) for c in dataset.claims]
+
+
+def instances(dataset: Dataset) -> list[dict[str, Any]]:
+    """The month's instances as the DingTalk twin serves them (rendered once per dataset; do not change)."""
+    return dataset.rendered(NAME, render)
