@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection
 
+from mappings.code_tables import CodeTables
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
 from oafin.warehouse.schema import STANDARD_TABLES, exception
@@ -100,7 +101,7 @@ def finance_summary(bills: list[dict[str, Any]], pays: list[tuple[dict[str, Any]
 
 def build_proposals(
     conn: Connection,
-    people: pd.DataFrame,
+    tables: CodeTables,
     *,
     comment_userid: str | None,
     period: str | None = None,
@@ -114,7 +115,7 @@ def build_proposals(
     for c in _records(read_table(conn, STANDARD_TABLES["expense_claim"])):
         claims.setdefault(c["claim_no"], c)  # read_table orders by claim_id: the first one wins, stably
     finance = _Finance(_records(read_table(conn, STANDARD_TABLES["finance_doc"])))
-    staff = {r["person_id"]: r.get("kingdee_staff_number") for r in _records(people)}
+    staff = tables.external_ids("kingdee")  # person_id → Kingdee staff number (identities table)
 
     out = Proposals()
     for exc in sorted(exceptions, key=lambda e: (e["exception_type"], e["exception_id"])):
@@ -171,7 +172,9 @@ def _create_bill(
         return None
     number = staff.get(claim.get("applicant_id") or "")
     if not number:
-        skip(f"applicant {claim.get('applicant_id')} has no kingdee_staff_number in the people table")
+        skip(
+            f"applicant {claim.get('applicant_id')} has no kingdee identity (staff number) in the identities table"
+        )
         return None
     currency = CURRENCY_NUMBERS.get(claim.get("currency") or "CNY")
     if currency is None:

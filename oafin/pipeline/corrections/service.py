@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Engine
 
+from mappings.code_tables import CodeTables
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
 from oafin.pipeline.corrections.propose import build_proposals
@@ -23,11 +23,11 @@ class Proposed:
 
 
 def propose(
-    engine: Engine, people: pd.DataFrame, *, comment_userid: str | None, period: str | None = None
+    engine: Engine, tables: CodeTables, *, comment_userid: str | None, period: str | None = None
 ) -> Proposed:
     """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
     with engine.begin() as conn:
-        proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
+        proposals = build_proposals(conn, tables, comment_userid=comment_userid, period=period)
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)
     return Proposed([r["idempotency_key"] for r in rows], new, proposals.skipped)
@@ -72,7 +72,7 @@ def record_decision(engine: Engine, decision: Decision, now: datetime | None = N
 def approval_table(rows: list[dict[str, Any]]) -> str:
     """The list an approver sees (markdown): id to type, action, claim, amount, preview."""
     lines = [
-        "Type your person_id (or DingTalk userid / Kingdee staff number) as approver, and in approve "
+        "Type your person_id (or your id in DingTalk, Kingdee, ...) as approver, and in approve "
         "`all` or the ids of the actions to push. You may not approve actions on your own claims.",
         "",
         "| id | action | exception | claim | amount (fen) | what will happen |",
