@@ -84,6 +84,12 @@ def head() -> str:
     return found
 
 
+@lru_cache(maxsize=1)
+def _baseline() -> MetaData:
+    """The release-1 tables, built once (read only here; revision 0001 builds its own)."""
+    return release_1()
+
+
 def _known(revision: str) -> bool:
     try:
         return scripts().get_revision(revision) is not None
@@ -120,8 +126,8 @@ def _schema_diff(conn: Connection, md: MetaData, tables: set[str]) -> list[str]:
 def schema_state(conn: Connection) -> SchemaState:
     """Where the warehouse on ``conn`` stands against this code (see the module docstring)."""
     newest = head()
-    inspector = inspect(conn)
-    if inspector.has_table(VERSION_TABLE):
+    tables = set(inspect(conn).get_table_names())  # one catalog query: a run opens the warehouse often
+    if VERSION_TABLE in tables:
         revisions = [r for (r,) in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
         if len(revisions) == 1:
             (revision,) = revisions
@@ -133,11 +139,10 @@ def schema_state(conn: Connection) -> SchemaState:
         if not revisions:
             return SchemaState("unknown", None, newest, True, f"{VERSION_TABLE} is empty")
         return SchemaState("unknown", None, newest, True, f"{VERSION_TABLE} holds {', '.join(revisions)}")
-    tables = set(inspector.get_table_names())
-    ours = set(metadata.tables) | set(release_1().tables)
+    ours = set(metadata.tables) | set(_baseline().tables)
     if not tables & ours:
         return SchemaState("empty", None, newest, False)
-    baseline = _schema_diff(conn, release_1(), tables)
+    baseline = _schema_diff(conn, _baseline(), tables)
     if not baseline:
         kind: StateKind = "current" if newest == BASELINE_REVISION else "behind"
         return SchemaState(kind, BASELINE_REVISION, newest, False)
@@ -213,7 +218,8 @@ def _ddl_connection(engine: Engine) -> Iterator[Connection]:
 
 
 def _create_at_head(conn: Connection) -> None:
-    metadata.create_all(conn)
+    """Only for a warehouse found empty under the lock: no per-table existence checks needed."""
+    metadata.create_all(conn, checkfirst=False)
     MigrationContext.configure(conn).stamp(scripts(), "head")
 
 
