@@ -230,13 +230,21 @@ class Budget(_Standard):
 
 class Person(_Standard):
     person_id: Series[str]
-    dingtalk_userid: Series[str] = pa.Field(nullable=True)
-    kingdee_staff_number: Series[str] = pa.Field(nullable=True)
     name: Series[str]
     department: Series[str] = pa.Field(nullable=True)
     role: Series[str] = pa.Field(nullable=True)
 
     @pa.check("person_id", "name", name="non_empty")
+    def non_empty(cls, s: Series[str]) -> Series[bool]:
+        return s.str.len() > 0
+
+
+class PersonIdentity(_Standard):
+    person_id: Series[str]
+    system: Series[str]
+    external_id: Series[str]
+
+    @pa.check("person_id", "system", "external_id", name="non_empty")
     def non_empty(cls, s: Series[str]) -> Series[bool]:
         return s.str.len() > 0
 
@@ -247,4 +255,5 @@ MODELS: Final[dict[str, type[_Standard]]] = {
     "finance_doc": FinanceDoc,
     "budget": Budget,
     "person": Person,
+    "person_identity": PersonIdentity,
 }

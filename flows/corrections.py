@@ -31,7 +31,7 @@ from tasks.corrections import propose_corrections, push_corrections
 class ApprovalInput(RunInput):
     """What the approver fills in on the paused run's page (prefect-notes.md: pause_flow_run + RunInput)."""
 
-    approver: str = Field(description="your person_id, or your id in one of the systems (people table)")
+    approver: str = Field(description="your person_id, or your id in one of the systems (identities table)")
     approve: list[str] = Field(
         default_factory=list, description='"all", or the ids (first 16 characters) of the actions to push'
     )
@@ -99,7 +99,7 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
             )
             answer = None
         if answer is not None:
-            decision = review(answer.approver, answer.approve, manual, code_tables(settings).people)
+            decision = review(answer.approver, answer.approve, manual, code_tables(settings))
             record_decision(engine, decision)
             summary["approver"] = decision.approver or answer.approver
             summary["refused"] = decision.refused

@@ -187,14 +187,23 @@ class _Field:
                 return found
 
             return code
-        if spec.via is not None:
-            column = spec.via.partition(".")[2]
+        if spec.via == "person_id":
+
+            def known_person(rec: _Record, value: Any) -> Any:
+                if value not in rec.tables.person_ids():
+                    raise _Problem(
+                        "UNMAPPED_CODE", value, f"{value!r} is not a person_id in the people table"
+                    )
+                return value
+
+            return known_person
+        if spec.via is not None:  # identity: the person with this id in the mapping's own system
 
             def person(rec: _Record, value: Any) -> Any:
-                found = rec.tables.people_lookup(column).get(value)
+                found = rec.tables.identity_lookup(rec.system).get(value)
                 if found is None:
                     raise _Problem(
-                        "UNMAPPED_CODE", value, f"no person in the people table has {column} {value!r}"
+                        "UNMAPPED_CODE", value, f"no person has the {rec.system} id {value!r} in identities"
                     )
                 return found
 

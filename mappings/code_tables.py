@@ -1,8 +1,13 @@
-"""Code tables: departments, expense types, people, budgets and the approval matrix.
+"""Code tables: departments, expense types, people, identities, budgets and the approval matrix.
 
 CSV files, UTF-8, one header row with the column names of default-forms.md ("Code tables the
 sandbox ships"). Every cell is read as text, so a DingTalk userid ``06314984119`` keeps its 0;
 lookup keys are NFKC-normalised and stripped like every other compared value.
+
+People are identities, not one column per system (DESIGN.md, "The data standard"):
+``people.csv`` has one row per human, ``identities.csv`` one row per account a person has in a
+system (``person_id, system, external_id``: a DingTalk userid, a Kingdee staff number, a WeCom
+userid, a Feishu open_id, ...). A new system needs new rows, never a new column.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ DEFAULT_TABLES_DIR: Final = Path(__file__).resolve().parent / "tables"
 TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "departments": ("name", "code"),
     "expense_types": ("label", "code"),
-    "people": ("person_id", "dingtalk_userid", "kingdee_staff_number", "name", "department", "role"),
+    "people": ("person_id", "name", "department", "role"),
+    "identities": ("person_id", "system", "external_id"),
     "budgets": ("budget_code", "department_code", "period", "amount_fen"),
     "approval_matrix": ("role", "max_amount_fen"),
 }
@@ -30,8 +36,13 @@ CODE_LOOKUPS: Final[dict[str, tuple[str, str]]] = {
     "departments": ("name", "code"),
     "expense_types": ("label", "code"),
 }
-# Columns of people.csv a mapping's `via: people.<column>` can look a person up by.
-PEOPLE_KEYS: Final = ("person_id", "dingtalk_userid", "kingdee_staff_number")
+# people.csv of releases before identities.csv: one column per system. Still read when there is
+# no identities.csv (each non-blank cell becomes an identity row of that system).
+LEGACY_ID_COLUMNS: Final = {"dingtalk_userid": "dingtalk", "kingdee_staff_number": "kingdee"}
+
+# What a mapping's `via:` can name: `identity` looks the value up in identities.csv for the
+# mapping's own system; `person_id` takes the value as a person_id of people.csv.
+VIA_LOOKUPS: Final = ("identity", "person_id")
 
 _FEN: Final = re.compile(r"-?\d+")
 
@@ -42,16 +53,22 @@ class CodeTableError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class CodeTables:
-    """The loaded tables, as frames of text (``budgets.amount_fen`` is int64) plus fast lookups."""
+    """The loaded tables, as frames of text (``budgets.amount_fen`` is int64) plus fast lookups.
+
+    ``people``: ``person_id, name, department, role``; ``identities``: ``person_id, system,
+    external_id`` (normalised text, in file order).
+    """
 
     departments: pd.DataFrame
     expense_types: pd.DataFrame
     people: pd.DataFrame
+    identities: pd.DataFrame
     budgets: pd.DataFrame
     approval_matrix: dict[str, int]
     source_dir: Path | None = None
     _codes: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
-    _people_by: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _by_identity: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _person_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     @classmethod
     def from_frames(
@@ -59,39 +76,74 @@ class CodeTables:
         departments: pd.DataFrame,
         expense_types: pd.DataFrame,
         people: pd.DataFrame,
+        identities: pd.DataFrame,
         budgets: pd.DataFrame,
         approval_matrix: dict[str, int],
         source_dir: Path | None = None,
     ) -> CodeTables:
-        """Build the lookups; a key that maps to two different values is an error."""
+        """Build the lookups; a key that maps to two different values is an error, and so is an
+        identity of a person the people table does not have."""
         frames = {"departments": departments, "expense_types": expense_types, "people": people}
         codes = {
             table: _index(frames[table], key, value, table) for table, (key, value) in CODE_LOOKUPS.items()
         }
-        people_by = {column: _index(people, column, "person_id", "people") for column in PEOPLE_KEYS}
-        return cls(departments, expense_types, people, budgets, approval_matrix, source_dir, codes, people_by)
+        person_ids = frozenset(normalize_text(p) for p in people["person_id"])
+        by_identity: dict[str, dict[str, str]] = {}
+        for system, group in identities.groupby("system", sort=False):
+            system = normalize_text(system)
+            if not system:
+                raise CodeTableError("identities: a row has no system")
+            by_identity[system] = _index(group, "external_id", "person_id", f"identities ({system})")
+            unknown = sorted(set(by_identity[system].values()) - person_ids)
+            if unknown:
+                raise CodeTableError(
+                    f"identities: person_id {unknown[0]!r} ({system}) is not in the people table"
+                )
+        return cls(
+            departments,
+            expense_types,
+            people,
+            identities,
+            budgets,
+            approval_matrix,
+            source_dir,
+            codes,
+            by_identity,
+            person_ids,
+        )
 
     def code(self, table: str, value: str) -> str | None:
         """``code("departments", "财务部")`` → ``"D01"``; ``None`` when the table does not know it."""
         return self._codes[table].get(normalize_text(value))
 
-    def person_id(self, column: str, value: str) -> str | None:
-        """The ``person_id`` whose ``column`` (e.g. ``dingtalk_userid``) is ``value``, or ``None``."""
-        return self._people_by[column].get(normalize_text(value))
+    def person_by_identity(self, system: str, external_id: str) -> str | None:
+        """The ``person_id`` whose id in ``system`` (e.g. a ``dingtalk`` userid) is ``external_id``."""
+        return self.identity_lookup(system).get(normalize_text(external_id))
 
-    def person_by_dingtalk_userid(self, userid: str) -> str | None:
-        return self.person_id("dingtalk_userid", userid)
+    def external_ids(self, system: str) -> dict[str, str]:
+        """``person_id`` → their id in ``system`` (the first listed, if they have several)."""
+        out: dict[str, str] = {}
+        for external_id, person_id in self.identity_lookup(system).items():
+            out.setdefault(person_id, external_id)
+        return out
 
-    def person_by_kingdee_staff_number(self, staff_number: str) -> str | None:
-        return self.person_id("kingdee_staff_number", staff_number)
+    @property
+    def systems(self) -> list[str]:
+        """The systems identities.csv lists ids for."""
+        return list(self._by_identity)
 
     def lookup(self, table: str) -> dict[str, str]:
         """The normalised key → code dict behind ``code(table, ...)`` (for the mapper's hot loop)."""
         return self._codes[table]
 
-    def people_lookup(self, column: str) -> dict[str, str]:
-        """The normalised ``column`` value → ``person_id`` dict behind ``person_id(column, ...)``."""
-        return self._people_by[column]
+    def identity_lookup(self, system: str) -> dict[str, str]:
+        """The normalised external id → ``person_id`` dict of ``system`` (empty for a system with none)."""
+        found = self._by_identity.get(system)  # the mapper's hot loop passes a clean name
+        return found if found is not None else self._by_identity.get(normalize_text(system), {})
+
+    def person_ids(self) -> frozenset[str]:
+        """Every ``person_id`` of the people table (normalised)."""
+        return self._person_ids
 
 
 def _index(frame: pd.DataFrame, key: str, value: str, table: str) -> dict[str, str]:
@@ -129,11 +181,35 @@ def _fen_column(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     return frame[column].astype("int64")
 
 
+def _identities(dir: Path, people: pd.DataFrame) -> pd.DataFrame:
+    """identities.csv; or, for tables of an earlier release, the ids in people.csv's old columns."""
+    legacy = [c for c in LEGACY_ID_COLUMNS if c in people.columns]
+    path = dir / "identities.csv"
+    if not path.exists() and legacy:
+        rows = [
+            (person_id, LEGACY_ID_COLUMNS[column], external_id)
+            for person_id, *ids in people[["person_id", *legacy]].itertuples(index=False)
+            for column, external_id in zip(legacy, ids, strict=True)
+            if external_id
+        ]
+        return pd.DataFrame(rows, columns=list(TABLE_COLUMNS["identities"]), dtype=object)
+    if legacy:
+        raise CodeTableError(
+            f"{dir / 'people.csv'}: column(s) {', '.join(legacy)} are identities now and {path} exists; "
+            f"move them to {path.name} as rows person_id,system,external_id (system "
+            + ", ".join(f"{LEGACY_ID_COLUMNS[c]} for {c}" for c in legacy)
+            + ") and drop the columns"
+        )
+    return _read(path, "identities")
+
+
 def load_code_tables(dir: Path = DEFAULT_TABLES_DIR) -> CodeTables:
-    """Read ``departments.csv``, ``expense_types.csv``, ``people.csv``, ``budgets.csv`` and
-    ``approval_matrix.csv`` from ``dir`` (default: the tables shipped with the default mappings)."""
+    """Read ``departments.csv``, ``expense_types.csv``, ``people.csv``, ``identities.csv``,
+    ``budgets.csv`` and ``approval_matrix.csv`` from ``dir`` (default: the tables shipped with the
+    default mappings)."""
     dir = Path(dir)
-    frames = {table: _read(dir / f"{table}.csv", table) for table in TABLE_COLUMNS}
+    frames = {table: _read(dir / f"{table}.csv", table) for table in TABLE_COLUMNS if table != "identities"}
+    frames["identities"] = _identities(dir, frames["people"])
     budgets = frames["budgets"].assign(
         amount_fen=_fen_column(frames["budgets"], "amount_fen", dir / "budgets.csv")
     )
@@ -146,6 +222,7 @@ def load_code_tables(dir: Path = DEFAULT_TABLES_DIR) -> CodeTables:
         frames["departments"],
         frames["expense_types"],
         frames["people"],
+        frames["identities"],
         budgets,
         approval_matrix,
         source_dir=dir,

@@ -13,8 +13,10 @@ A mapping file says where each standard field comes from and how its values tran
 2. when it applies: ``where`` (source values, e.g. ``{operation_result: AGREE}``; on each item
    with ``items``) and ``when`` (standard fields already mapped, e.g. ``{status: approved}``);
 3. how it is read: ``split`` (text → list), ``parse`` (``mappings.parse`` kinds) with ``format`` and
-   ``tz``, then at most one of ``codes`` (a code table), ``via`` (``people.<column>`` → person_id)
-   and ``values`` (a value map; ``"*"`` matches anything; the first matching entry wins).
+   ``tz``, then at most one of ``codes`` (a code table), ``via`` (``identity``: the person whose
+   id in the mapping's own ``system`` is the value, from identities.csv; ``person_id``: the value
+   is a person_id of people.csv) and ``values`` (a value map; ``"*"`` matches anything; the first
+   matching entry wins). A value no table knows is not guessed: the record gets ``UNMAPPED_CODE``.
 
 A plain string is short for ``{path: ...}``. The models check everything that can be checked
 without data, so a wrong mapping fails at load time with the file, line and key.
@@ -27,7 +29,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
-from mappings.code_tables import CODE_LOOKUPS, PEOPLE_KEYS
+from mappings.code_tables import CODE_LOOKUPS, VIA_LOOKUPS
 from mappings.parse import PARSE_OUTPUT, ParseError, ParseKind, normalize_text, zone
 from oafin.standard import BUSINESS_TZ, ENTITIES
 
@@ -129,12 +131,11 @@ class FieldSpec(BaseModel):
             raise ValueError(f"use at most one of codes, via, values; got {', '.join(translations)}")
         if self.codes is not None and self.codes not in CODE_LOOKUPS:
             raise ValueError(f"codes: unknown code table {self.codes!r}; known: {', '.join(CODE_LOOKUPS)}")
-        if self.via is not None:
-            table, _, column = self.via.partition(".")
-            if table != "people" or column not in PEOPLE_KEYS:
-                raise ValueError(
-                    f"via: {self.via!r} should be people.<column>, column one of {', '.join(PEOPLE_KEYS)}"
-                )
+        if self.via is not None and self.via not in VIA_LOOKUPS:
+            hint = (
+                " (people are identities now: write via: identity)" if self.via.startswith("people.") else ""
+            )
+            raise ValueError(f"via: {self.via!r} should be one of {', '.join(VIA_LOOKUPS)}{hint}")
         try:
             zone(self.tz)
         except ParseError as exc:

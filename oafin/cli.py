@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oafin.config import ConfigError
+from oafin.warehouse.errors import WarehouseSchemaError
 
 DEFAULT_PERIOD = "2026-10"
 DEFAULT_SEED = 7
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     rimport.add_argument("file", type=Path, help="the edited reconciliation.xlsx")
     rimport.add_argument("--config", type=Path, default=Path("oafin.toml"), help="default: ./oafin.toml")
 
+    db = sub.add_parser("db", help="the warehouse's schema")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    dupgrade = dsub.add_parser("upgrade", help="migrate the warehouse to the schema this oafin needs")
+    dupgrade.add_argument("--config", type=Path, required=True)
+
     sandbox = sub.add_parser("sandbox", help="the fake DingTalk and Kingdee")
     ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     serve = ssub.add_parser("serve", help="serve the fake systems on localhost")
@@ -128,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from oafin.audit import verify_command
 
             return verify_command(args.config, args.expect_head)
+        if args.command == "db":
+            from oafin.db import upgrade_command
+
+            return upgrade_command(args.config)
         if args.command == "review":
             from oafin.review import run_review_import
 
@@ -144,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"oafin: config error: {exc}", file=sys.stderr)
         return 2
+    except WarehouseSchemaError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -159,9 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     host = args.host or server.DEFAULT_HOST
     ports = _ports(args.port)
-    print(
-        f"seed {dataset.seed}, period {dataset.period}: {len(dataset.claims)} OA claims. Ctrl-C stops."
-    )
+    print(f"seed {dataset.seed}, period {dataset.period}: {len(dataset.claims)} OA claims. Ctrl-C stops.")
     server.serve(dataset, host, fault_rate=args.fault_rate, ports=ports)
     return 0
 

@@ -80,11 +80,16 @@ ENTITIES: Final[dict[str, dict[str, ColumnKind]]] = {
     },
     "person": {
         "person_id": "text",
-        "dingtalk_userid": "text",
-        "kingdee_staff_number": "text",
         "name": "text",
         "department": "text",
         "role": "text",
+    },
+    # a person's id in one system (DingTalk userid, Kingdee staff number, WeCom userid, Feishu
+    # open_id, ...): one row per account, so a new system needs rows, never a new column
+    "person_identity": {
+        "person_id": "text",
+        "system": "text",  # the system's name, as in the mapping file's `system:`
+        "external_id": "text",
     },
 }
 
@@ -94,6 +99,7 @@ PRIMARY_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "finance_doc": ("doc_id",),
     "budget": ("budget_code", "period"),
     "person": ("person_id",),
+    "person_identity": ("system", "external_id"),
 }
 
 # The business key each entity is quoted by in exceptions and reports.
@@ -103,6 +109,7 @@ BUSINESS_KEYS: Final[dict[str, str]] = {
     "finance_doc": "doc_no",
     "budget": "budget_code",
     "person": "person_id",
+    "person_identity": "external_id",
 }
 
 EXCEPTION_TYPES: Final = (

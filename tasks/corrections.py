@@ -22,7 +22,7 @@ def propose_corrections(config_path: str, period: str | None = None) -> dict:
     settings = settings_from(config_path)
     proposed = propose(
         warehouse(settings.warehouse_url),
-        code_tables(settings).people,
+        code_tables(settings),
         comment_userid=settings.corrections.comment_userid,
         period=period,
         targets=action_targets([s.system for s in settings.chain_sources]),

@@ -84,6 +84,7 @@ def test_a_date_column_refuses_times_and_zones():
 
 
 def test_ids_sent_as_numbers_become_text():
-    frame, errors = to_frame_checked("person", [{"person_id": "P0001", "kingdee_staff_number": 10023}])
+    row = {"person_id": "P0001", "system": "kingdee", "external_id": 10023}
+    frame, errors = to_frame_checked("person_identity", [row])
     assert errors == []
-    assert frame.at[0, "kingdee_staff_number"] == "10023"
+    assert frame.at[0, "external_id"] == "10023"

@@ -207,7 +207,8 @@ def _table(name: str) -> list[dict]:
 def test_the_shipped_code_tables_pass_their_contracts():
     budgets = [{**row, "amount_fen": int(row["amount_fen"])} for row in _table("budgets.csv")]
     people = _table("people.csv")
-    for entity, rows in (("budget", budgets), ("person", people)):
+    identities = _table("identities.csv")
+    for entity, rows in (("budget", budgets), ("person", people), ("person_identity", identities)):
         records = [MappedRecord(entity, "tables", entity, str(i), row, row) for i, row in enumerate(rows)]
         result = validate_records(entity, records)
         assert result.quarantined == [] and len(result.valid) == len(rows) > 0

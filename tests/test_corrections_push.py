@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
+from mappings.code_tables import CodeTables
 from oafin.audit import verify_url
 from oafin.config import AutoApproveRule, load_settings
 from oafin.pipeline.corrections.approval import (
@@ -38,7 +39,7 @@ def _propose(config, engine, sandbox_dataset):
     for claim_no in sandbox_dataset.truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no:
         add_exception(engine, "DUPLICATE_PAYMENT", claim_no)  # whether or not the engine raises it yet
     settings = load_settings(config)
-    return settings, propose(engine, code_tables(settings).people, comment_userid="oafin-bot")
+    return settings, propose(engine, code_tables(settings), comment_userid="oafin-bot")
 
 
 def _approve_all(engine, keys, by="审批人 (P0002)"):
@@ -53,7 +54,7 @@ def _rows(engine):
 def test_proposals_cover_the_open_exceptions_and_keys_are_stable(corrections_setup, sandbox_dataset) -> None:
     make, engine, sandbox = corrections_setup
     settings, first = _propose(make(), engine, sandbox_dataset)
-    second = propose(engine, code_tables(settings).people, comment_userid="oafin-bot")
+    second = propose(engine, code_tables(settings), comment_userid="oafin-bot")
     rows = _rows(engine)
 
     assert first.keys == second.keys and second.new == []  # same exceptions, same keys, nothing new
@@ -176,28 +177,52 @@ def test_unapproved_actions_are_not_pushed(corrections_setup, sandbox_dataset) -
 
 # --- approval rules (plain functions) ------------------------------------------------------
 
-PEOPLE = pd.DataFrame(
+
+def _tables(people: list[dict], identities: list[tuple[str, str, str]]) -> CodeTables:
+    """Code tables with only people and identities (what approval reads)."""
+    return CodeTables.from_frames(
+        departments=pd.DataFrame(columns=["name", "code"]),
+        expense_types=pd.DataFrame(columns=["label", "code"]),
+        people=pd.DataFrame(people),
+        identities=pd.DataFrame(identities, columns=["person_id", "system", "external_id"]),
+        budgets=pd.DataFrame(columns=["budget_code", "department_code", "period", "amount_fen"]),
+        approval_matrix={},
+    )
+
+
+PEOPLE = _tables(
     [
-        {
-            "person_id": "P0001",
-            "dingtalk_userid": "0631",
-            "kingdee_staff_number": "STF00001",
-            "name": "孙超秀",
-        },
-        {"person_id": "P0002", "dingtalk_userid": "0164", "kingdee_staff_number": "STF00002", "name": "张敏"},
-        {"person_id": "P0003", "dingtalk_userid": "0609", "kingdee_staff_number": "STF00003", "name": "张敏"},
-    ]
+        {"person_id": "P0001", "name": "孙超秀"},
+        {"person_id": "P0002", "name": "张敏"},
+        {"person_id": "P0003", "name": "张敏"},
+        {"person_id": "P0004", "name": "李娜"},
+    ],
+    [
+        ("P0001", "dingtalk", "0631"),
+        ("P0001", "kingdee", "STF00001"),
+        ("P0002", "dingtalk", "0164"),
+        ("P0002", "kingdee", "STF00002"),
+        ("P0003", "dingtalk", "0609"),
+        ("P0003", "kingdee", "STF00003"),
+        ("P0001", "wecom", "sun.cx"),
+        ("P0004", "wecom", "0164"),  # P0002's DingTalk userid is P0004's WeCom userid
+    ],
 )
 
 
-@pytest.mark.parametrize("typed", ["P0001", "0631", "STF00001", " 孙超秀 "])
+@pytest.mark.parametrize("typed", ["P0001", "0631", "STF00001", "sun.cx", " 孙超秀 "])
 def test_an_approver_may_name_themselves_by_any_id(typed: str) -> None:
     assert resolve_approver(typed, PEOPLE).label == "孙超秀 (P0001)"
 
 
 @pytest.mark.parametrize(
     ("typed", "message"),
-    [("张敏", "names 2 people"), ("nobody", "not in the people table"), ("", "no approver given")],
+    [
+        ("张敏", "names 2 people"),
+        ("0164", "names 2 people"),
+        ("nobody", "not in the people table"),
+        ("", "no approver given"),
+    ],
 )
 def test_an_unknown_or_ambiguous_approver_is_refused(typed: str, message: str) -> None:
     with pytest.raises(ApprovalError, match=message):

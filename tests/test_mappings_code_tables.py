@@ -20,20 +20,30 @@ def tables():
     return load_code_tables()
 
 
-def test_people_ids_are_text_with_leading_zeros(tables):
-    rows = _csv_rows("people")
-    assert list(tables.people["dingtalk_userid"]) == [r["dingtalk_userid"] for r in rows]
-    assert any(r["dingtalk_userid"].startswith("0") for r in rows)
+def test_identity_ids_are_text_with_leading_zeros(tables):
+    rows = _csv_rows("identities")
+    assert list(tables.identities["external_id"]) == [r["external_id"] for r in rows]
+    assert any(r["external_id"].startswith("0") for r in rows if r["system"] == "dingtalk")
     for row in rows:
-        assert tables.person_by_dingtalk_userid(row["dingtalk_userid"]) == row["person_id"]
-        assert tables.person_by_kingdee_staff_number(row["kingdee_staff_number"]) == row["person_id"]
+        assert tables.person_by_identity(row["system"], row["external_id"]) == row["person_id"]
+
+
+def test_every_person_has_one_id_per_shipped_system(tables):
+    people = [r["person_id"] for r in _csv_rows("people")]
+    assert tables.systems == ["dingtalk", "kingdee"]
+    for system in tables.systems:
+        assert sorted(tables.external_ids(system)) == sorted(people)
+    assert list(tables.people.columns) == ["person_id", "name", "department", "role"]
 
 
 def test_person_lookup_is_normalised_and_misses_are_none(tables):
-    row = _csv_rows("people")[0]
-    full_width = row["dingtalk_userid"].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    assert tables.person_by_dingtalk_userid(f" {full_width} ") == row["person_id"]
-    assert tables.person_by_dingtalk_userid(row["dingtalk_userid"].lstrip("0")) is None
+    row = next(r for r in _csv_rows("identities") if r["system"] == "dingtalk")
+    full_width = row["external_id"].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert tables.person_by_identity("dingtalk", f" {full_width} ") == row["person_id"]
+    assert tables.person_by_identity("dingtalk", row["external_id"].lstrip("0")) is None
+    # an id is looked up in its own system only: a DingTalk userid is no Kingdee staff number
+    assert tables.person_by_identity("kingdee", row["external_id"]) is None
+    assert tables.person_by_identity("wecom", row["external_id"]) is None
 
 
 def test_budgets_amounts_are_int64_fen(tables):
@@ -88,3 +98,51 @@ def test_excel_byte_order_mark_is_accepted(table_copy):
     path = table_copy / "departments.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert load_code_tables(table_copy).code("departments", "财务部") == "D01"
+
+
+def test_a_new_system_is_new_rows_not_a_new_column(table_copy):
+    with (table_copy / "identities.csv").open("a", encoding="utf-8") as fh:
+        fh.write("P0001,wecom,sun.chaoxiu\nP0002,feishu,ou_7d8a6e6df7621556ce0d21922b676706ccs\n")
+    tables = load_code_tables(table_copy)
+    assert tables.person_by_identity("wecom", "sun.chaoxiu") == "P0001"
+    assert tables.person_by_identity("feishu", "ou_7d8a6e6df7621556ce0d21922b676706ccs") == "P0002"
+    assert tables.person_by_identity("dingtalk", "sun.chaoxiu") is None
+
+
+def test_an_id_of_two_people_in_one_system_is_refused(table_copy):
+    with (table_copy / "identities.csv").open("a", encoding="utf-8") as fh:
+        fh.write("P0002,kingdee,STF00001\n")
+    with pytest.raises(CodeTableError, match=r"identities \(kingdee\).*STF00001"):
+        load_code_tables(table_copy)
+
+
+def test_an_identity_of_an_unknown_person_is_refused(table_copy):
+    with (table_copy / "identities.csv").open("a", encoding="utf-8") as fh:
+        fh.write("P9999,wecom,nobody\n")
+    with pytest.raises(CodeTableError, match="P9999.*not in the people table"):
+        load_code_tables(table_copy)
+
+
+def test_tables_of_the_last_release_are_still_read(table_copy):
+    """people.csv with one id column per system and no identities.csv (the shape before #9)."""
+    tables = load_code_tables(table_copy)
+    wide = tables.people.assign(
+        dingtalk_userid=tables.people.person_id.map(tables.external_ids("dingtalk")),
+        kingdee_staff_number=tables.people.person_id.map(tables.external_ids("kingdee")),
+    )
+    wide.at[1, "kingdee_staff_number"] = ""  # someone without a Kingdee account
+    wide.to_csv(table_copy / "people.csv", index=False)
+    (table_copy / "identities.csv").unlink()
+    old = load_code_tables(table_copy)
+    assert list(old.identities.columns) == ["person_id", "system", "external_id"]
+    assert old.external_ids("dingtalk") == tables.external_ids("dingtalk")
+    assert old.person_by_identity("kingdee", "STF00001") == "P0001"
+    assert "P0002" not in old.external_ids("kingdee")
+
+
+def test_old_id_columns_next_to_identities_csv_say_how_to_move_them(table_copy):
+    people = (table_copy / "people.csv").read_text(encoding="utf-8").splitlines()
+    people = [people[0] + ",dingtalk_userid"] + [row + ",0123" for row in people[1:]]
+    (table_copy / "people.csv").write_text("\n".join(people) + "\n", encoding="utf-8")
+    with pytest.raises(CodeTableError, match=r"dingtalk_userid are identities now.*system dingtalk"):
+        load_code_tables(table_copy)

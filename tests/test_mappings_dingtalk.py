@@ -14,7 +14,8 @@ from oafin.records import RawRecord
 from oafin.standard import ENTITIES
 
 TABLES = load_code_tables()
-PEOPLE = TABLES.people  # person_id, dingtalk_userid, ...
+# person_id, name, ... and each person's DingTalk userid (identities.csv, system dingtalk)
+PEOPLE = TABLES.people.assign(dingtalk_userid=TABLES.people.person_id.map(TABLES.external_ids("dingtalk")))
 CONTEXT = {"company_code": "C01"}
 PROCESS_CODE = "PROC-OAFIN-EXPENSE"
 
@@ -284,6 +285,29 @@ def test_unknown_applicant_is_unmapped(mapping):
     record = mapped(mapping, instance(originator_userid="0123"))
     assert record.values["applicant_id"] is None
     assert [(i.code, i.field, i.value) for i in record.issues] == [("UNMAPPED_CODE", "applicant_id", "0123")]
+
+
+def test_an_id_of_another_system_is_not_a_dingtalk_identity(mapping):
+    staff_number = TABLES.external_ids("kingdee")[PEOPLE.person_id[3]]
+    record = mapped(mapping, instance(originator_userid=staff_number))
+    assert record.values["applicant_id"] is None
+    [issue] = record.issues
+    assert (issue.code, issue.field, issue.value) == ("UNMAPPED_CODE", "applicant_id", staff_number)
+    assert "dingtalk" in issue.message
+
+
+def test_a_new_identity_row_maps_without_a_schema_change(mapping, tmp_path):
+    import shutil
+
+    from mappings import DEFAULT_TABLES_DIR
+
+    for path in DEFAULT_TABLES_DIR.glob("*.csv"):
+        shutil.copy(path, tmp_path / path.name)
+    with (tmp_path / "identities.csv").open("a", encoding="utf-8") as fh:
+        fh.write(f"{PEOPLE.person_id[7]},dingtalk,manager-7-second-account\n")
+    tables = load_code_tables(tmp_path)
+    raw = RawRecord("dingtalk", PROCESS_CODE, "x", instance(originator_userid="manager-7-second-account"))
+    assert map_record(mapping, raw, tables, CONTEXT).values["applicant_id"] == PEOPLE.person_id[7]
 
 
 # -- what the mapping does not know or cannot read -------------------------------------------

@@ -13,7 +13,10 @@ from oafin.records import RawRecord
 from oafin.standard import ENTITIES
 
 TABLES = load_code_tables()
-PEOPLE = TABLES.people
+# person_id, name, ... and each person's Kingdee staff number (identities.csv, system kingdee)
+PEOPLE = TABLES.people.assign(
+    kingdee_staff_number=TABLES.people.person_id.map(TABLES.external_ids("kingdee"))
+)
 
 # default-forms.md, "Kingdee K/3 Cloud": the keys each form's default mapping must read
 REIMBURSEMENT_KEYS = {

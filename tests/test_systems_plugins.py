@@ -31,7 +31,6 @@ class Books:
     default_rate_per_second = 2.0
     rate_source = "a test"
     write_actions = {}
-    identity_column = "fakebooks_id"
 
     def record_kinds(self, settings, mapping):
         return []

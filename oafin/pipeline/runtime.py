@@ -12,6 +12,7 @@ from oafin.config import Settings, load_settings
 from oafin.warehouse.store import connect
 
 _lock = threading.Lock()
+_config_of: dict[str, str] = {}  # warehouse URL → the config file that named it, for error messages
 
 
 def warehouse(url: str) -> Engine:
@@ -22,11 +23,13 @@ def warehouse(url: str) -> Engine:
 
 @lru_cache(maxsize=8)
 def _warehouse(url: str) -> Engine:
-    return connect(url)
+    return connect(url, config=_config_of.get(url))
 
 
 def settings_from(config_path: str) -> Settings:
-    return load_settings(config_path)
+    settings = load_settings(config_path)
+    _config_of.setdefault(settings.warehouse_url, str(config_path))
+    return settings
 
 
 def code_tables(settings: Settings) -> CodeTables:

@@ -250,11 +250,17 @@ def _dedupe(rows: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, 
 
 
 def store_reference_tables(engine: Engine, tables: CodeTables) -> None:
-    """People and budgets come from the code tables; the warehouse holds them for reports and checks."""
+    """People, their identities and budgets come from the code tables; the warehouse holds them
+    for reports and checks."""
     people = tables.people.reindex(columns=list(ENTITIES["person"])).astype(object)
+    identities = tables.identities.reindex(columns=list(ENTITIES["person_identity"])).astype(object)
+    # a blank id is no account in that system; a row listed twice is one identity
+    identities = identities.loc[identities["external_id"] != ""].drop_duplicates(["system", "external_id"])
     budgets = tables.budgets.reindex(columns=list(ENTITIES["budget"]))
     with engine.begin() as conn:
         person = STANDARD_TABLES["person"]
+        person_identity = STANDARD_TABLES["person_identity"]
         budget = STANDARD_TABLES["budget"]
         sync_rows(conn, person, _records_to_rows("person", people), literal(True))
+        sync_rows(conn, person_identity, _records_to_rows("person_identity", identities), literal(True))
         sync_rows(conn, budget, _records_to_rows("budget", budgets), literal(True))

@@ -1,5 +1,7 @@
 """The code tables the generator draws from (mappings/tables/*.csv, written by sandbox/tables.py).
 
+A person's DingTalk userid and Kingdee staff number come from identities.csv (system, external_id).
+
 Read independently of the mapping loader on purpose: the sandbox writes the ground
 truth the pipeline is checked against, so it must not share the pipeline's reading code.
 """
@@ -7,7 +9,8 @@ truth the pipeline is checked against, so it must not share the pipeline's readi
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -21,6 +24,8 @@ class Person:
     dept_code: str
     role: str
     limit_fen: int  # highest amount this person may approve (approval_matrix.csv)
+    # system -> their id there (identities.csv)
+    identities: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def load_codes(tables_dir: Path) -> Codes:
     departments = {r["name"]: r["code"] for r in _rows(tables_dir / "departments.csv")}
     limits = {r["role"]: int(r["max_amount_fen"]) for r in _rows(tables_dir / "approval_matrix.csv")}
+    identities: dict[str, dict[str, str]] = defaultdict(dict)
+    for r in _rows(tables_dir / "identities.csv"):
+        identities[r["person_id"]].setdefault(r["system"], r["external_id"])
     people = [
         Person(
             person_id=r["person_id"],
-            userid=r["dingtalk_userid"],
-            staff_number=r["kingdee_staff_number"],
+            userid=identities[r["person_id"]].get("dingtalk", ""),
+            staff_number=identities[r["person_id"]].get("kingdee", ""),
             name=r["name"],
             department=r["department"],
             dept_code=departments[r["department"]],
             role=r["role"],
             limit_fen=limits[r["role"]],
+            identities=dict(identities[r["person_id"]]),
         )
         for r in _rows(tables_dir / "people.csv")
     ]

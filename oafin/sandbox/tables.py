@@ -38,36 +38,32 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
 BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 
 
-def build_people(rng: random.Random) -> list[dict[str, str]]:
+def build_people(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The people (one row per human) and their identities (one row per account in a system).
+
+    The random draws come in the same order as when these were columns of people.csv, so the
+    sandbox's data and truth do not change.
+    """
     people: list[dict[str, str]] = []
+    identities: list[dict[str, str]] = []
+
+    def add(n: int, name: str | None, dept_name: str, role: str) -> None:
+        person_id = f"P{n:04d}"
+        # DingTalk userids are text and can start with 0 (default-forms.md)
+        userid = f"0{rng.randrange(10**9, 10**10)}"
+        name = name or rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(["", *GIVEN])
+        people.append({"person_id": person_id, "name": name, "department": dept_name, "role": role})
+        identities.append({"person_id": person_id, "system": "dingtalk", "external_id": userid})
+        identities.append({"person_id": person_id, "system": "kingdee", "external_id": f"STF{n:05d}"})
+
     n = 0
     for dept_name, _code in DEPARTMENTS:
         roles = ["director"] + ["manager"] * 2 + ["employee"] * 17
         for role in roles:
             n += 1
-            people.append(
-                {
-                    "person_id": f"P{n:04d}",
-                    # DingTalk userids are text and can start with 0 (default-forms.md)
-                    "dingtalk_userid": f"0{rng.randrange(10**9, 10**10)}",
-                    "kingdee_staff_number": f"STF{n:05d}",
-                    "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(["", *GIVEN]),
-                    "department": dept_name,
-                    "role": role,
-                }
-            )
-    n += 1
-    people.append(
-        {
-            "person_id": f"P{n:04d}",
-            "dingtalk_userid": f"0{rng.randrange(10**9, 10**10)}",
-            "kingdee_staff_number": f"STF{n:05d}",
-            "name": "钱总",
-            "department": "财务部",
-            "role": "cfo",
-        }
-    )
-    return people
+            add(n, None, dept_name, role)
+    add(n + 1, "钱总", "财务部", "cfo")
+    return people, identities
 
 
 def build_budgets() -> list[dict[str, str]]:
@@ -100,8 +96,9 @@ def write_tables(out: Path = TABLES_DIR) -> None:
     _write(out / "departments.csv", ["name", "code"], DEPARTMENTS)
     _write(out / "expense_types.csv", ["label", "code"], EXPENSE_TYPES)
     _write(out / "approval_matrix.csv", ["role", "max_amount_fen"], APPROVAL_MATRIX)
-    people = build_people(rng)
+    people, identities = build_people(rng)
     _write(out / "people.csv", list(people[0]), people)
+    _write(out / "identities.csv", list(identities[0]), identities)
     _write(out / "budgets.csv", ["budget_code", "department_code", "period", "amount_fen"], build_budgets())
 
 

@@ -202,7 +202,6 @@ class SourceSystem(Protocol):
     default_rate_per_second: float  # from the system's documented limits
     rate_source: str  # where that rate is documented (the fact sheet and section)
     write_actions: Mapping[str, WriteAction]
-    identity_column: str  # the people table's column holding a person's id in this system
 
     def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         """The kinds this source extracts, from its settings and its mapping file."""

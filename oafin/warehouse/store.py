@@ -18,13 +18,14 @@ from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, se
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oafin.records import RawRecord
-from oafin.warehouse.schema import exception, metadata, raw_record, raw_record_version
+from oafin.warehouse.migrate import ensure_current
+from oafin.warehouse.schema import exception, raw_record, raw_record_version
 
 UPSERT_CHUNK = 500
 
 
-def connect(url: str) -> Engine:
-    """An engine for ``url`` with the tables created. SQLite gets WAL and a busy timeout."""
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``, schema untouched. SQLite gets WAL and a busy timeout."""
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 
@@ -35,7 +36,21 @@ def connect(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-    metadata.create_all(engine)
+    return engine
+
+
+def connect(url: str, config: str | None = None) -> Engine:
+    """An engine for ``url`` whose schema is the one this code needs.
+
+    A brand-new empty warehouse is created at the newest schema revision; one behind the code
+    is refused with the command that upgrades it (``oafin db upgrade --config <config>``).
+    """
+    engine = open_engine(url)
+    try:
+        ensure_current(engine, config)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -1,11 +1,11 @@
 """Who may approve what: auto-approve rules, the approver's identity, segregation of duties.
 
 How an approver names themselves: in the approval form they type their ``person_id``
-(``P0001``), their id in any registered system (the people table's identity columns, e.g. a
-DingTalk userid), or their name exactly as in the people
-table when no one else has it. One identity across systems (SSO) is what the people table
-records, so each of these resolves to one ``person_id``; a name that matches no one, or more
-than one person, is refused, because segregation of duties cannot be checked for it. Prefect's
+(``P0001``), their id in any system of the identities table (DingTalk userid, Kingdee staff
+number, ...), or their name exactly as in the people table when no one else has it. One identity
+across systems (SSO) is what the people and identities tables record, so each of these resolves
+to one ``person_id``; a value that matches no one, or more than one person, is refused, because
+segregation of duties cannot be checked for it. Prefect's
 open-source UI does not authenticate who typed the name: the audit log records what was typed
 and the person it resolved to.
 
@@ -19,17 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
+from mappings.code_tables import CodeTables
 from oafin.config import AutoApproveRule
-
-
-def id_columns() -> tuple[str, ...]:
-    """``person_id`` and each registered system's identity column of the people table."""
-    from oafin.systems.registry import systems
-
-    return ("person_id", *sorted({s.identity_column for s in systems().values()}))
-
 
 MIN_PREFIX = 8
 AUTO_PREFIX = "auto:"
@@ -56,22 +47,31 @@ class Decision:
     approver: str | None = None
 
 
-def resolve_approver(typed: str, people: pd.DataFrame) -> Approver:
+def resolve_approver(typed: str, tables: CodeTables) -> Approver:
     """The person an approver's typed identity names (see the module docstring)."""
     value = (typed or "").strip()
     if not value:
         raise ApprovalError("no approver given: type your person_id or your id in one of the systems")
-    rows = people.to_dict("records")
-    for column in id_columns():
-        hits = [r for r in rows if str(r.get(column) or "").strip() == value]
-        if len(hits) == 1:
-            return Approver(str(hits[0]["person_id"]), str(hits[0].get("name") or ""))
+    rows = tables.people.to_dict("records")
+    by_id = {str(r["person_id"]).strip(): r for r in rows}
+    if value in by_id:
+        return _approver(by_id[value])
+    ids = tables.identities
+    owners = sorted(set(ids.loc[ids["external_id"].astype(str).str.strip() == value, "person_id"]))
+    if len(owners) > 1:
+        raise ApprovalError(f"approver {value!r} names {len(owners)} people: use your person_id instead")
+    if owners and owners[0] in by_id:
+        return _approver(by_id[owners[0]])
     hits = [r for r in rows if str(r.get("name") or "").strip() == value]
     if len(hits) == 1:
-        return Approver(str(hits[0]["person_id"]), str(hits[0].get("name") or ""))
+        return _approver(hits[0])
     if len(hits) > 1:
         raise ApprovalError(f"approver {value!r} names {len(hits)} people: use your person_id instead")
     raise ApprovalError(f"approver {value!r} is not in the people table: approval refused")
+
+
+def _approver(row: dict[str, Any]) -> Approver:
+    return Approver(str(row["person_id"]), str(row.get("name") or ""))
 
 
 def rule_matches(rule: AutoApproveRule, row: dict[str, Any]) -> bool:
@@ -119,7 +119,7 @@ def select_keys(chosen: Sequence[str], keys: Sequence[str]) -> tuple[list[str], 
 
 
 def review(
-    typed_approver: str, chosen: Sequence[str], rows: Sequence[dict[str, Any]], people: pd.DataFrame
+    typed_approver: str, chosen: Sequence[str], rows: Sequence[dict[str, Any]], tables: CodeTables
 ) -> Decision:
     """Check a human approval of ``rows`` (ledger rows awaiting approval)."""
     decision = Decision()
@@ -128,7 +128,7 @@ def review(
     if not selected and not unknown:
         return decision
     try:
-        approver = resolve_approver(typed_approver, people)
+        approver = resolve_approver(typed_approver, tables)
     except ApprovalError as exc:
         decision.refused = {k: str(exc) for k in selected}
         return decision

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection
 
+from mappings.code_tables import CodeTables
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
 from oafin.systems.base import ActionInput, CannotPropose
@@ -118,16 +119,9 @@ def registered_targets() -> dict[str, str]:
     return {action: names[0] for action, names in offered.items() if len(names) == 1}
 
 
-def _identities(people: pd.DataFrame, column: str) -> dict[str, Any]:
-    """person_id → the person's id in a system (the people table's column for that system)."""
-    if column not in people.columns:
-        return {}
-    return {r["person_id"]: r.get(column) for r in _records(people)}
-
-
 def build_proposals(
     conn: Connection,
-    people: pd.DataFrame,
+    tables: CodeTables,
     *,
     comment_userid: str | None,
     period: str | None = None,
@@ -179,7 +173,7 @@ def build_proposals(
             continue
         writer = system.write_actions[action]
         claim = {**claim, "approved_at": _moment(claim.get("approved_at"))}
-        external_id = _identities(people, system.identity_column).get(claim.get("applicant_id") or "")
+        external_id = tables.external_ids(system.name).get(claim.get("applicant_id") or "")
         base = {"claim": claim, "applicant_external_id": external_id, "options": options}
         try:
             if kind == "MISSING_IN_FINANCE":

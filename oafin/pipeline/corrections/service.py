@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Engine
 
+from mappings.code_tables import CodeTables
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
 from oafin.pipeline.corrections.propose import build_proposals
@@ -25,7 +25,7 @@ class Proposed:
 
 def propose(
     engine: Engine,
-    people: pd.DataFrame,
+    tables: CodeTables,
     *,
     comment_userid: str | None,
     period: str | None = None,
@@ -39,7 +39,7 @@ def propose(
     """
     with engine.begin() as conn:
         proposals = build_proposals(
-            conn, people, comment_userid=comment_userid, period=period, targets=targets, options=options
+            conn, tables, comment_userid=comment_userid, period=period, targets=targets, options=options
         )
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)

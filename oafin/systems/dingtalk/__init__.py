@@ -60,7 +60,6 @@ class DingTalk:
     default_rate_per_second = DINGTALK_REQUESTS_PER_SECOND
     rate_source = "source-systems.md §1.6: errcode 90018 above 40 calls/s per app key and API"
     write_actions: Mapping[str, WriteAction] = {"oa_status_comment": StatusComment()}
-    identity_column = "dingtalk_userid"
 
     def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         assert isinstance(settings, DingTalkSettings)

@@ -65,7 +65,6 @@ class Kingdee:
         "finance_create_bill": CreateBill(),
         "finance_flag_recall": FlagRecall(),
     }
-    identity_column = "kingdee_staff_number"
 
     def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         kinds = []
