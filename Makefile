@@ -22,11 +22,18 @@ demo: $(STAMP)
 	$(VENV)/bin/oafin demo $(ARGS)
 
 # The HTML report test renders report.html in headless Chromium (Debian's package).
+# The PostgreSQL tests use the server at OAFIN_TEST_PG_URL, or start a throwaway one from Debian's
+# postgresql binaries (/usr/lib/postgresql/<ver>/bin, not on the PATH): installed here when missing.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null); \
+	  else echo "no PostgreSQL binaries: the PostgreSQL tests need a server at OAFIN_TEST_PG_URL" \
+	    "(or: sudo apt-get install postgresql)" >&2; fi; }
 
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,9 @@
-"""Warehouse fixtures: every warehouse test runs on SQLite and on the real PostgreSQL.
+"""Warehouse fixtures: every warehouse test runs on SQLite and on a real PostgreSQL.
 
-PostgreSQL is at 127.0.0.1:5432 (user postgres, trust auth, database test). Each test gets its
-own schema, dropped afterwards. With CI=true a missing server fails the run; elsewhere the
-PostgreSQL half is reported as an error with the reason, never silently skipped.
+The server is the one at ``OAFIN_TEST_PG_URL`` (default 127.0.0.1:5432, user postgres, trust auth,
+database test) when it answers; otherwise the session starts a throwaway PostgreSQL of its own
+(``tests/pg_server.py``) and stops it at the end. Each test gets its own schema, dropped afterwards.
+When neither works the PostgreSQL half fails with the reason (with CI=true too), never skipped.
 """
 
 from __future__ import annotations
@@ -15,33 +16,41 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from oafin.warehouse.store import connect
+from tests.pg_server import NoPostgres, Served, postgres_for_tests
 
-PG_ADMIN_URL = os.environ.get("OAFIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_STARTED = pytest.StashKey[Served]()
 
 
-def pg_schema_url(schema: str) -> str:
-    sep = "&" if "?" in PG_ADMIN_URL else "?"
-    return f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
+def pg_schema_url(base_url: str, schema: str) -> str:
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
-def pg_admin() -> Iterator[Engine]:
-    engine = create_engine(PG_ADMIN_URL)
+def pg_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's PostgreSQL: the configured one if it answers, else a throwaway one (then stopped)."""
     try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # the test needing it errors, loudly
-        pytest.fail(f"PostgreSQL is required at {PG_ADMIN_URL} (CI={os.environ.get('CI')}): {exc}")
+        with postgres_for_tests() as served:
+            if served.started:
+                request.config.stash[_STARTED] = served
+            yield served.url
+    except NoPostgres as exc:  # every test needing it errors, loudly
+        pytest.fail(f"{exc}\n(CI={os.environ.get('CI')})", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_admin(pg_server_url: str) -> Iterator[Engine]:
+    engine = create_engine(pg_server_url)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def pg_url(pg_admin: Engine) -> Iterator[str]:
+def pg_url(pg_admin: Engine, pg_server_url: str) -> Iterator[str]:
     schema = f"oafin_t_{uuid.uuid4().hex[:10]}"
     with pg_admin.begin() as conn:
         conn.execute(text(f'create schema "{schema}"'))
-    yield pg_schema_url(schema)
+    yield pg_schema_url(pg_server_url, schema)
     with pg_admin.begin() as conn:
         conn.execute(text(f'drop schema "{schema}" cascade'))
 
@@ -58,3 +67,11 @@ def warehouse_engine(warehouse_url: str) -> Iterator[Engine]:
     engine = connect(warehouse_url)
     yield engine
     engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    served = config.stash.get(_STARTED, None)
+    if served is not None:
+        terminalreporter.write_line(
+            f"oafin: no PostgreSQL answered; started a throwaway one at {served.url} in {served.start_s:.1f} s"
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -352,16 +351,14 @@ def test_the_invoice_model_and_check_invoices_agree():
     assert {row for row, _ in by_report} == {6, 7, 8}
 
 
-def test_ten_thousand_invoices_are_checked_well_under_a_second():
+def test_ten_thousand_invoices_report_exactly_the_bad_ones():
+    """(How fast: ``python -m bench.suite_timings``.)"""
     rows = [invoice(f"dingtalk:PI-{i}", invoice_no=f"{i:08d}") for i in range(10_000)]
     for i in range(0, 10_000, 50):
         rows[i] = {**rows[i], "tax_rate_bp": 1600}
-    frame = to_frame("claim_invoice", rows)
-    started = time.perf_counter()
-    report = check_invoices(frame)
-    elapsed = time.perf_counter() - started
+    report = check_invoices(to_frame("claim_invoice", rows))
     assert len(report) == 200
-    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    assert set(report["claim_id"]) == {f"dingtalk:PI-{i}" for i in range(0, 10_000, 50)}
 
 
 # The vectorised invoice rules must say what the scalar checks say, row for row.

@@ -168,13 +168,13 @@ def test_a_bad_token_and_an_expired_one(http, sandbox_fresh, sandbox_dataset: Da
     assert get(http, sandbox_fresh, fresh, instance_id).json()["errcode"] == 0
 
 
-def test_a_few_thousand_gets_take_seconds(http, sandbox_fresh, sandbox_dataset: Dataset) -> None:
+def test_a_few_thousand_gets_in_a_row_all_answer(http, sandbox_fresh, sandbox_dataset: Dataset) -> None:
+    """(How fast: ``python -m bench.suite_timings``.)"""
     tok = token(http, sandbox_fresh)
     ids = [i["process_instance_id"] for i in dingtalk_instances(sandbox_dataset)]
-    started = time.perf_counter()
-    for instance_id in (ids * 6)[:2000]:
-        assert get(http, sandbox_fresh, tok, instance_id).status_code == 200
-    assert time.perf_counter() - started < 10
+    for instance_id in (ids * 7)[:2000]:
+        answer = get(http, sandbox_fresh, tok, instance_id)
+        assert answer.status_code == 200 and answer.json()["errcode"] == 0
 
 
 # -- Kingdee -------------------------------------------------------------------------------------
@@ -428,15 +428,14 @@ def test_faults_follow_path_and_times(http, sandbox_fresh, sandbox_dataset) -> N
     assert sandbox_fresh.calls.count("listids") == 3
 
 
-def test_running_sandbox_on_chosen_ports_starts_fast_and_frees_them(sandbox_dataset) -> None:
+def test_running_sandbox_on_chosen_ports_serves_there_and_frees_them(sandbox_dataset) -> None:
+    """(How fast it starts: ``python -m bench.suite_timings``.)"""
     ports = []
     for _ in range(2):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
-    started = time.perf_counter()
     with running_sandbox(sandbox_dataset, dingtalk_port=ports[0], kingdee_port=ports[1]) as sb:
-        assert time.perf_counter() - started < 1
         assert sb.dingtalk_url == f"http://127.0.0.1:{ports[0]}"
         assert sb.kingdee_url == f"http://127.0.0.1:{ports[1]}/k3cloud/"
         assert httpx.get(sb.dingtalk_url + "/gettoken").json()["errcode"] != 0
