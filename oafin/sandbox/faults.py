@@ -42,6 +42,8 @@ FaultKind = Literal[
     "schema_drift",
     "renamed_field",
     "invalid_utf8",
+    "ignored_start_row",
+    "empty_pages",
 ]
 SYSTEMS: Final = ("dingtalk", "kingdee")
 FAULT_KINDS: Final = get_args(FaultKind)
@@ -69,6 +71,10 @@ DATA_KINDS: Final[dict[str, dict[str, str]]] = {
     "renamed_field": {"dingtalk": "/processinstance/get"},
     # bytes that are not UTF-8 inside a text field of the page (the claim's purpose, 报销事由)
     "invalid_utf8": {"dingtalk": "/processinstance/get"},
+    # paging that never ends (issue #10 item 11): a Kingdee that ignores StartRow (every page is
+    # the first), a DingTalk cursor that advances over empty pages
+    "ignored_start_row": {"kingdee": "ExecuteBillQuery"},
+    "empty_pages": {"dingtalk": "/processinstance/listids"},
 }
 # What --fault-rate draws from: every fault a correct client survives with the same final data.
 RANDOM_KINDS: Final = (
@@ -413,6 +419,13 @@ class SandboxMiddleware:
             if isinstance(cursor, int) and cursor > 0:
                 request = {**request, "cursor": cursor - 1}  # the page starts one record early
                 raw = json.dumps(request).encode()
+        if (
+            kind == "ignored_start_row"
+            and isinstance(request, dict)
+            and isinstance(request.get("data"), dict)
+        ):
+            request = {**request, "data": {**request["data"], "StartRow": 0}}
+            raw = json.dumps(request, ensure_ascii=False).encode()
         start, body = await self._captured(scope, _replay(raw, receive))
         answer = _json(body)
         if answer is not None:
@@ -454,6 +467,10 @@ def _change(kind: str, system: str, request: Any, answer: Any) -> Any:
                             row[i] = before  # audited → still in review when read
                             break
         return rows
+    if kind == "empty_pages" and isinstance(answer, dict) and isinstance(request, dict):
+        cursor = request.get("cursor") or 0
+        answer["result"] = {"list": [], "next_cursor": int(cursor) + int(request.get("size") or 20)}
+        return answer
     instance = answer.get("process_instance") if isinstance(answer, dict) else None
     if not isinstance(instance, dict):
         return answer
