@@ -85,6 +85,25 @@ class BadResponseError(ConnectorError):
     retryable = True
 
 
+class BadRecordError(BadResponseError):
+    """One record's response cannot be read at all (JSON nested deeper than ``MAX_JSON_DEPTH``).
+
+    Not retried, and not fatal: the client lands the record as ``unreadable_payload(reason)`` and
+    standardisation quarantines it with that reason (issue #10 item 12), so the run goes on.
+    """
+
+    retryable = False
+
+
+# The key of a landed payload that stands for a record the source sent but oafin could not read.
+UNREADABLE_KEY = "oafin_unreadable"
+
+
+def unreadable_payload(reason: str) -> dict[str, str]:
+    """What is landed, and then quarantined, in place of a record that cannot be read."""
+    return {UNREADABLE_KEY: reason}
+
+
 class SourceError(ConnectorError):
     """The system refused the request for a reason retrying cannot fix.
 

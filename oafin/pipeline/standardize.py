@@ -22,8 +22,9 @@ from data_contracts.validate import validate_records
 from mappings.apply import map_records
 from mappings.code_tables import CodeTables
 from oafin.config import Settings, SourceConfig
+from oafin.connectors.errors import UNREADABLE_KEY
 from oafin.pipeline.sources import source_mapping
-from oafin.records import Issue, MappedRecord
+from oafin.records import Issue, MappedRecord, RawRecord
 from oafin.standard import ENTITIES, PRIMARY_KEYS
 from oafin.warehouse.schema import STANDARD_TABLES, quarantine
 from oafin.warehouse.store import canonical_json, payload_hash, read_raw, sync_rows
@@ -94,6 +95,9 @@ def _plausible(records: list[MappedRecord], entity: str) -> tuple[list[MappedRec
     """Split records into those fit to store and those to quarantine with the reasons found."""
     keep, bad = [], []
     for rec in records:
+        if UNREADABLE_KEY in rec.raw:
+            bad.append(rec)  # nothing to check: its one issue says why
+            continue
         issues = plausibility_issues(entity, rec.values)
         for child in rec.children.get("claim_invoice", []):
             found = plausibility_issues("claim_invoice", child)
@@ -122,7 +126,17 @@ def map_source(
     mapping = source_mapping(settings, source)
     with engine.connect() as conn:
         raw = read_raw(conn, source.system)
-    return map_records(mapping, raw, tables, {"company_code": source.company_code})
+    readable = [r for r in raw if UNREADABLE_KEY not in r.payload]
+    mapped = map_records(mapping, readable, tables, {"company_code": source.company_code})
+    return mapped + [_unreadable(source, r) for r in raw if UNREADABLE_KEY in r.payload]
+
+
+def _unreadable(source: SourceConfig, raw: RawRecord) -> MappedRecord:
+    """A record the source sent but the connector could not read (issue #10 item 12): quarantined."""
+    entity = "expense_claim" if source.system == "dingtalk" else "finance_doc"
+    reason = str(raw.payload[UNREADABLE_KEY])
+    issue = Issue("CONTRACT_VIOLATION", "payload", None, f"record not readable: {reason}")
+    return MappedRecord(entity, raw.system, raw.kind, raw.source_id, {}, dict(raw.payload), [issue])
 
 
 def _records_to_rows(entity: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
