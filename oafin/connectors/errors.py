@@ -4,7 +4,9 @@ Every message starts with ``"<system> <call>: "`` so a log line or a failed
 flow run says where to look, e.g.
 ``kingdee ExecuteBillQuery(FormId=AP_PAYBILL, StartRow=2000): response is not JSON: ...``.
 Messages never carry a secret: the HTTP layer redacts app secrets, tokens and
-session ids before it raises (see ``oafin.connectors.http.Redactor``).
+session ids before it raises (see ``oafin.connectors.http.Redactor``). Nor a personal number:
+an error's call and detail are masked when it is made (``oafin.masking.redact_text``), so an HTTP
+error body with a mobile, card or resident id reaches no log, flow-run state or report whole.
 
 ``retryable`` says whether waiting and trying again can help; the HTTP layer
 retries only those, and raises the last one when the retry budget is spent.
@@ -13,6 +15,8 @@ retries only those, and raises the last one when the retry budget is spent.
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from oafin.masking import redact_text
 
 
 class ConnectorError(Exception):
@@ -29,6 +33,8 @@ class ConnectorError(Exception):
         retry_after: float | None = None,
         retryable: bool | None = None,
     ) -> None:
+        call = redact_text(call) or ""
+        detail = redact_text(detail) or ""
         self.system = system
         self.call = call
         self.detail = detail

@@ -13,7 +13,8 @@ or raises a ``ConnectorError`` naming the system and the call:
 - fails fast on everything else: bad credentials, other 4xx, the system's own
   business errors;
 - redacts every secret it knows of (app secrets, tokens, session ids) from
-  error messages, and from httpx's own request log lines.
+  error messages, and from httpx's own request log lines; masks personal numbers
+  (``oafin.masking``) in every error it raises and every line it logs.
 
 JSON is decoded with ``parse_float=Decimal`` so money never passes through a float, and at most
 ``MAX_JSON_DEPTH`` levels deep: a deeper body is a ``BadRecordError`` naming the call, never a
@@ -49,6 +50,7 @@ from oafin.connectors.errors import (
     TransientError,
 )
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RetryPolicy, no_limit
+from oafin.masking import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class Redactor:
             self._secrets.update(s for s in secrets if s and len(s) >= 4)
 
     def __call__(self, text: str) -> str:
-        text = _PARAM_RE.sub(lambda m: f"{m.group(1)}=***", text)
+        text = redact_text(_PARAM_RE.sub(lambda m: f"{m.group(1)}=***", text)) or ""
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for secret in secrets:
@@ -202,7 +204,8 @@ class Call:
 
     @property
     def label(self) -> str:
-        return f"{self.name}({self.args})" if self.args else self.name
+        """The name and arguments, personal numbers masked: this is what logs and errors show."""
+        return (redact_text(f"{self.name}({self.args})") or "") if self.args else self.name
 
     def error(self, cls: type[ConnectorError], detail: str, **kwargs: Any) -> ConnectorError:
         return cls(self.system, self.label, detail, **kwargs)

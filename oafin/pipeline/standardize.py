@@ -23,6 +23,7 @@ from mappings.apply import map_records
 from mappings.code_tables import CodeTables
 from oafin.config import Settings, SourceConfig
 from oafin.connectors.errors import UNREADABLE_KEY
+from oafin.masking import mask_json, masked_cut
 from oafin.pipeline.sources import source_mapping
 from oafin.records import Issue, MappedRecord, RawRecord
 from oafin.standard import ENTITIES, PRIMARY_KEYS
@@ -56,12 +57,12 @@ def _text_issues(name: str, value: str) -> list[Issue]:
             Issue(
                 "CONTRACT_VIOLATION",
                 name,
-                value[:40] + "...",
+                masked_cut(value, 40),
                 f"longer than {limit} characters ({len(value)})",
             )
         )
     if _BAD_CHARS.search(value):
-        shown = _BAD_CHARS.sub("?", value[:40])
+        shown = masked_cut(_BAD_CHARS.sub("?", value), 40)
         issues.append(
             Issue("CONTRACT_VIOLATION", name, shown, "control characters or bytes that are not valid UTF-8")
         )
@@ -170,9 +171,10 @@ def _quarantine_row(rec: MappedRecord) -> dict[str, Any]:
         scope_at = values.get("submitted_at")
     if rec.entity == "finance_doc" and values.get("doc_type") != "payment":
         scope_at = values.get("posted_at")
-    reasons = [i.as_dict() for i in rec.issues]
+    reasons = mask_json([i.as_dict() for i in rec.issues])
     kind = "UNMAPPED_CODE" if any(i.code == "UNMAPPED_CODE" for i in rec.issues) else "CONTRACT_VIOLATION"
-    text = _storable(canonical_json(rec.raw))
+    # a masked copy: the raw landing alone keeps the payload whole (a payee account, an id number)
+    text = _storable(canonical_json(mask_json(rec.raw)))
     amount = values.get("amount_fen")
     if not isinstance(amount, int) or abs(amount) > MAX_AMOUNT_FEN:
         amount = None
