@@ -23,9 +23,11 @@ def run_flow(
 ) -> dict[str, Any]:
     from flows.daily import daily
     from oafin.pipeline.sources import check_sources
+    from oafin.prefect_runtime import ephemeral_server
 
     check_sources(load_settings(config_path))  # fail on a bad config or mapping before Prefect starts
-    return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
+    with ephemeral_server():  # a generous wait for Prefect's temporary server on a busy machine
+        return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
 
 
 def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool = False) -> int:

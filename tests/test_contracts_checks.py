@@ -264,10 +264,10 @@ def test_adjustment_period_13_only_when_allowed():
 # --- masking ---------------------------------------------------------------------------------------
 
 
-def test_mask_id_number_shows_first_6_and_last_4():
-    assert mask_id_number("11010519491231002X") == "110105********002X"
-    # a legacy 15-digit number keeps 8 hidden (the birth date), so only 3 + 4 show
-    assert mask_id_number("110105491231002") == "110********1002"
+def test_mask_id_number_shows_the_last_4_only():
+    # one policy with free text (oafin.masking): a personal number keeps only its last 4
+    assert mask_id_number("11010519491231002X") == "**************002X"
+    assert mask_id_number("110105491231002") == "***********1002"
     assert mask_id_number("12345") == "***45"
     assert mask_id_number(None) is None
 

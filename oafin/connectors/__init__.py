@@ -10,6 +10,7 @@ from __future__ import annotations
 from oafin.connectors.auth import Auth, CookieSessionAuth, Credential, KingdeeSignatureAuth, TokenAuth
 from oafin.connectors.errors import (
     AuthError,
+    BadRecordError,
     BadResponseError,
     ConnectorError,
     RateLimitedError,
@@ -25,6 +26,7 @@ __all__ = [
     "ApiClient",
     "Auth",
     "AuthError",
+    "BadRecordError",
     "BadResponseError",
     "Call",
     "CallStats",

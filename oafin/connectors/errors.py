@@ -4,7 +4,9 @@ Every message starts with ``"<system> <call>: "`` so a log line or a failed
 flow run says where to look, e.g.
 ``kingdee ExecuteBillQuery(FormId=AP_PAYBILL, StartRow=2000): response is not JSON: ...``.
 Messages never carry a secret: the HTTP layer redacts app secrets, tokens and
-session ids before it raises (see ``oafin.connectors.http.Redactor``).
+session ids before it raises (see ``oafin.connectors.http.Redactor``). Nor a personal number:
+an error's call and detail are masked when it is made (``oafin.masking.redact_text``), so an HTTP
+error body with a mobile, card or resident id reaches no log, flow-run state or report whole.
 
 ``retryable`` says whether waiting and trying again can help; the HTTP layer
 retries only those, and raises the last one when the retry budget is spent.
@@ -13,6 +15,8 @@ retries only those, and raises the last one when the retry budget is spent.
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from oafin.masking import redact_text
 
 
 class ConnectorError(Exception):
@@ -29,6 +33,8 @@ class ConnectorError(Exception):
         retry_after: float | None = None,
         retryable: bool | None = None,
     ) -> None:
+        call = redact_text(call) or ""
+        detail = redact_text(detail) or ""
         self.system = system
         self.call = call
         self.detail = detail
@@ -83,6 +89,25 @@ class BadResponseError(ConnectorError):
     """
 
     retryable = True
+
+
+class BadRecordError(BadResponseError):
+    """One record's response cannot be read at all (JSON nested deeper than ``MAX_JSON_DEPTH``).
+
+    Not retried, and not fatal: the client lands the record as ``unreadable_payload(reason)`` and
+    standardisation quarantines it with that reason (issue #10 item 12), so the run goes on.
+    """
+
+    retryable = False
+
+
+# The key of a landed payload that stands for a record the source sent but oafin could not read.
+UNREADABLE_KEY = "oafin_unreadable"
+
+
+def unreadable_payload(reason: str) -> dict[str, str]:
+    """What is landed, and then quarantined, in place of a record that cannot be read."""
+    return {UNREADABLE_KEY: reason}
 
 
 class SourceError(ConnectorError):

@@ -13,9 +13,12 @@ or raises a ``ConnectorError`` naming the system and the call:
 - fails fast on everything else: bad credentials, other 4xx, the system's own
   business errors;
 - redacts every secret it knows of (app secrets, tokens, session ids) from
-  error messages, and from httpx's own request log lines.
+  error messages, and from httpx's own request log lines; masks personal numbers
+  (``oafin.masking``) in every error it raises and every line it logs.
 
-JSON is decoded with ``parse_float=Decimal`` so money never passes through a float.
+JSON is decoded with ``parse_float=Decimal`` so money never passes through a float, and at most
+``MAX_JSON_DEPTH`` levels deep: a deeper body is a ``BadRecordError`` naming the call, never a
+``RecursionError`` (issue #10 item 12).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import httpx
 from oafin.connectors.auth import Auth
 from oafin.connectors.errors import (
     AuthError,
+    BadRecordError,
     BadResponseError,
     ConnectorError,
     RateLimitedError,
@@ -46,6 +50,7 @@ from oafin.connectors.errors import (
     TransientError,
 )
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RetryPolicy, no_limit
+from oafin.masking import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ SENSITIVE_PARAMS = frozenset(
 _PARAM_RE = re.compile(r"(?i)\b(" + "|".join(sorted(SENSITIVE_PARAMS)) + r")=([^&\s\"'#]+)")
 SNIPPET_CHARS = 200
 MAX_EXPIRED_REFRESHES = 3  # credential refreshes per call when the system says "expired"
+# No API in source-systems.md nests deeper than ~6 levels; Python's decoder gives up near 1000.
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ class Redactor:
             self._secrets.update(s for s in secrets if s and len(s) >= 4)
 
     def __call__(self, text: str) -> str:
-        text = _PARAM_RE.sub(lambda m: f"{m.group(1)}=***", text)
+        text = redact_text(_PARAM_RE.sub(lambda m: f"{m.group(1)}=***", text)) or ""
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for secret in secrets:
@@ -129,9 +136,39 @@ if not any(isinstance(f, _HttpxUrlFilter) for f in _httpx_logger.filters):
     _httpx_logger.addFilter(_HttpxUrlFilter())
 
 
+class JsonTooDeepError(ValueError):
+    """JSON nested deeper than ``MAX_JSON_DEPTH`` levels (or than Python's decoder can follow)."""
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of decoded JSON (a scalar is 0), counted without recursion; stops past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def parse_json(text: str) -> Any:
-    """Decode JSON keeping every non-integer number as ``Decimal``."""
-    return json.loads(text, parse_float=Decimal)
+    """Decode JSON keeping every non-integer number as ``Decimal``; at most ``MAX_JSON_DEPTH`` deep."""
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise JsonTooDeepError("JSON nested deeper than Python can decode") from None
+    if isinstance(value, dict | list) and json_depth(value) > MAX_JSON_DEPTH:
+        raise JsonTooDeepError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -167,7 +204,8 @@ class Call:
 
     @property
     def label(self) -> str:
-        return f"{self.name}({self.args})" if self.args else self.name
+        """The name and arguments, personal numbers masked: this is what logs and errors show."""
+        return (redact_text(f"{self.name}({self.args})") or "") if self.args else self.name
 
     def error(self, cls: type[ConnectorError], detail: str, **kwargs: Any) -> ConnectorError:
         return cls(self.system, self.label, detail, **kwargs)
@@ -376,6 +414,8 @@ class ApiClient:
             raise call.error(SourceError, f"unexpected HTTP {status}: {snippet(text)}")
         try:
             body = parse_json(text)
+        except JsonTooDeepError as exc:
+            raise call.error(BadRecordError, f"response not readable: {exc}") from None
         except ValueError:
             raise call.error(BadResponseError, f"response is not JSON: {snippet(text)!r}") from None
         if check is not None:

@@ -16,6 +16,12 @@ returns the decoded response; the pager yields each page's items.
   from 1 plus ``recordCount``).
 
 source-systems.md §9 lists the systems' paging styles side by side.
+
+Every pager also watches for a server whose paging does not advance (issue #10 item 11: a
+Kingdee that ignored ``StartRow`` answered 2,706 identical pages in 10 minutes) and raises
+``PagingError`` naming the paging parameter on: the same page twice in a row; more than
+``max_empty_pages`` empty pages in a row that each name a next page; more rows than the
+reported total. The client turns it into a ``BadResponseError`` naming the system and call.
 """
 
 from __future__ import annotations
@@ -27,8 +33,51 @@ Fetch = Callable[[dict[str, Any]], Any]
 Extract = Callable[[Any], Any]
 
 
+DEFAULT_MAX_EMPTY_PAGES = 10
+# A single-row page repeated can be two identical entry lines (Kingdee returns one row per line);
+# a repeated page of several rows cannot.
+SINGLE_ROW_REPEATS = 50
+
+
 class PagingError(RuntimeError):
     """The server's paging does not advance (it would loop forever)."""
+
+
+class Progress:
+    """Watches one walk for pages that do not advance: the same page again, endless empty pages."""
+
+    def __init__(self, max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES) -> None:
+        self.max_empty_pages = max_empty_pages
+        self._previous: list[Any] | None = None
+        self._previous_at = ""
+        self._repeats = 0
+        self._empty = 0
+
+    def check(self, rows: list[Any], at: str) -> None:
+        """``rows`` is the page just fetched with paging parameters ``at`` (``StartRow=4000``)."""
+        if rows:
+            self._empty = 0
+            if rows == self._previous:
+                self._repeats += 1
+                if len(rows) > 1 or self._repeats >= SINGLE_ROW_REPEATS:
+                    raise PagingError(
+                        f"the page at {at} is the same {len(rows)} rows as the page at {self._previous_at}: "
+                        "the server does not advance (does it ignore the paging parameter?)"
+                    )
+            else:
+                self._repeats = 0
+        else:
+            self._empty += 1
+            if self._empty > self.max_empty_pages:
+                raise PagingError(
+                    f"{self._empty} empty pages in a row, the last at {at}, each naming a next page: "
+                    "the server's cursor advances over nothing"
+                )
+        self._previous, self._previous_at = rows, at
+
+
+def _at(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 class CursorPager:
@@ -44,9 +93,11 @@ class CursorPager:
         size_param: str | None = "size",
         size: int = 20,
         max_pages: int = 100_000,
+        max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES,
     ) -> None:
         self.items = items
         self.next_cursor = next_cursor
+        self.max_empty_pages = max_empty_pages
         self.cursor_param = cursor_param
         self.start = start
         self.size_param = size_param
@@ -56,15 +107,18 @@ class CursorPager:
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         cursor = self.start
         seen = {cursor}
+        progress = Progress(self.max_empty_pages)
         for _ in range(self.max_pages):
             params = {self.cursor_param: cursor}
             if self.size_param:
                 params[self.size_param] = self.size
             page = fetch(params)
-            yield list(self.items(page) or [])
+            rows = list(self.items(page) or [])
+            yield rows
             cursor = self.next_cursor(page)
             if cursor is None or cursor == "":
                 return
+            progress.check(rows, _at(params))
             if cursor in seen:
                 raise PagingError(f"cursor {cursor!r} came back twice")
             seen.add(cursor)
@@ -85,9 +139,11 @@ class PageTokenPager:
         size_param: str | None = "page_size",
         size: int = 20,
         max_pages: int = 100_000,
+        max_empty_pages: int = DEFAULT_MAX_EMPTY_PAGES,
     ) -> None:
         self.items = items
         self.next_token = next_token
+        self.max_empty_pages = max_empty_pages
         self.has_more = has_more
         self.token_param = token_param
         self.start = start
@@ -97,6 +153,7 @@ class PageTokenPager:
 
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         token = self.start
+        progress = Progress(self.max_empty_pages)
         for _ in range(self.max_pages):
             params: dict[str, Any] = {}
             if token is not None:
@@ -104,10 +161,12 @@ class PageTokenPager:
             if self.size_param:
                 params[self.size_param] = self.size
             page = fetch(params)
-            yield list(self.items(page) or [])
+            rows = list(self.items(page) or [])
+            yield rows
             following = self.next_token(page)
             if following in (None, "") or (self.has_more is not None and not self.has_more(page)):
                 return
+            progress.check(rows, _at(params))
             if following == token:
                 raise PagingError(f"page token {following!r} came back twice")
             token = following
@@ -145,12 +204,19 @@ class OffsetLimitPager:
 
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         offset = self.start
+        progress = Progress()
         for _ in range(self.max_pages):
-            page = fetch({self.start_param: offset, self.limit_param: self.limit})
+            params = {self.start_param: offset, self.limit_param: self.limit}
+            page = fetch(params)
             rows = list(self.items(page) or [])
+            progress.check(rows, _at(params))
+            total = self.total(page) if self.total is not None else None
+            if total is not None and offset + len(rows) > int(total):
+                raise PagingError(
+                    f"{offset + len(rows)} rows by the page at {_at(params)}, more than the reported total of {total}"
+                )
             yield rows
             offset += len(rows)
-            total = self.total(page) if self.total is not None else None
             if len(rows) < self.limit or not rows or (total is not None and offset >= int(total)):
                 return
         raise PagingError(f"more than {self.max_pages} pages")
@@ -180,11 +246,19 @@ class PageIndexPager:
 
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         seen = 0
+        progress = Progress()
         for index in range(self.first, self.first + self.max_pages):
-            page = fetch({self.index_param: index, self.size_param: self.size})
+            params = {self.index_param: index, self.size_param: self.size}
+            page = fetch(params)
             rows = list(self.items(page) or [])
+            progress.check(rows, _at(params))
+            total = int(self.total(page))
+            if seen + len(rows) > total:
+                raise PagingError(
+                    f"{seen + len(rows)} rows by the page at {_at(params)}, more than the reported total of {total}"
+                )
             yield rows
             seen += len(rows)
-            if not rows or seen >= int(self.total(page)):
+            if not rows or seen >= total:
                 return
         raise PagingError(f"more than {self.max_pages} pages")

@@ -25,11 +25,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from oafin.config import ConfigError, Settings, SourceConfig
-from oafin.connectors.errors import ConnectorError, TokenExpiredError
+from oafin.connectors.errors import ConnectorError, TokenExpiredError, unreadable_payload
 from oafin.connectors.limits import Acquire, RetryPolicy
 from oafin.pipeline.sources import mapping_path, open_reader, record_kinds
 from oafin.records import RawRecord
-from oafin.warehouse.store import canonical_json, land_raw
+from oafin.warehouse.store import PayloadTooDeepError, canonical_json, land_raw
 from oafin.warehouse.watermarks import advance, plan_window, read_watermark
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,10 @@ def _writable(record: RawRecord) -> RawRecord:
     """
     try:
         canonical_json(record.payload).encode("utf-8")
+    except PayloadTooDeepError as exc:  # a bad record: landed as such, quarantined by standardize
+        log.warning("%s %s %s: %s, landed as unreadable", record.system, record.kind, record.source_id, exc)
+        payload = unreadable_payload(f"{record.system} {record.kind} {record.source_id}: {exc}")
+        return RawRecord(record.system, record.kind, record.source_id, payload)
     except UnicodeEncodeError:
         log.warning(
             "%s %s %s: text not valid Unicode, landed with U+FFFD",

@@ -22,8 +22,10 @@ from data_contracts.validate import validate_records
 from mappings.apply import map_records
 from mappings.code_tables import CodeTables
 from oafin.config import Settings, SourceConfig
+from oafin.connectors.errors import UNREADABLE_KEY
+from oafin.masking import mask_json, masked_cut
 from oafin.pipeline.sources import source_mapping
-from oafin.records import Issue, MappedRecord
+from oafin.records import Issue, MappedRecord, RawRecord
 from oafin.standard import ENTITIES, PRIMARY_KEYS
 from oafin.systems.base import ROLE_ENTITIES
 from oafin.warehouse.schema import STANDARD_TABLES, quarantine
@@ -56,12 +58,12 @@ def _text_issues(name: str, value: str) -> list[Issue]:
             Issue(
                 "CONTRACT_VIOLATION",
                 name,
-                value[:40] + "...",
+                masked_cut(value, 40),
                 f"longer than {limit} characters ({len(value)})",
             )
         )
     if _BAD_CHARS.search(value):
-        shown = _BAD_CHARS.sub("?", value[:40])
+        shown = masked_cut(_BAD_CHARS.sub("?", value), 40)
         issues.append(
             Issue("CONTRACT_VIOLATION", name, shown, "control characters or bytes that are not valid UTF-8")
         )
@@ -95,6 +97,9 @@ def _plausible(records: list[MappedRecord], entity: str) -> tuple[list[MappedRec
     """Split records into those fit to store and those to quarantine with the reasons found."""
     keep, bad = [], []
     for rec in records:
+        if UNREADABLE_KEY in rec.raw:
+            bad.append(rec)  # nothing to check: its one issue says why
+            continue
         issues = plausibility_issues(entity, rec.values)
         for child in rec.children.get("claim_invoice", []):
             found = plausibility_issues("claim_invoice", child)
@@ -123,7 +128,17 @@ def map_source(
     mapping = source_mapping(settings, source)
     with engine.connect() as conn:
         raw = read_raw(conn, source.system)
-    return map_records(mapping, raw, tables, {"company_code": source.company_code})
+    readable = [r for r in raw if UNREADABLE_KEY not in r.payload]
+    mapped = map_records(mapping, readable, tables, {"company_code": source.company_code})
+    return mapped + [_unreadable(source, r) for r in raw if UNREADABLE_KEY in r.payload]
+
+
+def _unreadable(source: SourceConfig, raw: RawRecord) -> MappedRecord:
+    """A record the source sent but the connector could not read (issue #10 item 12): quarantined."""
+    entity = "expense_claim" if source.system == "dingtalk" else "finance_doc"
+    reason = str(raw.payload[UNREADABLE_KEY])
+    issue = Issue("CONTRACT_VIOLATION", "payload", None, f"record not readable: {reason}")
+    return MappedRecord(entity, raw.system, raw.kind, raw.source_id, {}, dict(raw.payload), [issue])
 
 
 def _records_to_rows(entity: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -157,9 +172,10 @@ def _quarantine_row(rec: MappedRecord) -> dict[str, Any]:
         scope_at = values.get("submitted_at")
     if rec.entity == "finance_doc" and values.get("doc_type") != "payment":
         scope_at = values.get("posted_at")
-    reasons = [i.as_dict() for i in rec.issues]
+    reasons = mask_json([i.as_dict() for i in rec.issues])
     kind = "UNMAPPED_CODE" if any(i.code == "UNMAPPED_CODE" for i in rec.issues) else "CONTRACT_VIOLATION"
-    text = _storable(canonical_json(rec.raw))
+    # a masked copy: the raw landing alone keeps the payload whole (a payee account, an id number)
+    text = _storable(canonical_json(mask_json(rec.raw)))
     amount = values.get("amount_fen")
     if not isinstance(amount, int) or abs(amount) > MAX_AMOUNT_FEN:
         amount = None

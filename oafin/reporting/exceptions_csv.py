@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from oafin.reporting.redact import formula_safe, safe_cell
+from oafin.reporting.redact import formula_safe, mask_key, safe_cell
 from oafin.standard import EXCEPTION_COLUMNS
 
 CSV_COLUMNS = [*EXCEPTION_COLUMNS, "company_code", "period"]
 # Business keys identify the record a reviewer must find (a malformed 19-digit invoice number is
-# still that invoice's number): formula-safe but not masked. Free text is masked as well.
+# still that invoice's number): formula-safe but not masked, unless the value is a valid bank card or
+# resident id (oafin.masking.mask_key). Free text is masked as well.
 KEY_COLUMNS = ("claim_no", "doc_no", "invoice_no", "budget_code", "person_id")
 FREE_TEXT_COLUMNS = ("detail",)
 
@@ -20,7 +21,7 @@ def report_frame(exceptions: pd.DataFrame) -> pd.DataFrame:
     """The exceptions as reports show them: fixed columns, masked and formula-safe text, ISO times."""
     out = exceptions.reindex(columns=CSV_COLUMNS).copy()
     for col in KEY_COLUMNS:
-        out[col] = out[col].map(lambda v: formula_safe(v) if isinstance(v, str) else v)
+        out[col] = out[col].map(lambda v: formula_safe(mask_key(v)) if isinstance(v, str) else v)
     for col in FREE_TEXT_COLUMNS:
         out[col] = out[col].map(lambda v: safe_cell(v) if isinstance(v, str) else v)
     out["amount_fen"] = out["amount_fen"].astype("Int64")

@@ -42,6 +42,9 @@ FaultKind = Literal[
     "schema_drift",
     "renamed_field",
     "invalid_utf8",
+    "ignored_start_row",
+    "empty_pages",
+    "deep_json",
 ]
 SYSTEMS: Final = ("dingtalk", "kingdee")
 FAULT_KINDS: Final = get_args(FaultKind)
@@ -69,6 +72,12 @@ DATA_KINDS: Final[dict[str, dict[str, str]]] = {
     "renamed_field": {"dingtalk": "/processinstance/get"},
     # bytes that are not UTF-8 inside a text field of the page (the claim's purpose, 报销事由)
     "invalid_utf8": {"dingtalk": "/processinstance/get"},
+    # paging that never ends (issue #10 item 11): a Kingdee that ignores StartRow (every page is
+    # the first), a DingTalk cursor that advances over empty pages
+    "ignored_start_row": {"kingdee": "ExecuteBillQuery"},
+    "empty_pages": {"dingtalk": "/processinstance/listids"},
+    # a value nested 100,000 levels deep inside one instance (issue #10 item 12)
+    "deep_json": {"dingtalk": "/processinstance/get"},
 }
 # What --fault-rate draws from: every fault a correct client survives with the same final data.
 RANDOM_KINDS: Final = (
@@ -91,6 +100,8 @@ RENAMED_FIELD: Final = ("报销金额", "报销金额(元)")
 DRIFT_FIELD: Final = "biz_data_v2"
 UTF8_FIELD: Final = "报销事由"
 _UTF8_MARK: Final = "@@oafin-invalid-utf8@@"
+_DEEP_MARK: Final = "@@oafin-deep-json@@"
+DEEP_LEVELS: Final = 100_000
 # Systems with a documented "too many calls" code answered with HTTP 200 (source-systems.md §1.6:
 # DingTalk 90018). Kingdee documents none (§7.5), so it has no such fault.
 RATE_LIMIT_BODIES: Final[dict[str, dict[str, Any]]] = {
@@ -439,6 +450,13 @@ class SandboxMiddleware:
             if isinstance(cursor, int) and cursor > 0:
                 request = {**request, "cursor": cursor - 1}  # the page starts one record early
                 raw = json.dumps(request).encode()
+        if (
+            kind == "ignored_start_row"
+            and isinstance(request, dict)
+            and isinstance(request.get("data"), dict)
+        ):
+            request = {**request, "data": {**request["data"], "StartRow": 0}}
+            raw = json.dumps(request, ensure_ascii=False).encode()
         start, body = await self._captured(scope, _replay(raw, receive))
         answer = _json(body)
         if answer is not None:
@@ -446,6 +464,8 @@ class SandboxMiddleware:
             body = json.dumps(answer, ensure_ascii=False).encode()
             if kind == "invalid_utf8":
                 body = body.replace(_UTF8_MARK.encode(), b"\xff\xfe", 1)
+            if kind == "deep_json":  # written as bytes: json.dumps cannot nest this deep either
+                body = body.replace(f'"{_DEEP_MARK}"'.encode(), b"[" * DEEP_LEVELS + b"]" * DEEP_LEVELS, 1)
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
@@ -480,6 +500,10 @@ def _change(kind: str, system: str, request: Any, answer: Any) -> Any:
                             row[i] = before  # audited → still in review when read
                             break
         return rows
+    if kind == "empty_pages" and isinstance(answer, dict) and isinstance(request, dict):
+        cursor = request.get("cursor") or 0
+        answer["result"] = {"list": [], "next_cursor": int(cursor) + int(request.get("size") or 20)}
+        return answer
     instance = answer.get("process_instance") if isinstance(answer, dict) else None
     if not isinstance(instance, dict):
         return answer
@@ -492,6 +516,8 @@ def _change(kind: str, system: str, request: Any, answer: Any) -> Any:
             {"name": "新增字段", "value": "drift", "id": "TextField_DRIFT", "component_type": "TextField"}
         )
         instance["form_component_values"] = forms
+    elif kind == "deep_json":
+        instance["oafin_nested"] = _DEEP_MARK
     elif kind == "invalid_utf8":
         for comp in instance.get("form_component_values") or []:
             if isinstance(comp, dict) and comp.get("name") == UTF8_FIELD:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, and_, select
 
+from oafin.masking import redact_text
 from oafin.standard import EXCEPTION_KEY_COLUMNS
 from oafin.warehouse.schema import exception
 from oafin.warehouse.store import upsert
@@ -65,6 +66,8 @@ def record_exceptions(
     for rec in found.to_dict("records"):
         rec = {k: _value(v) for k, v in rec.items()}
         rec["company_code"] = rec.get("company_code") or company_code
+        if isinstance(rec.get("detail"), str):  # free text may quote a source value: stored masked
+            rec["detail"] = redact_text(rec["detail"])
         rec["period"] = period
         eid = exception_id(rec)
         old = existing.get(eid)

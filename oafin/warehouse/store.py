@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from oafin.connectors.errors import unreadable_payload
 from oafin.records import RawRecord
 from oafin.warehouse.migrate import ensure_current
 from oafin.warehouse.schema import exception, raw_record, raw_record_version
@@ -62,11 +63,21 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+class PayloadTooDeepError(ValueError):
+    """A payload nested deeper than ``json.dumps`` can follow (it would raise ``RecursionError``)."""
+
+
 def canonical_json(payload: Any) -> str:
-    """Stable JSON text: sorted keys, no whitespace, Decimals as text (money never goes through float)."""
-    return json.dumps(
-        payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
-    )
+    """Stable JSON text: sorted keys, no whitespace, Decimals as text (money never goes through float).
+
+    Raises ``PayloadTooDeepError``, never ``RecursionError``, for a payload nested too deeply.
+    """
+    try:
+        return json.dumps(
+            payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
+        )
+    except RecursionError:
+        raise PayloadTooDeepError("payload nested too deeply to store") from None
 
 
 def payload_hash(text: str) -> str:
@@ -104,7 +115,10 @@ def land_raw(conn: Connection, records: Iterable[RawRecord]) -> int:
     """Land source records as they came: the newest payload per record, and every distinct version."""
     rows = []
     for rec in records:
-        text = canonical_json(rec.payload)
+        try:
+            text = canonical_json(rec.payload)
+        except PayloadTooDeepError as exc:  # a bad record: landed as such, quarantined by standardize
+            text = canonical_json(unreadable_payload(f"{rec.system} {rec.kind} {rec.source_id}: {exc}"))
         rows.append(
             {
                 "system": rec.system,

@@ -18,11 +18,13 @@ import httpx
 from oafin.connectors.auth import Credential, TokenAuth
 from oafin.connectors.errors import (
     AuthError,
+    BadRecordError,
     BadResponseError,
     RateLimitedError,
     SourceError,
     TokenExpiredError,
     TransientError,
+    unreadable_payload,
 )
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from oafin.connectors.limits import (
@@ -233,6 +235,14 @@ class DingTalkClient(SystemClient):
             raise call.error(BadResponseError, "no process_instance object in the response", retryable=False)
         return {**instance, "process_instance_id": instance_id}
 
+    def _read_instance(self, instance_id: str) -> dict[str, Any]:
+        """``get_instance``, or for a record that cannot be read, what stands for it (quarantined later)."""
+        try:
+            return self.get_instance(instance_id)
+        except BadRecordError as exc:
+            logger.warning("%s: landed as unreadable, to be quarantined", exc)
+            return unreadable_payload(str(exc))
+
     # --- write-back (issue #6) -------------------------------------------------------------
     # A write is sent once per call: a timeout or 5xx after sending is ambiguous (it may have
     # landed), so the caller's ledger checks the instance before sending again. Only a refreshed
@@ -277,14 +287,14 @@ class DingTalkClient(SystemClient):
     def _details(self, ids: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         if self.workers == 1:
             for instance_id in ids:
-                yield instance_id, self.get_instance(instance_id)
+                yield instance_id, self._read_instance(instance_id)
             return
         # A bounded window of futures: ordered output, at most 2 x workers in flight.
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dingtalk-get")
         pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
         try:
             for instance_id in ids:
-                pending.append((instance_id, pool.submit(self.get_instance, instance_id)))
+                pending.append((instance_id, pool.submit(self._read_instance, instance_id)))
                 if len(pending) >= 2 * self.workers:
                     done_id, future = pending.popleft()
                     yield done_id, future.result()

@@ -1,0 +1,151 @@
+"""Paging that does not advance fails the form, naming system and call, instead of looping (issue #10 item 11).
+
+Against the real sandbox twins with a fault that makes them misbehave: a Kingdee that ignores
+``StartRow`` (every page is the first) and a DingTalk cursor that advances over empty pages. Each
+fault is armed for a bounded number of calls, so a pager without the check ends, wrongly, instead
+of hanging the test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from oafin.connectors import BadResponseError, RetryPolicy
+from oafin.connectors.limits import no_limit
+from oafin.connectors.paging import OffsetLimitPager, PageIndexPager, PageTokenPager, PagingError
+from oafin.sandbox import credentials
+from oafin.systems.dingtalk.client import DingTalkClient
+from oafin.systems.kingdee.client import KingdeeClient
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+FAST = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
+EVERYTHING = (datetime(2000, 1, 1, tzinfo=SHANGHAI), datetime(2100, 1, 1, tzinfo=SHANGHAI))
+ARMED = 60  # calls the fault lasts: far more than a pager that notices needs
+
+
+def _settled(calls) -> None:
+    seen, deadline = -1, time.monotonic() + 2.0
+    while len(calls) != seen and time.monotonic() < deadline:
+        seen = len(calls)
+        time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def clean_sandbox(sandbox) -> Iterator[None]:
+    _settled(sandbox.calls)
+    sandbox.reset()
+    yield
+    _settled(sandbox.calls)
+    sandbox.reset()
+
+
+def test_a_kingdee_that_ignores_start_row_fails_the_form_naming_it(sandbox, sandbox_dataset) -> None:
+    assert len(sandbox_dataset.kingdee_rows["AP_PAYBILL"]) > 14, "needs more than two pages of 7"
+    sandbox.faults.inject("kingdee", "ignored_start_row", times=ARMED)
+    with (
+        KingdeeClient(
+            sandbox.kingdee_url,
+            credentials.KINGDEE_ACCT_ID,
+            credentials.KINGDEE_USERNAME,
+            credentials.KINGDEE_APP_ID,
+            credentials.KINGDEE_APP_SECRET,
+            retry=FAST,
+            limiter=no_limit,
+            page_size=7,
+        ) as kd,
+        pytest.raises(BadResponseError) as caught,
+    ):
+        list(kd.iter_bills("AP_PAYBILL", ["FID", "FBillNo", "FDATE"], "FDATE", *EVERYTHING))
+    message = str(caught.value)
+    assert message.startswith("kingdee ExecuteBillQuery(FormId=AP_PAYBILL): ")
+    assert "StartRow=7" in message and "same 7 rows" in message
+    assert not caught.value.retryable
+    assert kd.stats.requests["ExecuteBillQuery"] == 2  # noticed on the second page, not the 2,706th
+
+
+def test_a_dingtalk_cursor_over_endless_empty_pages_fails_naming_the_call(sandbox, sandbox_dataset) -> None:
+    sandbox.faults.inject("dingtalk", "empty_pages", times=ARMED)
+    with (
+        DingTalkClient(
+            sandbox.dingtalk_url,
+            credentials.DINGTALK_APP_KEY,
+            credentials.DINGTALK_APP_SECRET,
+            retry=FAST,
+            limiter=no_limit,
+        ) as dt,
+        pytest.raises(BadResponseError) as caught,
+    ):
+        list(dt.iter_instance_ids(sandbox_dataset.process_code, *EVERYTHING))
+    message = str(caught.value)
+    assert message.startswith(
+        f"dingtalk processinstance/listids(process_code={sandbox_dataset.process_code}): "
+    )
+    assert "empty pages in a row" in message
+    assert dt.stats.requests["processinstance/listids"] < ARMED
+
+
+def _rows(n: int) -> list[dict[str, int]]:
+    return [{"id": i} for i in range(n)]
+
+
+def test_more_rows_than_the_reported_total_is_an_error() -> None:
+    data = _rows(25)
+
+    def fetch(params: dict) -> dict:  # a server whose total undercounts what it serves
+        start = params["start"]
+        return {"items": data[start : start + params["count"]], "total": 12}
+
+    pager = OffsetLimitPager(
+        items=lambda p: p["items"],
+        total=lambda p: p["total"],
+        start_param="start",
+        limit_param="count",
+        limit=10,
+    )
+    with pytest.raises(PagingError, match="more than the reported total of 12"):
+        list(pager.pages(fetch))
+
+    def by_index(params: dict) -> dict:
+        i = params["pageIndex"] - 1
+        return {"data": data[i * 10 : (i + 1) * 10], "recordCount": 12}
+
+    index_pager = PageIndexPager(items=lambda p: p["data"], total=lambda p: p["recordCount"], size=10)
+    with pytest.raises(PagingError, match="more than the reported total of 12"):
+        list(index_pager.pages(by_index))
+
+
+def test_a_page_token_that_changes_while_the_page_does_not_is_an_error() -> None:
+    counter = iter(range(1_000))
+
+    def fetch(params: dict) -> dict:  # a new token every time, the same first page every time
+        return {"items": _rows(3), "page_token": f"t{next(counter)}", "has_more": True}
+
+    pager = PageTokenPager(
+        items=lambda p: p["items"], next_token=lambda p: p["page_token"], has_more=lambda p: p["has_more"]
+    )
+    with pytest.raises(PagingError, match="same 3 rows"):
+        list(pager.pages(fetch))
+    assert next(counter) == 2
+
+
+def test_honest_paging_is_not_mistaken_for_a_loop() -> None:
+    data = _rows(25) + [{"id": 99}] * 3  # three identical single rows at the end: repeated 1-row pages
+
+    def fetch(params: dict) -> dict:
+        start = params["start"]
+        return {"items": data[start : start + params["count"]], "total": len(data)}
+
+    for limit in (1, 7, 100):
+        pager = OffsetLimitPager(
+            items=lambda p: p["items"],
+            total=lambda p: p["total"],
+            start_param="start",
+            limit_param="count",
+            limit=limit,
+        )
+        assert [r for page in pager.pages(fetch) for r in page] == data
