@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Connection, select
@@ -12,12 +13,14 @@ from oafin.warehouse.audit import VerifyReport, audit_log
 from oafin.warehouse.ledger import correction_ledger
 from oafin.warehouse.store import connect
 
+_HEAD = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
+
 
 def parse_head(text: str) -> tuple[int, str]:
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
+    m = _HEAD.fullmatch(text)
+    if m is None:
         raise ConfigError(f"--expect-head must be SEQ:SHA256 as printed by the last run, got {text!r}")
-    return int(seq), digest.lower()
+    return int(m.group(1)), m.group(2).lower()
 
 
 def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:

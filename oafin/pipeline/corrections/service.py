@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
+from oafin.periods import Period
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
 from oafin.pipeline.corrections.propose import build_proposals
@@ -26,6 +27,8 @@ def propose(
     engine: Engine, people: pd.DataFrame, *, comment_userid: str | None, period: str | None = None
 ) -> Proposed:
     """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
+    if period is not None:
+        period = Period.parse(period).name  # strictly: "2026-10\n" is not a second period
     with engine.begin() as conn:
         proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
         rows = [a.ledger_row() for a in proposals.actions]
