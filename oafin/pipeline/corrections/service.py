@@ -13,6 +13,7 @@ from oafin.periods import Period
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
 from oafin.pipeline.corrections.propose import build_proposals
+from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit, ledger
 
 
@@ -81,10 +82,10 @@ def approval_table(rows: list[dict[str, Any]]) -> str:
         "| id | action | exception | claim | amount (fen) | what will happen |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        preview = str(r["preview"]).replace("|", "/")
-        lines.append(
-            f"| `{marker_for(r['idempotency_key'])[7:-1]}` | {r['action']} | {r['exception_type']} | "
-            f"{r.get('claim_no') or ''} | {r.get('amount_fen') or ''} | {preview} |"
-        )
+    for r in rows:  # every value escaped: claim numbers and previews carry source text (md_text)
+        cells = [
+            f"`{marker_for(r['idempotency_key'])[7:-1]}`",  # a hex prefix: safe in a code span
+            *(md_text(r.get(k)) for k in ("action", "exception_type", "claim_no", "amount_fen", "preview")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
