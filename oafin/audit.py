@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from oafin.config import ConfigError, load_settings
-from oafin.warehouse import audit
+from oafin.warehouse import audit, ledger
 from oafin.warehouse.audit import VerifyReport, audit_log
 from oafin.warehouse.ledger import correction_ledger
 from oafin.warehouse.store import connect
@@ -24,9 +24,11 @@ def parse_head(text: str) -> tuple[int, str]:
 
 
 def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
-    """Each ledger row names the audit row of its latest transition: it must be there, unchanged.
+    """Each ledger row names the audit row of its latest transition: it must be there, unchanged,
+    and the key's audit trail must replay to the row (status, approver, content, applicant).
 
-    This catches the one deletion a chain cannot see by itself, its last rows."""
+    This catches the one deletion a chain cannot see by itself, its last rows, and a ledger row
+    edited without the audit log (issue #10 item 6)."""
     stored = {
         seq: (digest, subject)
         for seq, digest, subject in conn.execute(
@@ -35,12 +37,11 @@ def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
             )
         )
     }
-    for key, seq, digest in conn.execute(
-        select(
-            correction_ledger.c.idempotency_key, correction_ledger.c.audit_seq, correction_ledger.c.audit_hash
-        )
-    ):
+    trails = ledger.trails(conn)
+    for row in ledger.rows(conn):
+        key, seq, digest = row["idempotency_key"], row["audit_seq"], row["audit_hash"]
         if seq is None:
+            report.problems.append(f"ledger {key[:16]} has no audit anchor (it was removed)")
             continue
         found = stored.get(seq)
         if found is None:
@@ -49,6 +50,8 @@ def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
             )
         elif found != (digest, key):
             report.problems.append(f"ledger {key[:16]} refers to audit seq {seq}, which no longer matches")
+        else:
+            report.problems.extend(ledger.trail_problems(row, trails.get(key, [])))
 
 
 def verify_url(url: str, expect_head: tuple[int, str] | None = None) -> VerifyReport:

@@ -30,7 +30,7 @@ def propose(
     """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
     if period is not None:
         period = Period.parse(period).name  # strictly: "2026-10\n" is not a second period
-    with engine.begin() as conn:
+    with ledger.writing(engine) as conn:
         proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)
@@ -51,7 +51,7 @@ def pending_keys(engine: Engine) -> list[str]:
 def record_decision(engine: Engine, decision: Decision, now: datetime | None = None) -> None:
     """Approved keys move to ``approved`` with who approved them; refusals are audited with the reason."""
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
+    with ledger.writing(engine) as conn:
         known = {r["idempotency_key"]: r for r in ledger.rows(conn, [*decision.approved, *decision.refused])}
         for key, by in decision.approved.items():
             if known[key]["status"] == "proposed":
