@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from oafin.config import ConfigError, OaFinDefaults, load_settings, render_toml
+from oafin.demo_workdir import prepare_demo_workdir
 from oafin.run import print_summary, run_flow
 from oafin.truth import score_files
 
@@ -42,7 +43,8 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate
 
     started = time.monotonic()
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    for note in prepare_demo_workdir(workdir):  # refuses a directory the demo did not make
+        print(f"note: {note}")
     dataset = generate(seed=seed, period=period, n_claims=n_claims)
     dataset.write(workdir / "sandbox")
     host = server.DEFAULT_HOST
