@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 
 from oafin.config import ConfigError, load_settings
-from oafin.warehouse import audit
+from oafin.warehouse import audit, ledger
 from oafin.warehouse.audit import VerifyReport, audit_log
 from oafin.warehouse.ledger import correction_ledger
 from oafin.warehouse.store import connect
 
+_HEAD = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
+
 
 def parse_head(text: str) -> tuple[int, str]:
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
+    m = _HEAD.fullmatch(text)
+    if m is None:
         raise ConfigError(f"--expect-head must be SEQ:SHA256 as printed by the last run, got {text!r}")
-    return int(seq), digest.lower()
+    return int(m.group(1)), m.group(2).lower()
 
 
 def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
-    """Each ledger row names the audit row of its latest transition: it must be there, unchanged.
+    """Each ledger row names the audit row of its latest transition: it must be there, unchanged,
+    and the key's audit trail must replay to the row (status, approver, content, applicant).
 
-    This catches the one deletion a chain cannot see by itself, its last rows."""
+    This catches the one deletion a chain cannot see by itself, its last rows, and a ledger row
+    edited without the audit log (issue #10 item 6)."""
     stored = {
         seq: (digest, subject)
         for seq, digest, subject in conn.execute(
@@ -32,12 +37,11 @@ def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
             )
         )
     }
-    for key, seq, digest in conn.execute(
-        select(
-            correction_ledger.c.idempotency_key, correction_ledger.c.audit_seq, correction_ledger.c.audit_hash
-        )
-    ):
+    trails = ledger.trails(conn)
+    for row in ledger.rows(conn):
+        key, seq, digest = row["idempotency_key"], row["audit_seq"], row["audit_hash"]
         if seq is None:
+            report.problems.append(f"ledger {key[:16]} has no audit anchor (it was removed)")
             continue
         found = stored.get(seq)
         if found is None:
@@ -46,6 +50,8 @@ def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
             )
         elif found != (digest, key):
             report.problems.append(f"ledger {key[:16]} refers to audit seq {seq}, which no longer matches")
+        else:
+            report.problems.extend(ledger.trail_problems(row, trails.get(key, [])))
 
 
 def verify_url(url: str, expect_head: tuple[int, str] | None = None) -> VerifyReport:

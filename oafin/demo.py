@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
+from oafin.demo_workdir import prepare_demo_workdir
 from oafin.run import print_summary, run_flow
 from oafin.systems.base import env_name
 from oafin.systems.registry import get_system
@@ -87,7 +88,8 @@ def run_demo(
 
     started = time.monotonic()
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    for note in prepare_demo_workdir(workdir):  # refuses a directory the demo did not make
+        print(f"note: {note}")
     dataset = generate(seed=seed, period=period, n_claims=n_claims)
     dataset.write(workdir / "sandbox")
     host = server.DEFAULT_HOST

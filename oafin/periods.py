@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from oafin.standard import BUSINESS_TZ
 
 SHANGHAI = ZoneInfo(BUSINESS_TZ)
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # fullmatch: no trailing newline
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Period:
 
     @classmethod
     def parse(cls, name: str) -> Period:
-        m = _PERIOD.match(name or "")
+        m = _PERIOD.fullmatch(name) if isinstance(name, str) else None
         if not m:
             raise ValueError(f"period must look like 2026-10, got {name!r}")
         year, month = int(m.group(1)), int(m.group(2))

@@ -20,6 +20,7 @@ from oafin.pipeline.runtime import settings_from, warehouse
 from oafin.pipeline.sources import source_systems
 from oafin.reporting.context import ReportData, reason_of
 from oafin.reporting.html_report import days, pct, yuan
+from oafin.reporting.markdown import md_text
 from oafin.reporting.redact import redact_text
 from oafin.standard import EXCEPTION_TYPES
 
@@ -44,7 +45,7 @@ def kpi_markdown(data: ReportData) -> str:
     k = data.kpis
     q = data.quality or {}
     lines = [
-        f"# Reconciliation {data.company_code} {data.period}",
+        f"# Reconciliation {md_text(data.company_code)} {md_text(data.period)}",
         "",
         "| KPI | value |",
         "|---|---|",
@@ -58,9 +59,9 @@ def kpi_markdown(data: ReportData) -> str:
         f"| Data quality expectations passed | {q.get('passed', 0)} / {q.get('evaluated', 0)} |",
     ]
     for failure in q.get("failures", [])[:10]:
-        lines.append(f"\n- failed: {failure}")
+        lines.append(f"\n- failed: {md_text(failure)}")
     if q.get("error"):
-        lines.append(f"\n**{q['error']}**")
+        lines.append(f"\n**{md_text(q['error'])}**")
     return redact_text("\n".join(lines)) or ""
 
 

@@ -126,13 +126,18 @@ def test_a_crash_between_push_and_ledger_write_does_not_push_twice(
     victim = next(k for k in proposed.keys if _rows(engine)[k]["action"] == "finance_create_bill")
     claim_no = _rows(engine)[victim]["claim_no"]
 
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "OAFIN_TEST_CRASH_AFTER_PUSH": victim[:16],
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "oafin.cli", "corrections", "--config", str(config), "--apply"],
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    run = subprocess.run(  # the test-only runner installs the crash; the product has no such switch
+        [
+            sys.executable,
+            "-m",
+            "tests.run_with_crash",
+            victim[:16],
+            "corrections",
+            "--config",
+            str(config),
+            "--apply",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -7,11 +7,11 @@ import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import update
 
 from mappings.code_tables import CodeTables
 from oafin.audit import verify_url
 from oafin.config import AutoApproveRule, load_settings
+from oafin.pipeline.corrections import push
 from oafin.pipeline.corrections.approval import (
     ApprovalError,
     Decision,
@@ -134,21 +134,35 @@ def test_audit_is_called_only_when_the_config_allows(corrections_setup, sandbox_
     assert [w["call"] for w in sandbox.received_writes("kingdee")] == ["Save", "Submit", "Audit"] * len(bills)
 
 
-def test_a_pending_action_that_landed_is_not_sent_again(corrections_setup, sandbox_dataset) -> None:
+class _Crash(BaseException):
+    """Raised by the test seam right after a call: the ledger never hears back, as in a crash."""
+
+
+def test_a_pending_action_that_landed_is_not_sent_again(
+    corrections_setup, sandbox_dataset, monkeypatch
+) -> None:
     make, engine, sandbox = corrections_setup
     settings, proposed = _propose(make(), engine, sandbox_dataset)
     _approve_all(engine, proposed.keys)
-    push_approved(engine, settings, proposed.keys)
-    sent = len(sandbox.received_writes())
+
+    def crash(key: str) -> None:
+        raise _Crash(key)
+
     # As if the process had died after each call and before its ledger write.
-    with engine.begin() as conn:
-        conn.execute(update(ledger.correction_ledger).values(status="pending", response=None))
+    monkeypatch.setattr(push, "after_send", crash)
+    for key in proposed.keys:
+        with pytest.raises(_Crash):
+            push_approved(engine, settings, [key])
+    monkeypatch.setattr(push, "after_send", None)
+    sent = len(sandbox.received_writes())
+    assert sent > 0 and {r["status"] for r in _rows(engine).values()} == {"pending"}
 
     results = push_approved(engine, settings, proposed.keys)
 
     assert {r.outcome for r in results} == {"recovered"}
     assert len(sandbox.received_writes()) == sent
     assert all(r["status"] == "done" for r in _rows(engine).values())
+    assert verify_url(f"sqlite:///{engine.url.database}").ok
 
 
 def test_a_pending_action_that_did_not_land_is_sent(corrections_setup, sandbox_dataset) -> None:
@@ -156,12 +170,11 @@ def test_a_pending_action_that_did_not_land_is_sent(corrections_setup, sandbox_d
     settings, proposed = _propose(make(), engine, sandbox_dataset)
     key = next(k for k, r in _rows(engine).items() if r["action"] == "oa_status_comment")
     _approve_all(engine, [key])
-    with engine.begin() as conn:  # "pending": the call may or may not have gone out
-        conn.execute(
-            update(ledger.correction_ledger)
-            .where(ledger.correction_ledger.c.idempotency_key == key)
-            .values(status="pending")
-        )
+    with (
+        engine.begin() as conn
+    ):  # "pending", as the push writes it before the call: it may or may not have gone out
+        row = ledger.get(conn, key)
+        ledger.transition(conn, key, "pending", event="push", actor=row["approved_by"], attempts=1)
     (result,) = push_approved(engine, settings, [key])
     assert result.outcome == "pushed"
     assert len(sandbox.received_writes("dingtalk")) == 1
@@ -274,3 +287,25 @@ def test_auto_approve_rules_match_action_type_and_amount() -> None:
         {**_row("k4", "P1", amount=99_999), "exception_type": "LATE_PAYMENT"},
     ]
     assert auto_approve(rows, rules) == {"k1": "auto:small-comments", "k4": "auto:late"}
+
+
+def test_no_environment_variable_can_kill_a_pushing_process(corrections_setup, sandbox_dataset) -> None:
+    """The old OAFIN_TEST_CRASH_AFTER_PUSH let an environment variable SIGKILL a production push
+    (issue #10 item 16); the crash is now a seam only a test installs (tests/run_with_crash.py)."""
+    import multiprocessing
+    import os
+
+    make, engine, sandbox = corrections_setup
+    settings, proposed = _propose(make(), engine, sandbox_dataset)
+    key = next(k for k, r in _rows(engine).items() if r["action"] == "oa_status_comment")
+    _approve_all(engine, [key])
+
+    def child() -> None:
+        os.environ["OAFIN_TEST_CRASH_AFTER_PUSH"] = "1"
+        push_approved(engine, settings, [key])
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert _rows(engine)[key]["status"] == "done"

@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from mappings.code_tables import CodeTables
+from oafin.periods import Period
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
 from oafin.pipeline.corrections.propose import build_proposals
+from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit, ledger
 
 
@@ -37,7 +39,10 @@ def propose(
     ``targets``: action → system (``action_targets`` of the config's chain); ``options``: the
     corrections settings the write actions read.
     """
-    with engine.begin() as conn:
+    if period is not None:
+        period = Period.parse(period).name  # strictly: "2026-10
+" is not a second period
+    with ledger.writing(engine) as conn:
         proposals = build_proposals(
             conn, tables, comment_userid=comment_userid, period=period, targets=targets, options=options
         )
@@ -60,7 +65,7 @@ def pending_keys(engine: Engine) -> list[str]:
 def record_decision(engine: Engine, decision: Decision, now: datetime | None = None) -> None:
     """Approved keys move to ``approved`` with who approved them; refusals are audited with the reason."""
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
+    with ledger.writing(engine) as conn:
         known = {r["idempotency_key"]: r for r in ledger.rows(conn, [*decision.approved, *decision.refused])}
         for key, by in decision.approved.items():
             if known[key]["status"] == "proposed":
@@ -91,10 +96,10 @@ def approval_table(rows: list[dict[str, Any]]) -> str:
         "| id | action | exception | claim | amount (fen) | what will happen |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        preview = str(r["preview"]).replace("|", "/")
-        lines.append(
-            f"| `{marker_for(r['idempotency_key'])[7:-1]}` | {r['action']} | {r['exception_type']} | "
-            f"{r.get('claim_no') or ''} | {r.get('amount_fen') or ''} | {preview} |"
-        )
+    for r in rows:  # every value escaped: claim numbers and previews carry source text (md_text)
+        cells = [
+            f"`{marker_for(r['idempotency_key'])[7:-1]}`",  # a hex prefix: safe in a code span
+            *(md_text(r.get(k)) for k in ("action", "exception_type", "claim_no", "amount_fen", "preview")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
