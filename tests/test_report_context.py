@@ -201,14 +201,16 @@ def test_enriched_exceptions_carry_name_department_age_and_reasons():
     assert ex.loc["e1", "age_days"] == 0  # no record behind it: aged from first_seen
     assert ex.loc["e1", "reason_zh"] == "OA已审批，财务无单据"
     assert CARD not in ex.loc["e3", "detail_text"] and CARD[-4:] in ex.loc["e3", "detail_text"]
-    assert ex.loc["e3", "detail_text"].startswith("expense_type_code: not in expense_types (value ")
+    assert ex.loc["e3", "detail_text"].startswith("费用类型“")  # the field's Chinese label
+    assert ex.loc["e3", "detail_text"].endswith("在映射表中不存在，无法转换")
 
 
 def test_summaries_by_type_age_and_department():
     data = report_data()
     by_type = data.by_type.set_index("exception_type")
-    assert by_type.loc["MISSING_IN_FINANCE"].tolist() == [2, 123_456 + 7_700]
-    assert list(by_type.index) == ["MISSING_IN_FINANCE", "MISSING_IN_OA", "AMOUNT_MISMATCH", "UNMAPPED_CODE"]
+    assert by_type.loc["MISSING_IN_FINANCE"].tolist() == [2, 123_456 + 7_700, 123_456 + 7_700]
+    # what finance acts on first: money paid out, unapproved, owed, then control findings
+    assert list(by_type.index) == ["AMOUNT_MISMATCH", "MISSING_IN_OA", "MISSING_IN_FINANCE", "UNMAPPED_CODE"]
     ages = data.by_age.set_index("exception_type")
     assert ages.loc["MISSING_IN_FINANCE", "0-7 d"] == 1 and ages.loc["MISSING_IN_FINANCE", "8-30 d"] == 1
     top = data.top_departments.set_index("department")
