@@ -267,7 +267,16 @@ def enrich_exceptions(
     so CONTRACT_VIOLATION and UNMAPPED_CODE rows are dated by their record, not by the run;
     ``history``: the lifecycle's events (``oafin.warehouse.lifecycle.exception_event``)."""
     ex = exceptions.reset_index(drop=True).copy()
-    for col in ("claim_no", "doc_no", "invoice_no", "budget_code", "person_id", "detail", "comment"):
+    for col in (
+        "claim_no",
+        "doc_no",
+        "invoice_no",
+        "budget_code",
+        "person_id",
+        "amount_fen",
+        "detail",
+        "comment",
+    ):
         if col not in ex.columns:
             ex[col] = None
     ex = ex.drop(columns=["comment"])
@@ -298,8 +307,7 @@ def enrich_exceptions(
     if quarantine_dates is not None and len(quarantine_dates):
         q = pd.to_datetime(quarantine_dates, utc=True)
         q = pd.Series(q.to_numpy(), index=norm_keys(pd.Series(quarantine_dates.index))).groupby(level=0).min()
-        key = norm_keys(ex["claim_no"]).fillna(norm_keys(ex["doc_no"]))
-        event = event.fillna(key.map(q))
+        event = event.fillna(norm_keys(ex["claim_no"]).map(q)).fillna(norm_keys(ex["doc_no"]).map(q))
     first_seen = pd.to_datetime(ex["first_seen"], utc=True)
     event = pd.to_datetime(event, utc=True).fillna(first_seen)
     ex["event_at"] = event
