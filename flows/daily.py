@@ -112,7 +112,7 @@ def daily(
         extracted["finance"],
         sum(s["valid"] for s in standardized.values()),
         sum(s["quarantined"] for s in standardized.values()),
-        len(result.exceptions),
+        result.stats["exceptions"],
         result.stats.get("auto_match_rate"),
         paths["html"],
     )

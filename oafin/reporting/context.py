@@ -515,6 +515,12 @@ def assemble_report_data(
     )
 
 
+def shown_exceptions(exceptions: pd.DataFrame) -> pd.DataFrame:
+    """The one definition of "the run's exceptions" every count uses (CLI, log, workbook, HTML,
+    summary.json, KPIs): what the run found, less those a reviewer set to ``ignored``."""
+    return exceptions.loc[exceptions["status"] != "ignored"]
+
+
 def exceptions_of_run(engine: Engine, period: str, company_code: str, as_of: datetime) -> pd.DataFrame:
     """The exceptions a run of ``period`` found, as the warehouse holds them (``last_seen == as_of``)."""
     with engine.connect() as conn:
