@@ -26,6 +26,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from data_contracts.frames import to_frame
+from data_contracts.gx_offline import make_offline
 from oafin.standard import CLAIM_STATUSES, DOC_STATUSES, DOC_TYPES, EXCEPTION_STATUSES, EXCEPTION_TYPES
 from oafin.warehouse.schema import STANDARD_TABLES, quarantine, raw_record
 from oafin.warehouse.store import read_table
@@ -235,9 +236,9 @@ def run_suites(
                 + (f" (error: {error})" if error else "")
             )
     ctx.build_data_docs(site_names=[SITE_NAME])
+    make_offline(docs_dir)  # vendored CSS/JS instead of CDNs: the pages render offline
     index = docs_dir / "index.html"
-    # each suite's validation page; the site's index lists them with scripts it loads from a CDN,
-    # so reports link the pages themselves too (they read fine offline, unstyled)
+    # each suite's validation page, which reports link directly as well as through the index
     pages = {
         name: str(next(iter(sorted((docs_dir / "validations" / name).rglob("*.html"))), ""))
         for name in batches

@@ -148,7 +148,7 @@ def daily(
         ", ".join(f"{n} records from {source}" for source, n in run.extracted.items()),
         sum(s["valid"] for s in run.standardized.values()),
         sum(s["quarantined"] for s in run.standardized.values()),
-        len(result.exceptions),
+        result.stats["exceptions"],
         result.stats.get("auto_match_rate"),
         paths.get("html"),
     )

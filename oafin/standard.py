@@ -145,7 +145,8 @@ EXCEPTION_COLUMNS: Final = (
     "first_seen",
     "last_seen",
 )
-EXCEPTION_STATUSES: Final = ("open", "acknowledged", "resolved", "ignored")
+# reopened: it had been resolved, and a later run found it again (oafin.warehouse.lifecycle)
+EXCEPTION_STATUSES: Final = ("open", "reopened", "acknowledged", "resolved", "ignored")
 
 
 def columns(entity: str) -> list[str]:

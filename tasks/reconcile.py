@@ -21,5 +21,5 @@ def reconcile(config_path: str, period: str, as_of: str | None = None) -> Period
     settings = settings_from(config_path)
     p = Period.parse(period)
     result = reconcile_period(warehouse(settings.warehouse_url), settings, p, parse_as_of(as_of, p))
-    get_run_logger().info("%s: %d exceptions; %s", period, len(result.exceptions), result.stats)
+    get_run_logger().info("%s: %d exceptions; %s", period, result.stats["exceptions"], result.stats)
     return result

@@ -35,7 +35,7 @@ def counts_table(data: ReportData) -> list[dict[str, Any]]:
                 "exception_type": kind,
                 "reason": reason_of(kind)[1],
                 "count": int(by_type.at[kind, "count"]) if found else 0,
-                "amount": yuan(int(by_type.at[kind, "amount_fen"])) if found else yuan(0),
+                "money_at_risk": yuan(int(by_type.at[kind, "risk_fen"])) if found else yuan(0),
             }
         )
     return rows
@@ -51,7 +51,8 @@ def kpi_markdown(data: ReportData) -> str:
         "|---|---|",
         f"| Auto-match rate | {pct(k.get('auto_match_rate'))} |",
         f"| Exceptions (open) | {k['exceptions']:,} ({k['exceptions_open']:,}) |",
-        f"| Exception amount | {yuan(k['exceptions_amount_fen'])} |",
+        f"| Money at risk 风险金额 (paid out wrongly) | {yuan(k['risk_fen'])} ({yuan(k['risk_paid_out_fen'])}) |",
+        f"| Control findings 内控发现 | {k['control_findings']:,} |",
         f"| Matched claims / amount | {k['matched_claims']:,} / {yuan(k['matched_fen'])} |",
         f"| Unmatched claims / amount | {k['unmatched_claims']:,} / {yuan(k['unmatched_fen'])} |",
         f"| Approval-to-payment median / p90 | {days(k.get('cycle_median_days'))} / {days(k.get('cycle_p90_days'))} |",
@@ -82,7 +83,7 @@ def report(config_path: str, result: PeriodResult) -> dict[str, str]:
     create_markdown_artifact(
         key=f"{key}-kpis", markdown=kpi_markdown(data), description=f"KPIs as of {as_of}"
     )
-    links = [("xlsx", "workbook", "reconciliation.xlsx"), ("html", "report", "report.html")]
+    links = [("xlsx", "workbook", paths["xlsx"].name), ("html", "report", "report.html")]
     if "data_docs" in paths:
         links.append(("data_docs", "data-docs", "Data Docs (Great Expectations)"))
     for name, suffix, text in links:

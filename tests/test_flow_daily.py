@@ -63,8 +63,9 @@ def test_daily_flow_finds_the_truth_and_a_rerun_changes_nothing(
         assert kind in scores.index, f"{kind} neither injected nor found"
         assert scores.loc[kind, "precision"] == 1.0, scores
         assert scores.loc[kind, "recall"] == 1.0, scores
-    for name in ("reconciliation.xlsx", "report.html", "exceptions.csv"):
+    for name in (Path(first["reports"]["xlsx"]).name, "report.html", "exceptions.csv"):
         assert (Path(first["reports"]["html"]).parent / name).stat().st_size > 0
+    assert first["reports"]["xlsx"] != second["reports"]["xlsx"]  # each run keeps its own workbook
 
 
 @pytest.mark.e2e

@@ -4,6 +4,7 @@ and build their Data Docs where they are told to, nowhere else."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,3 +79,38 @@ def test_suites_pass_fail_and_build_data_docs(tmp_path, monkeypatch):
     )
     assert again["success"] and again["evaluated"] == len(TOTALS_CHECKS)
     assert len(list((docs / "validations").rglob("*.html"))) == 1
+
+
+ASSET = re.compile(
+    r"""(?:\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?|url\(\s*["']?)(?:https?:)?//""", re.I
+)
+
+
+def test_data_docs_render_offline(tmp_path, monkeypatch):
+    """Issue 11: no page loads anything from a CDN; the index's table is drawn with no network."""
+    from tests.test_report_html import render
+
+    monkeypatch.chdir(tmp_path)
+    claims = to_frame("expense_claim", CLAIMS)
+    batches = {"standard-expense_claim": (claims, standard_checks("expense_claim", 6, 0, as_of=AS_OF))}
+    docs = tmp_path / "data_docs"
+    result = run_suites(batches, docs, run_name="2026-10", run_time=AS_OF)
+    pages = sorted(docs.rglob("*.html"))
+    assert len(pages) >= 3
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not ASSET.search(text), f"{page}: {ASSET.search(text).group(0)}"
+        assert 'integrity="' not in text
+    index = docs / "index.html"
+    linked = re.findall(
+        r"""(?:src|href)=["']?(\./static/vendor/[^"' >]+)""", index.read_text(encoding="utf-8")
+    )
+    assert any(link.endswith("bootstrap.min.css") for link in linked)
+    for link in linked:
+        assert (docs / link).is_file(), link
+    # --host-resolver-rules: nothing could be fetched even if a URL were left
+    dom, console = render(index, tmp_path, "--host-resolver-rules=MAP * ~NOTFOUND")
+    assert 'class="bootstrap-table' in dom  # bootstrap-table's script ran and drew the index
+    assert "standard-expense_claim" in dom
+    assert not [line for line in console if "Failed to load" in line or "ERR_" in line], console
+    assert result["data_docs"] == str(index)

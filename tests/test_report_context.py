@@ -201,14 +201,16 @@ def test_enriched_exceptions_carry_name_department_age_and_reasons():
     assert ex.loc["e1", "age_days"] == 0  # no record behind it: aged from first_seen
     assert ex.loc["e1", "reason_zh"] == "OA已审批，财务无单据"
     assert CARD not in ex.loc["e3", "detail_text"] and CARD[-4:] in ex.loc["e3", "detail_text"]
-    assert ex.loc["e3", "detail_text"].startswith("expense_type_code: not in expense_types (value ")
+    assert ex.loc["e3", "detail_text"].startswith("费用类型“")  # the field's Chinese label
+    assert ex.loc["e3", "detail_text"].endswith("在映射表中不存在，无法转换")
 
 
 def test_summaries_by_type_age_and_department():
     data = report_data()
     by_type = data.by_type.set_index("exception_type")
-    assert by_type.loc["MISSING_IN_FINANCE"].tolist() == [2, 123_456 + 7_700]
-    assert list(by_type.index) == ["MISSING_IN_FINANCE", "MISSING_IN_OA", "AMOUNT_MISMATCH", "UNMAPPED_CODE"]
+    assert by_type.loc["MISSING_IN_FINANCE"].tolist() == [2, 123_456 + 7_700, 123_456 + 7_700]
+    # what finance acts on first: money paid out, unapproved, owed, then control findings
+    assert list(by_type.index) == ["AMOUNT_MISMATCH", "MISSING_IN_OA", "MISSING_IN_FINANCE", "UNMAPPED_CODE"]
     ages = data.by_age.set_index("exception_type")
     assert ages.loc["MISSING_IN_FINANCE", "0-7 d"] == 1 and ages.loc["MISSING_IN_FINANCE", "8-30 d"] == 1
     top = data.top_departments.set_index("department")
@@ -249,3 +251,82 @@ def test_a_budget_line_exception_takes_its_budgets_department():
     ex = enrich_exceptions(budget, claims, docs, to_frame("person", PEOPLE), pd.DataFrame(), AS_OF, budgets)
     assert ex.loc[0, "department"] == "销售部"  # D02's claims are P2's, and P2 is in 销售部
     assert pd.isna(ex.loc[0, "person_name"])
+
+
+def test_invoice_and_quarantine_rows_carry_their_records_business_date():
+    """Issue 11, "The right dates": not the as-of date with age 0."""
+    claims, docs = frames()
+    base = {"status": "open", "first_seen": AS_OF, "last_seen": AS_OF, "company_code": "C01"}
+    found = pd.DataFrame(
+        [
+            {**base, "exception_id": "i1", "exception_type": "INVALID_INVOICE", "invoice_no": "1100-0001",
+             "person_id": "P2", "detail": "claim BX002: total_matches: total must equal ex-tax amount + tax "
+             "exactly (total_fen=67042)"},
+            {**base, "exception_id": "i2", "exception_type": "DUPLICATE_INVOICE", "invoice_no": "1100-0002",
+             "person_id": "P1", "detail": "on claim BX003, first on claim BX001"},
+            {**base, "exception_id": "q1", "exception_type": "CONTRACT_VIOLATION", "claim_no": "BX777",
+             "detail": '[{"code": "CONTRACT_VIOLATION", "field": "amount_fen", "value": null, '
+             '"message": "not_nullable: a value is required"}]'},
+            {**base, "exception_id": "q2", "exception_type": "UNMAPPED_CODE", "doc_no": "FK777",
+             "detail": '[{"code": "UNMAPPED_CODE", "field": "expense_type_code", "value": "X9", '
+             '"message": "\'X9\' is not a code"}]'},
+        ]
+    )  # fmt: skip
+    dates = pd.Series([ts("2026-10-12T03:00:00"), ts("2026-10-25T03:00:00")], index=["BX777", "FK777"])
+    ex = enrich_exceptions(
+        found, claims, docs, to_frame("person", PEOPLE), pd.DataFrame(), AS_OF, quarantine_dates=dates
+    ).set_index("exception_id")
+    assert ex.loc["i1", "event_at"] == pd.Timestamp("2026-10-10T00:00:00", tz="UTC")  # BX002's approval
+    assert ex.loc["i1", "age_days"] == 21
+    assert ex.loc["i2", "event_at"] == pd.Timestamp("2026-10-20T00:00:00", tz="UTC")  # BX003's approval
+    assert ex.loc["q1", "age_days"] == 19 and ex.loc["q2", "age_days"] == 6
+    # details as sentences: the fields' Chinese labels, no raw field names or fen
+    assert ex.loc["q1", "detail_text"] == "金额不能为空"
+    assert ex.loc["q2", "detail_text"] == "费用类型“X9”在映射表中不存在，无法转换"
+    assert (
+        ex.loc["i1", "detail_text"]
+        == "报销单 BX002 所附发票：价税合计不等于不含税金额加税额（价税合计：67042）"
+    )
+    assert (
+        "total_fen" not in ex.loc["i1", "detail_text"] and "not_nullable" not in ex.loc["q1", "detail_text"]
+    )
+    assert ex.loc["i1", "type_label"] == "发票无效 INVALID_INVOICE"
+    assert ex.loc["i1", "risk_fen"] == 0 and ex.loc["i1", "risk_category"].startswith("内控发现")
+
+
+def test_money_at_risk_per_type_and_the_order_to_act_on():
+    """Issue 11, "Amounts that mean one thing"."""
+    claims, docs = frames()
+    base = {
+        "status": "open",
+        "first_seen": AS_OF,
+        "last_seen": AS_OF,
+        "company_code": "C01",
+        "person_id": "P1",
+    }
+    found = pd.DataFrame(
+        [
+            {**base, "exception_id": "a", "exception_type": "APPROVAL_LIMIT", "claim_no": "BX001",
+             "amount_fen": 10_000, "detail": "approved by P2 whose limit is 8000 fen"},
+            {**base, "exception_id": "b", "exception_type": "BUDGET_OVERRUN", "budget_code": "B1",
+             "amount_fen": 700, "detail": "approved 10700 fen against a budget of 10000 fen"},
+            {**base, "exception_id": "c", "exception_type": "DUPLICATE_PAYMENT", "claim_no": "BX002",
+             "amount_fen": 300, "detail": "2 payments totalling 25350 fen for 25050 fen"},
+            {**base, "exception_id": "d", "exception_type": "SELF_APPROVAL", "claim_no": "BX003",
+             "amount_fen": 7_700, "detail": "the applicant approved their own claim"},
+            {**base, "exception_id": "e", "exception_type": "LATE_PAYMENT", "claim_no": "BX001",
+             "amount_fen": 10_000, "detail": "first payment 9.0 days after approval"},
+            {**base, "exception_id": "f", "exception_type": "LATE_PAYMENT", "claim_no": "BX003",
+             "amount_fen": 7_700, "detail": "unpaid"},
+        ]
+    )  # fmt: skip
+    ex = enrich_exceptions(found, claims, docs, to_frame("person", PEOPLE), pd.DataFrame(), AS_OF)
+    risk = dict(zip(ex["exception_id"], ex["risk_fen"], strict=True))
+    assert risk == {"a": 2_000, "b": 700, "c": 300, "d": 0, "e": 0, "f": 7_700}
+    # money paid out wrongly first, however small; control findings last
+    assert ex["exception_id"].tolist() == ["c", "a", "b", "f", "e", "d"]
+    a = ex.set_index("exception_id").loc["a", "detail_text"]
+    assert a == "审批人 李四（销售部） 的审批权限为 ¥80.00，报销金额 ¥100.00，超出 ¥20.00"
+    assert ex.set_index("exception_id").loc["c", "detail_text"] == (
+        "付款 2 笔，合计 ¥253.50，应付 ¥250.50，多付 ¥3.00"
+    )

@@ -99,7 +99,7 @@ def test_big_periods_embed_a_bounded_list(tmp_path):
     many = exception_rows().sample(n=MAX_ROWS + 700, replace=True, random_state=1)
     many["exception_id"] = [f"x{i}" for i in range(len(many))]
     html = render_html(report_data(many))
-    assert f"the {MAX_ROWS} largest of {MAX_ROWS + 700} by amount" in html
+    assert f"the first {MAX_ROWS} of {MAX_ROWS + 700} in the order to act on them" in html
     counts = {a["data-type"]: int(a["data-count"]) for _, a, _ in elements(html) if "data-type" in a}
     assert sum(counts.values()) == MAX_ROWS + 700  # the summaries still cover every exception
 
@@ -112,7 +112,9 @@ def test_renders_in_chromium_without_console_output_and_shows_the_numbers(tmp_pa
     found = elements(dom)
     kpis = {a["data-kpi"]: text for _, a, text in found if "data-kpi" in a}
     assert "66.7%" in kpis["auto_match_rate"]
-    assert "¥1,364.06" in kpis["exceptions_amount_fen"]  # 123456 + 250 + 5000 + 7700 fen
+    assert "¥1,364.06" in kpis["risk_fen"]  # 123456 + 250 (owed) + 5000 (unapproved) + 7700 fen
+    assert "¥0.00" in kpis["risk_paid_out_fen"]  # nothing here was paid out wrongly
+    assert kpis["control_findings"].startswith("1Control")  # the unmapped code: a finding, no money
     assert "2.0 d" in kpis["cycle_median_days"] and "3.6 d" in kpis["cycle_p90_days"]
     assert "¥427.50" in kpis["matched_fen"]
     body_rows = [a for t, a, _ in found if t == "tr"]
@@ -120,7 +122,8 @@ def test_renders_in_chromium_without_console_output_and_shows_the_numbers(tmp_pa
     # the script drew the exception list (page 1 of 1, 5 rows), largest amount first
     cells = [text for t, a, text in found if t == "td"]
     assert "page 1 of 1 · 5 rows" in dom
-    assert cells.index("¥1,234.56") < cells.index("¥77.00")
+    # in the order to act on: unapproved money (MISSING_IN_OA) before money owed, larger first
+    assert cells.index("¥50.00") < cells.index("¥1,234.56") < cells.index("¥77.00")
 
 
 def test_the_console_check_catches_a_broken_page(tmp_path):

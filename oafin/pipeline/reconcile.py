@@ -187,6 +187,9 @@ def reconcile_period(engine: Engine, settings: Settings, period: Period, as_of: 
         "company_code": company,
         "as_of": as_of.isoformat(),
         **result.stats,
+        # one count everywhere (reporting.context.shown_exceptions): found, less those ignored
+        "exceptions": int((recorded["status"] != "ignored").sum()),
+        "exceptions_ignored": int((recorded["status"] == "ignored").sum()),
         "records_valid": len(claims) + len(docs),
         "records_quarantined": len(q),
         "data_accuracy": round((len(claims) + len(docs)) / total, 4) if total else None,

@@ -1,8 +1,14 @@
 """Write a period's reports into ``<reports>/<period>/``.
 
-exceptions.csv, reconciliation.xlsx, report.html, summary.json, and the Great Expectations Data
-Docs site in ``data_docs/``. Every number comes from one ``ReportData`` built from the warehouse,
-so the files agree with each other and with the warehouse.
+exceptions.csv, reconciliation-<run stamp>.xlsx, report.html, summary.json, and the Great
+Expectations Data Docs site in ``data_docs/``. Every number comes from one ``ReportData`` built
+from the warehouse, so the files agree with each other and with the warehouse.
+
+A review is never lost: each run writes its own workbook, ``reconciliation-<YYYYMMDD-HHMMSS>.xlsx``
+(China time of writing), and never overwrites an existing file, so the 06:30 re-run cannot
+destroy edits not yet imported. ``summary.json`` (``workbook``), report.html and the run's output
+name the current one; an older one can still be imported (``oafin review import`` applies only
+its reviewer's changes and refuses rows decided since).
 """
 
 from __future__ import annotations
@@ -10,13 +16,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from oafin.periods import SHANGHAI
 from oafin.pipeline.reconcile import PeriodResult
-from oafin.reporting.context import ReportData, build_report_data, exceptions_of_run, relative_link
+from oafin.reporting.context import (
+    ReportData,
+    build_report_data,
+    exceptions_of_run,
+    relative_link,
+    shown_exceptions,
+)
 from oafin.reporting.exceptions_csv import write_exceptions_csv
 from oafin.reporting.html_report import write_html_report
 from oafin.reporting.redact import redact_text
@@ -28,6 +42,15 @@ DATA_DOCS = "data_docs"
 
 def report_dir(base: Path, period: str) -> Path:
     return base / period
+
+
+def new_workbook_path(out: Path, now: datetime) -> Path:
+    """``reconciliation-<China time stamp>.xlsx`` in ``out``, never the name of an existing file."""
+    stamp = now.astimezone(SHANGHAI).strftime("%Y%m%d-%H%M%S")
+    path, n = out / f"reconciliation-{stamp}.xlsx", 2
+    while path.exists():
+        path, n = out / f"reconciliation-{stamp}-{n}.xlsx", n + 1
+    return path
 
 
 def quality_checks(
@@ -72,6 +95,7 @@ def write_reports(
     *,
     run_quality: bool = True,
     systems: Mapping[str, Sequence[str]] | None = None,
+    now: datetime | None = None,
 ) -> tuple[dict[str, Path], ReportData]:
     """Write every report of ``result``; return their paths and the numbers they show.
 
@@ -79,7 +103,8 @@ def write_reports(
     """
     out = report_dir(base, result.period)
     out.mkdir(parents=True, exist_ok=True)
-    shown = result.exceptions.loc[result.exceptions["status"] != "ignored"]
+    shown = shown_exceptions(result.exceptions)
+    workbook = new_workbook_path(out, now or datetime.now(UTC))
     data = build_report_data(
         engine,
         period=result.period,
@@ -88,6 +113,7 @@ def write_reports(
         exceptions=shown,
         stats=result.stats,
     )
+    data.links["workbook"] = workbook.name
     paths: dict[str, Path] = {}
     if run_quality:
         data.quality = quality_checks(engine, result, data, out, systems)
@@ -100,13 +126,15 @@ def write_reports(
             if page
         }
     paths["csv"] = write_exceptions_csv(shown, out / "exceptions.csv")
-    paths["xlsx"] = write_workbook(data, out / "reconciliation.xlsx")
+    paths["xlsx"] = write_workbook(data, workbook, generation=workbook.stem)
     paths["html"] = write_html_report(data, out / "report.html")
     counts = {r["exception_type"]: int(r["count"]) for r in data.by_type.to_dict("records")}
     summary = {
         **result.stats,
         "exceptions_by_type": dict(sorted(counts.items())),
         "kpis": data.kpis,
+        "workbook": workbook.name,  # the current workbook: review and import this one
+        "exceptions_csv": "exceptions.csv (machine interface, UTF-8 without BOM)",
         "cycle_trend": data.cycle_trend.to_dict("records"),
         "quality": {k: v for k, v in (data.quality or {}).items() if k != "data_docs"},
     }

@@ -24,15 +24,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
 from data_contracts.frames import to_frame
 from oafin.engine.keys import norm_keys, split_list
 from oafin.periods import SHANGHAI, Period
+from oafin.reporting.details_zh import detail_sentence, invoice_claim_no, risk_of
+from oafin.reporting.labels_zh import (
+    CONTROL,
+    OVER_LIMIT,
+    PAID_OUT,
+    TYPES,
+    UNAPPROVED,
+    UNPAID,
+    risk_category,
+    type_label,
+    type_name,
+)
 from oafin.reporting.redact import redact_text
 from oafin.reporting.review_table import exception_review
 from oafin.standard import EXCEPTION_TYPES
-from oafin.warehouse.schema import STANDARD_TABLES, exception
+from oafin.warehouse.lifecycle import read_events
+from oafin.warehouse.schema import STANDARD_TABLES, exception, quarantine
 from oafin.warehouse.store import read_table
 
 # (low, high, label): days since the record's business date (approval, posting or payment).
@@ -45,23 +58,8 @@ AGE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
 )
 AGE_LABELS = tuple(label for *_, label in AGE_BUCKETS)
 
-# A short human reason per type: (Chinese, English).
-REASONS: dict[str, tuple[str, str]] = {
-    "MISSING_IN_FINANCE": ("OA已审批，财务无单据", "approved in OA, nothing in finance"),
-    "MISSING_IN_OA": ("财务有单据，OA无审批", "in finance with no OA approval behind it"),
-    "AMOUNT_MISMATCH": ("金额不一致", "OA and finance amounts differ"),
-    "STATUS_MISMATCH": ("状态不一致", "rejected or withdrawn in OA but settled in finance"),
-    "PAYEE_MISMATCH": ("收款人不一致", "paid to someone other than the applicant"),
-    "DUPLICATE_PAYMENT": ("重复付款", "paid more than once"),
-    "DUPLICATE_INVOICE": ("发票重复报销", "invoice used on more than one claim"),
-    "INVALID_INVOICE": ("发票无效", "invoice fails format, checksum or tax arithmetic"),
-    "SELF_APPROVAL": ("本人审批本人", "the applicant approved their own claim"),
-    "APPROVAL_LIMIT": ("超审批权限", "approved above the approver's limit"),
-    "BUDGET_OVERRUN": ("超预算", "approved claims exceed the budget line"),
-    "LATE_PAYMENT": ("付款超期", "paid later than the SLA, or still unpaid"),
-    "UNMAPPED_CODE": ("编码无法映射", "a source value the mapping does not know"),
-    "CONTRACT_VIOLATION": ("数据不合规", "the record failed its data contract"),
-}
+# A short human reason per type: (Chinese, English); the names live in labels_zh.
+REASONS: dict[str, tuple[str, str]] = {k: (zh, en) for k, (_name, zh, en) in TYPES.items()}
 LIVE_DOC_EXCLUDED = ("reversed", "rejected")
 
 
@@ -214,7 +212,7 @@ def _matched_claim_ids(
     refs = set(norm_keys(live["claim_no_ref"]).dropna()) - {""}
     matched = set(claims.loc[norm_keys(claims["claim_no"]).isin(refs), "claim_id"])
     if inspect(engine).has_table("match"):
-        from sqlalchemy import MetaData, Table, select
+        from sqlalchemy import MetaData, Table
 
         with engine.connect() as conn:
             table = Table("match", MetaData(), autoload_with=conn)
@@ -260,10 +258,25 @@ def enrich_exceptions(
     reviews: pd.DataFrame,
     as_of: datetime,
     budgets: pd.DataFrame | None = None,
+    quarantine_dates: pd.Series | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The exceptions with what a reviewer needs beside them (see the module docstring)."""
+    """The exceptions with what a reviewer needs beside them (see the module docstring).
+
+    ``quarantine_dates``: business key → the quarantined record's business date (``scope_at``),
+    so CONTRACT_VIOLATION and UNMAPPED_CODE rows are dated by their record, not by the run;
+    ``history``: the lifecycle's events (``oafin.warehouse.lifecycle.exception_event``)."""
     ex = exceptions.reset_index(drop=True).copy()
-    for col in ("claim_no", "doc_no", "invoice_no", "budget_code", "person_id", "detail", "comment"):
+    for col in (
+        "claim_no",
+        "doc_no",
+        "invoice_no",
+        "budget_code",
+        "person_id",
+        "amount_fen",
+        "detail",
+        "comment",
+    ):
         if col not in ex.columns:
             ex[col] = None
     ex = ex.drop(columns=["comment"])
@@ -284,6 +297,17 @@ def enrich_exceptions(
     by_doc = pd.Series(doc_date.to_numpy(), index=norm_keys(docs["doc_no"])).groupby(level=0).min()
     event = norm_keys(ex["claim_no"]).map(by_claim)
     event = event.fillna(norm_keys(ex["doc_no"]).map(by_doc))
+    # invoice findings: the date of the claim the invoice was used on
+    inv_claim = pd.Series(
+        [invoice_claim_no(k, d) for k, d in zip(ex["exception_type"], ex["detail"], strict=True)],
+        index=ex.index,
+        dtype=object,
+    )
+    event = event.fillna(norm_keys(inv_claim).map(by_claim))
+    if quarantine_dates is not None and len(quarantine_dates):
+        q = pd.to_datetime(quarantine_dates, utc=True)
+        q = pd.Series(q.to_numpy(), index=norm_keys(pd.Series(quarantine_dates.index))).groupby(level=0).min()
+        event = event.fillna(norm_keys(ex["claim_no"]).map(q)).fillna(norm_keys(ex["doc_no"]).map(q))
     first_seen = pd.to_datetime(ex["first_seen"], utc=True)
     event = pd.to_datetime(event, utc=True).fillna(first_seen)
     ex["event_at"] = event
@@ -291,23 +315,71 @@ def enrich_exceptions(
     ex["age_bucket"] = ex["age_days"].map(age_bucket)
     ex["reason_zh"] = ex["exception_type"].map(lambda k: reason_of(k)[0])
     ex["reason_en"] = ex["exception_type"].map(lambda k: reason_of(k)[1])
-    ex["detail_text"] = _map_distinct(ex["detail"], humanize_detail)
+    ex["type_name"] = ex["exception_type"].map(type_name)
+    ex["type_label"] = ex["exception_type"].map(type_label)
+    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")
+    person = _person_text(names)
+    fen = ex["amount_fen"].astype(object).where(ex["amount_fen"].notna(), None)
+    ex["detail_text"] = [
+        redact_text(detail_sentence(k, d, a, person) or humanize_detail(d)) or ""
+        for k, d, a in zip(ex["exception_type"], ex["detail"], fen, strict=True)
+    ]
+    risk = [risk_of(k, a, d) for k, a, d in zip(ex["exception_type"], fen, ex["detail"], strict=True)]
+    ex["risk_fen"] = pd.array([r[0] for r in risk], dtype="Int64")
+    ex["priority"] = [r[1] for r in risk]
+    ex["risk_category"] = [r[2] for r in risk]
     comments = reviews.set_index("exception_id")["comment"] if len(reviews) else pd.Series(dtype=object)
     ex["comment"] = ex["exception_id"].map(comments)
-    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")
+    ex["history"] = ex["exception_id"].map(history_texts(history)) if history is not None else None
+    # What finance acts on first: money already paid out wrongly, then the largest sum at risk,
+    # then the oldest; type order and keys only break ties (a stable, reproducible list).
     order = {k: i for i, k in enumerate(EXCEPTION_TYPES)}
     ex["_o"] = ex["exception_type"].map(order).fillna(len(order))
-    ex = ex.sort_values(["_o", "claim_no", "doc_no", "invoice_no", "budget_code"], na_position="first")
-    return ex.drop(columns=["_o"]).reset_index(drop=True)
+    ex["_r"] = -ex["risk_fen"].fillna(0).astype("int64")
+    ex["_a"] = -ex["age_days"].fillna(0).astype("int64")
+    ex = ex.sort_values(
+        ["priority", "_r", "_a", "_o", "claim_no", "doc_no", "invoice_no", "budget_code"],
+        na_position="first",
+        kind="stable",
+    )
+    return ex.drop(columns=["_o", "_r", "_a"]).reset_index(drop=True)
+
+
+def _person_text(names: pd.DataFrame) -> Any:
+    """person id → ``张三（财务部）``; an id the people table lacks is shown masked."""
+
+    def text(pid: str | None) -> str:
+        if not pid:
+            return "（未知）"
+        key = str(pid).strip()
+        if key in names.index:
+            name, dept = names.at[key, "name"], names.at[key, "department"]
+            return f"{name}（{dept}）" if isinstance(dept, str) and dept else str(name)
+        return redact_text(key) or key
+
+    return text
+
+
+def history_texts(history: pd.DataFrame | None) -> pd.Series:
+    """exception id → its events, oldest first, one line each (``2026-11-05 重新打开：…``)."""
+    if history is None or history.empty:
+        return pd.Series(dtype=object)
+    h = history.sort_values(["exception_id", "at", "seq"] if "seq" in history else ["exception_id", "at"])
+    at = pd.to_datetime(h["at"], utc=True).dt.tz_convert(SHANGHAI).dt.strftime("%Y-%m-%d")
+    lines = at + " " + h["note"].fillna("").map(lambda t: redact_text(t) or "")
+    return lines.groupby(h["exception_id"]).agg("\n".join)
 
 
 def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Counts and amounts by type, counts by type and age bucket, top departments by amount."""
     amount = ex["amount_fen"].fillna(0).astype("int64").abs()
-    g = ex.assign(abs_fen=amount).groupby("exception_type")
-    by_type = pd.DataFrame({"count": g.size(), "amount_fen": g["abs_fen"].sum()}).reindex(
-        [k for k in EXCEPTION_TYPES if k in g.groups] + sorted(set(g.groups) - set(EXCEPTION_TYPES))
-    )
+    risk = (ex["risk_fen"] if "risk_fen" in ex else pd.Series(0, index=ex.index)).fillna(0).astype("int64")
+    g = ex.assign(abs_fen=amount, risk=risk).groupby("exception_type")
+    known = [k for k in EXCEPTION_TYPES if k in g.groups]
+    known.sort(key=lambda k: risk_category(k)[0])  # by what finance acts on first, then type order
+    by_type = pd.DataFrame(
+        {"count": g.size(), "amount_fen": g["abs_fen"].sum(), "risk_fen": g["risk"].sum()}
+    ).reindex(known + sorted(set(g.groups) - set(EXCEPTION_TYPES)))
     by_type = by_type.rename_axis("exception_type").reset_index()
     by_age = (
         pd.crosstab(ex["exception_type"], ex["age_bucket"]).reindex(columns=list(AGE_LABELS), fill_value=0)
@@ -318,11 +390,17 @@ def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
         by_age.reindex(by_type["exception_type"], fill_value=0).rename_axis("exception_type").reset_index()
     )
     by_age.columns.name = None
-    dep = ex.assign(abs_fen=amount, department=ex["department"].fillna("(unknown 未知)")).groupby(
+    dep = ex.assign(abs_fen=amount, risk=risk, department=ex["department"].fillna("(unknown 未知)")).groupby(
         "department"
     )
-    top = pd.DataFrame({"count": dep.size(), "amount_fen": dep["abs_fen"].sum()}).rename_axis("department")
-    top = top.reset_index().sort_values(["amount_fen", "department"], ascending=[False, True]).head(10)
+    top = pd.DataFrame(
+        {"count": dep.size(), "amount_fen": dep["abs_fen"].sum(), "risk_fen": dep["risk"].sum()}
+    ).rename_axis("department")
+    top = (
+        top.reset_index()
+        .sort_values(["risk_fen", "amount_fen", "department"], ascending=[False, False, True])
+        .head(10)
+    )
     return by_type, by_age, top.reset_index(drop=True)
 
 
@@ -342,6 +420,9 @@ def build_report_data(
     budgets = _read(engine, "budget")
     with engine.connect() as conn:
         reviews = read_table(conn, exception_review)
+        q = conn.execute(select(quarantine.c.business_key, quarantine.c.scope_at)).all()
+        history = read_events(conn, exceptions["exception_id"].tolist()) if len(exceptions) else None
+    quarantine_dates = pd.Series([r[1] for r in q], index=[r[0] for r in q], dtype=object)
     scoped = claims.loc[_scope(claims, Period.parse(period))]
     approved = scoped.loc[scoped["status"] == "approved"]
     return assemble_report_data(
@@ -356,6 +437,8 @@ def build_report_data(
         reviews=reviews,
         matched_claim_ids=_matched_claim_ids(engine, approved, docs, period, company_code),
         budgets=budgets,
+        quarantine_dates=quarantine_dates,
+        history=history,
     )
 
 
@@ -372,9 +455,13 @@ def assemble_report_data(
     reviews: pd.DataFrame,
     matched_claim_ids: set[str],
     budgets: pd.DataFrame | None = None,
+    quarantine_dates: pd.Series | None = None,
+    history: pd.DataFrame | None = None,
 ) -> ReportData:
     """The report's numbers from standard frames (``to_frame`` dtypes); pure, for tests and benches."""
-    ex = enrich_exceptions(exceptions, claims, docs, people, reviews, as_of, budgets)
+    ex = enrich_exceptions(
+        exceptions, claims, docs, people, reviews, as_of, budgets, quarantine_dates, history
+    )
     by_type, by_age, top = summarise(ex)
     cycles = cycle_times(claims, docs, as_of)
     trend = cycle_trend(cycles, period)
@@ -385,12 +472,23 @@ def assemble_report_data(
     is_matched = approved["claim_id"].isin(matched_claim_ids)
     fen = approved["amount_fen"].fillna(0).astype("int64")
     ex_fen = ex["amount_fen"].fillna(0).astype("int64")
+    risk = ex["risk_fen"].fillna(0).astype("int64")
     kpis = {
         "auto_match_rate": stats.get("auto_match_rate"),
         "data_accuracy": stats.get("data_accuracy"),
         "exceptions": len(ex),
-        "exceptions_open": int((ex["status"] == "open").sum()),
+        "exceptions_open": int(ex["status"].isin(("open", "reopened")).sum()),
+        # the sum of the claims' and documents' amounts behind the exceptions (not money at risk)
         "exceptions_amount_fen": int(ex_fen.abs().sum()),
+        # money at risk (labels_zh.RISK_DEFINITIONS), apart from the control findings
+        "risk_fen": int(risk.sum()),
+        "risk_paid_out_fen": int(risk[ex["priority"] == PAID_OUT[0]].sum()),
+        "risk_unapproved_fen": int(risk[ex["priority"] == UNAPPROVED[0]].sum()),
+        "risk_over_limit_fen": int(risk[ex["priority"] == OVER_LIMIT[0]].sum()),
+        "risk_unpaid_fen": int(risk[ex["priority"] == UNPAID[0]].sum()),
+        "exceptions_with_risk": int((risk > 0).sum()),
+        "control_findings": int((ex["priority"] == CONTROL[0]).sum()),
+        "exceptions_reopened": int((ex["status"] == "reopened").sum()),
         "claims_in_scope": int(len(scoped)),
         "approved_in_scope": int(len(approved)),
         "matched_claims": int(is_matched.sum()),
@@ -415,6 +513,12 @@ def assemble_report_data(
         top_departments=top,
         cycle_trend=trend,
     )
+
+
+def shown_exceptions(exceptions: pd.DataFrame) -> pd.DataFrame:
+    """The one definition of "the run's exceptions" every count uses (CLI, log, workbook, HTML,
+    summary.json, KPIs): what the run found, less those a reviewer set to ``ignored``."""
+    return exceptions.loc[exceptions["status"] != "ignored"]
 
 
 def exceptions_of_run(engine: Engine, period: str, company_code: str, as_of: datetime) -> pd.DataFrame:

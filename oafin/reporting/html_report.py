@@ -4,8 +4,9 @@ Self-contained: inline CSS, inline SVG charts, a few lines of inline script for 
 Content-Security-Policy meta tag forbids every network fetch, so a stray external reference would
 be blocked and show up as a console error (which the browser test treats as a failure).
 
-Big periods: the exception list embeds at most ``MAX_ROWS`` rows (largest amounts first) as JSON
-and pages through them 50 at a time; the summaries above it always cover every exception, and
+Big periods: the exception list embeds at most ``MAX_ROWS`` rows as JSON, in the order finance
+acts on them (money already paid out wrongly first, then by money at risk; ``context``), and
+pages through them 50 at a time; the summaries above it always cover every exception, and
 the workbook and CSV hold all rows.
 """
 
@@ -20,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from oafin.periods import SHANGHAI
 from oafin.reporting.context import AGE_LABELS, ReportData, reason_of
+from oafin.reporting.labels_zh import RISK_DEFINITIONS, status_label, type_label, type_name
 from oafin.reporting.redact import redact_text
 
 MAX_ROWS = 5000
@@ -106,23 +108,21 @@ def _trend_chart(trend: pd.DataFrame, w: int = 560, h: int = 220) -> dict[str, A
 
 
 def _rows_json(ex: pd.DataFrame) -> tuple[str, int]:
-    """The exceptions the page lists (largest amounts first, at most ``MAX_ROWS``) as safe JSON."""
-    order = ex.assign(_abs=ex["amount_fen"].fillna(0).astype("int64").abs()).sort_values(
-        ["_abs", "exception_type"], ascending=[False, True], kind="stable"
-    )
-    shown = order.head(MAX_ROWS)
+    """The exceptions the page lists (in ``ex``'s order: what to act on first; at most ``MAX_ROWS``)."""
+    shown = ex.head(MAX_ROWS)
     rows = [
         [
-            _text(r["exception_type"]),
+            _text(type_label(r["exception_type"])),
             _text(r["claim_no"]) or _text(r["doc_no"]) or _text(r["invoice_no"]) or _text(r["budget_code"]),
             _text(r["person_name"]),
             _text(r["department"]),
-            yuan(r["amount_fen"]),
+            yuan(r["risk_fen"]) if r["risk_fen"] else "—",
+            _text(r["risk_category"]),
             _date(r["event_at"]),
             "" if pd.isna(r["age_days"]) else int(r["age_days"]),
-            _text(r["reason_zh"]),
             _text(r["detail_text"]),
-            _text(r["status"]),
+            _text(status_label(r["status"])),
+            _text(r.get("history")),
         ]
         for r in shown.to_dict("records")
     ]
@@ -134,18 +134,25 @@ def _rows_json(ex: pd.DataFrame) -> tuple[str, int]:
 def render_html(data: ReportData) -> str:
     k = data.kpis
     kpis = [
+        ("risk_fen", "Money at risk 风险金额", yuan(k["risk_fen"]), k["risk_fen"]),
+        (
+            "risk_paid_out_fen",
+            "Paid out wrongly 已付出需追回",
+            yuan(k["risk_paid_out_fen"]),
+            k["risk_paid_out_fen"],
+        ),
+        ("exceptions", "Exceptions 异常", f"{k['exceptions']:,}", k["exceptions"]),
+        (
+            "control_findings",
+            "Control findings 内控发现",
+            f"{k['control_findings']:,}",
+            k["control_findings"],
+        ),
         (
             "auto_match_rate",
             "Auto-match rate 自动匹配率",
             pct(k.get("auto_match_rate")),
             k.get("auto_match_rate"),
-        ),
-        ("exceptions", "Exceptions 异常", f"{k['exceptions']:,}", k["exceptions"]),
-        (
-            "exceptions_amount_fen",
-            "Exception amount 异常金额",
-            yuan(k["exceptions_amount_fen"]),
-            k["exceptions_amount_fen"],
         ),
         (
             "cycle_median_days",
@@ -162,6 +169,31 @@ def render_html(data: ReportData) -> str:
         ),
     ]
     totals = [
+        (
+            "risk_unapproved_fen",
+            "In finance without approval 无审批入账/付款",
+            yuan(k["risk_unapproved_fen"]),
+            k["risk_unapproved_fen"],
+        ),
+        (
+            "risk_over_limit_fen",
+            "Above a limit or budget 超限额",
+            yuan(k["risk_over_limit_fen"]),
+            k["risk_over_limit_fen"],
+        ),
+        ("risk_unpaid_fen", "Owed, not paid 应付未付", yuan(k["risk_unpaid_fen"]), k["risk_unpaid_fen"]),
+        (
+            "exceptions_open",
+            "Open 未处理 (incl. reopened)",
+            f"{k['exceptions_open']:,}",
+            k["exceptions_open"],
+        ),
+        (
+            "exceptions_reopened",
+            "Reopened 重新打开",
+            f"{k['exceptions_reopened']:,}",
+            k["exceptions_reopened"],
+        ),
         ("claims_in_scope", "Claims in scope 本期审批单", f"{k['claims_in_scope']:,}", k["claims_in_scope"]),
         ("approved_in_scope", "Approved 已审批", f"{k['approved_in_scope']:,}", k["approved_in_scope"]),
         ("matched_claims", "Matched claims 已匹配", f"{k['matched_claims']:,}", k["matched_claims"]),
@@ -184,10 +216,12 @@ def render_html(data: ReportData) -> str:
     by_type = [
         {
             "type": r["exception_type"],
-            "reason": " / ".join(reason_of(r["exception_type"])),
+            "name": type_name(r["exception_type"]),
+            "reason": reason_of(r["exception_type"])[0],
             "count": int(r["count"]),
-            "amount_fen": int(r["amount_fen"]),
-            "amount": yuan(r["amount_fen"]),
+            "amount_fen": int(r["risk_fen"]),
+            "amount": yuan(r["risk_fen"]) if r["risk_fen"] else "—",
+            "definition": RISK_DEFINITIONS.get(r["exception_type"], (None, ""))[1],
         }
         for r in data.by_type.to_dict("records")
     ]
@@ -200,8 +234,8 @@ def render_html(data: ReportData) -> str:
         {
             "department": str(r["department"]),
             "count": int(r["count"]),
-            "amount_fen": int(r["amount_fen"]),
-            "amount": yuan(r["amount_fen"]),
+            "amount_fen": int(r["risk_fen"]),
+            "amount": yuan(r["risk_fen"]),
         }
         for r in data.top_departments.to_dict("records")
     ]
@@ -222,10 +256,11 @@ def render_html(data: ReportData) -> str:
         kpis=[{"key": a, "label": b, "text": c, "value": "" if d is None else d} for a, b, c, d in kpis],
         totals=[{"key": a, "label": b, "text": c, "value": "" if d is None else d} for a, b, c, d in totals],
         by_type=by_type,
-        type_bars=_hbars([(r["type"], r["count"], f"{r['count']:,}") for r in by_type]),
+        type_bars=_hbars([(r["name"], r["count"], f"{r['count']:,}") for r in by_type]),
         age_labels=AGE_LABELS,
         age_bars=_hbars([(a, n, f"{n:,}") for a, n in age_totals]),
         ages=ages,
+        workbook=data.links.get("workbook", "reconciliation.xlsx"),
         deps=deps,
         dep_bars=_hbars([(d["department"], d["amount_fen"], d["amount"]) for d in deps], width=340),
         trend=trend,

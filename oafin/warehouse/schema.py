@@ -108,6 +108,20 @@ exception = Table(
     PrimaryKeyConstraint("exception_id"),
 )
 
+# The history of each exception (oafin.warehouse.lifecycle, oafin.review): one row per lifecycle
+# change (at the run's as_of) or imported review decision (at the import's time); never rewritten.
+exception_event = Table(
+    "exception_event",
+    metadata,
+    Column("exception_id", String(40), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("event", String(20), nullable=False),  # reopened | resolved | review
+    Column("status", String(20), nullable=False),  # the status after the event
+    Column("comment", Text),  # the reviewer's comment, for review events
+    Column("note", Text, nullable=False),  # one sentence for people (Chinese)
+    PrimaryKeyConstraint("exception_id", "at", "event"),
+)
+
 # Bookkeeping of runs (wall-clock times live only here).
 run_log = Table(
     "run_log",

@@ -40,8 +40,7 @@ def propose(
     corrections settings the write actions read.
     """
     if period is not None:
-        period = Period.parse(period).name  # strictly: "2026-10
-" is not a second period
+        period = Period.parse(period).name  # strictly: "2026-10\n" is not a second period
     with ledger.writing(engine) as conn:
         proposals = build_proposals(
             conn, tables, comment_userid=comment_userid, period=period, targets=targets, options=options
