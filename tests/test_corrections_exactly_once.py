@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from oafin.sandbox.server import SandboxHandle
 from sqlalchemy import Engine, delete, func, select, update
 
 from oafin.audit import verify_url
@@ -23,6 +22,8 @@ from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import Action
 from oafin.pipeline.corrections.push import push_approved
 from oafin.pipeline.corrections.service import record_decision
+from oafin.sandbox_server import SandboxHandle
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from oafin.warehouse import audit, inflight, ledger
 from oafin.warehouse.audit import audit_log
 from oafin.warehouse.ledger import correction_ledger
@@ -52,7 +53,7 @@ def _actions(dataset, n: int = N_ACTIONS) -> list[Action]:
             applicant_id="P0009",
             amount_fen=1000 + i,
         )
-        for i, inst in enumerate(dataset.dingtalk_instances[:n])
+        for i, inst in enumerate(dingtalk_instances(dataset)[:n])
     ]
 
 

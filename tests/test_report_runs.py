@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from oafin.sandbox.server import SandboxHandle, running_sandbox
 from openpyxl import load_workbook
 
 from oafin.pipeline.report import write_reports
 from oafin.review import import_review
 from oafin.run import run_plain
 from oafin.sandbox.generator import generate
+from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.warehouse.store import connect
 from tests.test_orchestration_support import write_config
 from tests.test_review_import import ID_HEADER, STATUS_HEADER
