@@ -23,6 +23,7 @@ from oafin.pipeline.standardize import map_source, store_standard
 from oafin.records import RawRecord
 from oafin.sandbox import credentials
 from oafin.systems.dingtalk.client import DingTalkClient
+from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from oafin.warehouse.schema import metadata, quarantine, raw_record
 from oafin.warehouse.store import PayloadTooDeepError, canonical_json, land_raw
 from tests.test_orchestration_support import write_config
