@@ -16,9 +16,10 @@ import pytest
 
 from oafin.connectors.limits import RetryPolicy
 from oafin.run import run_plain
-from oafin.sandbox.faults import DATA_KINDS, DRIFT_FIELD, RENAMED_FIELD, TRANSPORT_KINDS
+from oafin.sandbox.faults import TRANSPORT_KINDS
 from oafin.sandbox.generator import generate
 from oafin.sandbox_server import SandboxHandle, running_sandbox
+from oafin.systems.dingtalk.twin_faults import DRIFT_FIELD, RENAMED_FIELD
 from tests.test_orchestration_support import assert_same, snapshot, write_config
 
 SEED = 11
@@ -120,7 +121,7 @@ def test_a_renamed_field_sends_its_records_to_quarantine_with_the_reason(fault_s
 def test_a_record_read_just_before_an_edit_is_updated_by_the_next_run(fault_sandbox, baseline, tmp_path):
     """A stale read lands the old version; the next (fault-free, full) run replaces it, keeps
     both versions in the history, and leaves no exception counted twice."""
-    assert set(DATA_KINDS["edited_record"]) == {"dingtalk", "kingdee"}
+    assert fault_sandbox.faults.systems_for("edited_record") == ["dingtalk", "kingdee"]
     stale = _run_with("edited_record", fault_sandbox, tmp_path)
     assert (stale["raw_record"]["payload"] != baseline["raw_record"]["payload"]).sum() >= 3
     fault_sandbox.reset()

@@ -20,13 +20,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-System = Literal["dingtalk", "kingdee"]
+System = str  # a twin's name; the twins register what faults they support (FaultProfile)
 FaultKind = Literal[
     "http_429",
     "http_500",
@@ -46,7 +46,6 @@ FaultKind = Literal[
     "empty_pages",
     "deep_json",
 ]
-SYSTEMS: Final = ("dingtalk", "kingdee")
 FAULT_KINDS: Final = get_args(FaultKind)
 # Faults on the wire: any call may get them.
 TRANSPORT_KINDS: Final = (
@@ -58,27 +57,19 @@ TRANSPORT_KINDS: Final = (
     "connection_reset",
     "malformed_json",
 )
-# Faults in the data, and the calls they apply to (a path fragment per system).
-DATA_KINDS: Final[dict[str, dict[str, str]]] = {
-    # the same record on two pages: DingTalk's cursor is the server's, so the page starts one
-    # record early; a Kingdee page repeats a row (one row per entry line does that for real)
-    "duplicate_record": {"dingtalk": "/processinstance/listids", "kingdee": "ExecuteBillQuery"},
-    # the record as it was just before an edit that lands right after it was read: an approved
-    # DingTalk instance still running, an audited Kingdee bill still in review
-    "edited_record": {"dingtalk": "/processinstance/get", "kingdee": "ExecuteBillQuery"},
-    # a field the mapping does not know appears (top level and in the form)
-    "schema_drift": {"dingtalk": "/processinstance/get"},
-    # a form field renamed (报销金额 → 报销金额(元)): the record cannot be mapped
-    "renamed_field": {"dingtalk": "/processinstance/get"},
-    # bytes that are not UTF-8 inside a text field of the page (the claim's purpose, 报销事由)
-    "invalid_utf8": {"dingtalk": "/processinstance/get"},
-    # paging that never ends (issue #10 item 11): a Kingdee that ignores StartRow (every page is
-    # the first), a DingTalk cursor that advances over empty pages
-    "ignored_start_row": {"kingdee": "ExecuteBillQuery"},
-    "empty_pages": {"dingtalk": "/processinstance/listids"},
-    # a value nested 100,000 levels deep inside one instance (issue #10 item 12)
-    "deep_json": {"dingtalk": "/processinstance/get"},
-}
+# Faults in the data: each twin says which it supports and on which call (FaultProfile.data_paths),
+# and how it changes its own answers (FaultProfile.change). The last three make paging that never
+# ends (issue #10 item 11) and a value nested 100,000 levels deep (issue #10 item 12).
+DATA_KINDS: Final = (
+    "duplicate_record",
+    "edited_record",
+    "schema_drift",
+    "renamed_field",
+    "invalid_utf8",
+    "ignored_start_row",
+    "empty_pages",
+    "deep_json",
+)
 # What --fault-rate draws from: every fault a correct client survives with the same final data.
 RANDOM_KINDS: Final = (
     *TRANSPORT_KINDS,
@@ -96,17 +87,11 @@ READ_PATHS: Final = (
     "ExecuteBillQuery",
 )
 DEFAULT_SLOW_SECONDS: Final = 1.5
-RENAMED_FIELD: Final = ("报销金额", "报销金额(元)")
-DRIFT_FIELD: Final = "biz_data_v2"
-UTF8_FIELD: Final = "报销事由"
-_UTF8_MARK: Final = "@@oafin-invalid-utf8@@"
-_DEEP_MARK: Final = "@@oafin-deep-json@@"
+# A twin's ``invalid_utf8`` change writes this into a text value; the bytes go out as 0xFF 0xFE.
+INVALID_UTF8_MARK: Final = "@@oafin-invalid-utf8@@"
+# A twin's ``deep_json`` change writes this string; it goes out as DEEP_LEVELS nested arrays.
+DEEP_JSON_MARK: Final = "@@oafin-deep-json@@"
 DEEP_LEVELS: Final = 100_000
-# Systems with a documented "too many calls" code answered with HTTP 200 (source-systems.md §1.6:
-# DingTalk 90018). Kingdee documents none (§7.5), so it has no such fault.
-RATE_LIMIT_BODIES: Final[dict[str, dict[str, Any]]] = {
-    "dingtalk": {"errcode": 90018, "errmsg": "当前企业调用该接口超过限制，请稍后再试"},
-}
 _HTTP_FAULTS: Final = {"http_429": 429, "http_500": 500, "http_502": 502, "http_503": 503}
 
 
@@ -162,15 +147,32 @@ class Fault:
 ANSWER: Final = "answer"  # the kind of a canned answer armed with FaultPlan.answer
 
 
-def applies(kind: str, system: str, path: str, *, authed: bool) -> bool:
+@dataclass(frozen=True)
+class FaultProfile:
+    """What one twin supports beyond the transport faults every twin gets.
+
+    ``rate_limit_body``: the system's documented "too many calls" answer sent with HTTP 200
+    (None: it documents none, so no ``rate_limit_code`` fault). ``data_paths``: data fault kind ->
+    a fragment of the path of the call it applies to. ``change(kind, request, answer)``: the
+    decoded answer with the data fault applied; ``shift_request(kind, request)``: the request the
+    twin answers instead (e.g. a page that starts one record early).
+    """
+
+    rate_limit_body: Mapping[str, Any] | None = None
+    data_paths: Mapping[str, str] = field(default_factory=dict)
+    change: Callable[[str, Any, Any], Any] | None = None
+    shift_request: Callable[[str, Any], Any] | None = None
+
+
+def applies(kind: str, profile: FaultProfile, path: str, *, authed: bool) -> bool:
     """Whether ``kind`` can hit this call (a random fault is drawn only among those that can)."""
     if kind in TRANSPORT_KINDS:
         return True
     if kind == "token_expired":
         return authed
     if kind == "rate_limit_code":
-        return system in RATE_LIMIT_BODIES
-    target = DATA_KINDS.get(kind, {}).get(system)
+        return profile.rate_limit_body is not None
+    target = profile.data_paths.get(kind)
     return target is not None and target in path
 
 
@@ -179,6 +181,7 @@ class FaultPlan:
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._profiles: dict[str, FaultProfile] = {}
         self._lock = threading.Lock()
         self.rate = 0.0
         self.kinds: tuple[str, ...] = RANDOM_KINDS
@@ -211,6 +214,22 @@ class FaultPlan:
             if slow_seconds is not None:
                 self.slow_seconds = slow_seconds
 
+    def register(self, system: str, profile: FaultProfile) -> None:
+        """A twin named ``system`` serves with this plan and supports what ``profile`` says."""
+        with self._lock:
+            self._profiles[system] = profile
+
+    def profile(self, system: str) -> FaultProfile:
+        return self._profiles.get(system, FaultProfile())
+
+    def systems_for(self, kind: str) -> list[str]:
+        """The registered twins a data or rate-limit fault ``kind`` applies to."""
+        return sorted(
+            name
+            for name, p in self._profiles.items()
+            if kind in p.data_paths or (kind == "rate_limit_code" and p.rate_limit_body is not None)
+        )
+
     def inject(self, system: System, kind: FaultKind, *, path_contains: str = "", times: int = 1) -> None:
         """Answer the next ``times`` calls to ``system`` whose path contains ``path_contains`` with ``kind``.
 
@@ -220,16 +239,20 @@ class FaultPlan:
         the call carries is expired first, so the call fails as an expired one would (token and
         login calls themselves are never hit by this fault). ``http_502`` too; ``slow``: the
         answer after ``slow_seconds``; ``connection_reset``: half the answer, then the
-        connection drops. Data faults (``DATA_KINDS``) hit only the calls they apply to.
+        connection drops. Data faults (``DATA_KINDS``) hit only the calls the twin's
+        ``FaultProfile`` applies them to.
         """
-        if system not in SYSTEMS:
-            raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}")
+        if system not in self._profiles:
+            raise ValueError(
+                f"system must be one of the running twins {sorted(self._profiles)}, got {system!r}"
+            )
+        profile = self._profiles[system]
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}, got {kind!r}")
-        if kind == "rate_limit_code" and system not in RATE_LIMIT_BODIES:
+        if kind == "rate_limit_code" and profile.rate_limit_body is None:
             raise ValueError(f"{system} has no documented rate-limit code")
-        if kind in DATA_KINDS and system not in DATA_KINDS[kind]:
-            raise ValueError(f"{kind} applies to {sorted(DATA_KINDS[kind])} only")
+        if kind in DATA_KINDS and kind not in profile.data_paths:
+            raise ValueError(f"{kind} applies to {self.systems_for(kind)} only")
         if times < 1:
             raise ValueError("times must be at least 1")
         with self._lock:
@@ -258,7 +281,7 @@ class FaultPlan:
             for fault in self._faults:
                 if fault.system != system or fault.path_contains not in path:
                     continue
-                if fault.body is None and not applies(fault.kind, system, path, authed=authed):
+                if fault.body is None and not applies(fault.kind, self.profile(system), path, authed=authed):
                     continue
                 fault.times -= 1
                 if fault.times == 0:
@@ -268,7 +291,8 @@ class FaultPlan:
                 return None
             if self._random.random() >= self.rate:
                 return None
-            candidates = [k for k in self.kinds if applies(k, system, path, authed=authed)]
+            profile = self.profile(system)
+            candidates = [k for k in self.kinds if applies(k, profile, path, authed=authed)]
             return Fault(system, self._random.choice(candidates), path, 0) if candidates else None
 
     def pending(self) -> list[Fault]:
@@ -350,10 +374,13 @@ class SandboxMiddleware:
         calls: CallLog,
         expire_credential: Callable[[Scope], None],
         is_authed: Callable[[str], bool],
+        profile: FaultProfile | None = None,
     ) -> None:
         self.app = app
         self.system = system
         self.faults = faults
+        self.profile = profile or FaultProfile()
+        faults.register(system, self.profile)  # again, if the twin did not (it is built lazily)
         self.calls = calls
         self.expire_credential = expire_credential
         self.is_authed = is_authed
@@ -378,7 +405,7 @@ class SandboxMiddleware:
             headers = {"retry-after": "0"} if kind == "http_429" else {}
             await _send(logged, _HTTP_FAULTS[kind], b"sandbox fault: " + kind.encode(), "text/plain", headers)
         elif kind == "rate_limit_code":
-            body = {**RATE_LIMIT_BODIES[self.system], "request_id": uuid.uuid4().hex}
+            body = {**(self.profile.rate_limit_body or {}), "request_id": uuid.uuid4().hex}
             await _send(logged, 200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
         elif kind == "malformed_json":
             await self._truncated(scope, receive, logged)
@@ -442,94 +469,28 @@ class SandboxMiddleware:
         raise _ConnectionReset("sandbox fault: connection_reset")
 
     async def _rewritten(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """The real answer with its data changed as ``kind`` says (``DATA_KINDS``)."""
+        """The real answer with its data changed as the twin's ``FaultProfile`` says."""
         raw = await _read_body(receive)
         request = _json(raw)
-        if kind == "duplicate_record" and self.system == "dingtalk" and isinstance(request, dict):
-            cursor = request.get("cursor") or 0
-            if isinstance(cursor, int) and cursor > 0:
-                request = {**request, "cursor": cursor - 1}  # the page starts one record early
-                raw = json.dumps(request).encode()
-        if (
-            kind == "ignored_start_row"
-            and isinstance(request, dict)
-            and isinstance(request.get("data"), dict)
-        ):
-            request = {**request, "data": {**request["data"], "StartRow": 0}}
-            raw = json.dumps(request, ensure_ascii=False).encode()
+        if self.profile.shift_request is not None:
+            shifted = self.profile.shift_request(kind, request)
+            if shifted is not request:
+                request, raw = shifted, json.dumps(shifted).encode()
         start, body = await self._captured(scope, _replay(raw, receive))
         answer = _json(body)
-        if answer is not None:
-            answer = _change(kind, self.system, request, answer)
+        if answer is not None and self.profile.change is not None:
+            answer = self.profile.change(kind, request, answer)
             body = json.dumps(answer, ensure_ascii=False).encode()
             if kind == "invalid_utf8":
-                body = body.replace(_UTF8_MARK.encode(), b"\xff\xfe", 1)
+                body = body.replace(INVALID_UTF8_MARK.encode(), b"\xff\xfe", 1)
             if kind == "deep_json":  # written as bytes: json.dumps cannot nest this deep either
-                body = body.replace(f'"{_DEEP_MARK}"'.encode(), b"[" * DEEP_LEVELS + b"]" * DEEP_LEVELS, 1)
+                body = body.replace(
+                    f'"{DEEP_JSON_MARK}"'.encode(), b"[" * DEEP_LEVELS + b"]" * DEEP_LEVELS, 1
+                )
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _kingdee_keys(request: Any) -> list[str]:
-    data = request.get("data") if isinstance(request, dict) else None
-    if isinstance(data, str):
-        data = _json(data.encode())
-    keys = data.get("FieldKeys", "") if isinstance(data, dict) else ""
-    return [k.strip().lower() for k in str(keys).split(",")]
-
-
-def _change(kind: str, system: str, request: Any, answer: Any) -> Any:
-    """The data fault applied to a decoded answer (unchanged where it does not apply)."""
-    if system == "kingdee":
-        rows = answer if isinstance(answer, list) and all(isinstance(r, list) for r in answer) else None
-        if not rows:
-            return answer
-        data = request.get("data") if isinstance(request, dict) else None
-        limit = data.get("Limit") if isinstance(data, dict) else None
-        if kind == "duplicate_record" and isinstance(limit, int) and len(rows) < limit:
-            return [*rows, list(rows[0])]
-        if kind == "edited_record":
-            keys = _kingdee_keys(request)
-            for name, before in (("fdocumentstatus", "B"),):
-                if name in keys:
-                    i = keys.index(name)
-                    for row in rows:
-                        if row[i] == "C":
-                            row[i] = before  # audited → still in review when read
-                            break
-        return rows
-    if kind == "empty_pages" and isinstance(answer, dict) and isinstance(request, dict):
-        cursor = request.get("cursor") or 0
-        answer["result"] = {"list": [], "next_cursor": int(cursor) + int(request.get("size") or 20)}
-        return answer
-    instance = answer.get("process_instance") if isinstance(answer, dict) else None
-    if not isinstance(instance, dict):
-        return answer
-    if kind == "edited_record" and instance.get("status") == "COMPLETED":
-        instance.update(status="RUNNING", result="")
-    elif kind == "schema_drift":
-        instance[DRIFT_FIELD] = {"source": "sandbox schema drift", "version": 2}
-        forms = list(instance.get("form_component_values") or [])
-        forms.append(
-            {"name": "新增字段", "value": "drift", "id": "TextField_DRIFT", "component_type": "TextField"}
-        )
-        instance["form_component_values"] = forms
-    elif kind == "deep_json":
-        instance["oafin_nested"] = _DEEP_MARK
-    elif kind == "invalid_utf8":
-        for comp in instance.get("form_component_values") or []:
-            if isinstance(comp, dict) and comp.get("name") == UTF8_FIELD:
-                comp["value"] = f"{comp.get('value') or ''}{_UTF8_MARK}"  # becomes bytes 0xFF 0xFE
-                break
-    elif kind == "renamed_field":
-        old, new = RENAMED_FIELD
-        instance["form_component_values"] = [
-            {**c, "name": new} if isinstance(c, dict) and c.get("name") == old else c
-            for c in instance.get("form_component_values") or []
-        ]
-    return answer
 
 
 async def _send(

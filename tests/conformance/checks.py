@@ -7,7 +7,7 @@ against a deliberately broken twin and expects them to fail.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 
 import pytest
@@ -150,6 +150,58 @@ def check_round_trip(run: Running, kind: str) -> None:
         assert got == expected, f"{sut.name} {kind} {raw.source_id}: {got} != {expected}"
         clean += 1
     assert clean >= 0.9 * len(raws) and clean > 0
+
+
+def check_noise_maps_to_the_same_facts(run: Running, kind: str, per_kind: int = 2) -> None:
+    """The same fact written differently (full-width digits, thousands separators, a yen sign,
+    stray spaces, a hand-typed claim number, a time just past midnight China time) maps to the
+    neutral month's fact: a few records of each kind of noise, read over HTTP one by one."""
+    sut = run.sut
+    chosen: dict[str, list[tuple[datetime, str]]] = {}
+    for moment, source_id in sut.served(run.dataset, kind):
+        item = sut.month_item(run.dataset, RawRecord(sut.name, kind, source_id, {}))
+        for label in _noise(run, item):
+            if len(chosen.setdefault(label, [])) < per_kind:
+                chosen[label].append((moment, source_id))
+    assert chosen, f"{sut.name} {kind}: the sandbox month has no noise to check"
+    mapping, tables = sut.mapping(), load_code_tables()
+    for label, picks in sorted(chosen.items()):
+        for moment, source_id in picks:
+            with sut.open(run.url) as client:
+                window = sut.read(client, kind, moment, moment + timedelta(seconds=1))
+                raws = [r for r in window if r.source_id == source_id]
+            assert len(raws) == 1, f"{sut.name} {kind} {source_id}: read {len(raws)} times"
+            (record,) = map_records(mapping, raws, tables, sut.mapping_context)
+            item = sut.month_item(run.dataset, raws[0])
+            assert not record.issues, (label, source_id, record.issues)
+            expected = _standard_facts(item)
+            got = {k: record.values.get(k) for k in expected}
+            assert got == expected, f"{sut.name} {kind} {source_id} ({label}): {got} != {expected}"
+
+
+def _noise(run: Running, item: Claim | Bill | Payment) -> list[str]:
+    """The kinds of harmless noise on one of the month's objects (none on a quarantined claim)."""
+    start, _ = period_window(run.dataset)
+    if isinstance(item, Claim):
+        if item.quarantined:
+            return []
+        labels = [f"padded {name}" for name in item.text_pad]
+        text = item.amount_text or ""
+        styles = {"full-width": "．" in text, "thousands": "," in text, "yen sign": text.startswith("¥")}
+        labels += [f"amount {style}" for style, present in styles.items() if present]
+        if item.finished is not None and abs(item.finished - start) < timedelta(minutes=30):
+            labels.append("decided near midnight at the period start")
+        return labels
+    if isinstance(item, Bill):
+        labels = ["claim number hand-typed"] if item.claim and item.oa_no_text != item.claim.claim_no else []
+        return (
+            labels
+            + (["staff id padded"] if item.staff_pad else [])
+            + (["amount as text"] if item.amount_as_text else [])
+        )
+    return (["paid straight from the claim"] if item.oa_no_text else []) + (
+        ["batch"] if len(item.bills) > 1 else []
+    )
 
 
 def _standard_facts(item: Claim | Bill | Payment) -> dict[str, object]:

@@ -36,3 +36,7 @@ def test_documented_error_shapes_name_system_and_call(sut: Running, error_shape:
 
 def test_records_round_trip_through_the_default_mapping(sut: Running, kind: str) -> None:
     checks.check_round_trip(sut, kind)
+
+
+def test_noise_maps_to_the_same_facts(sut: Running, kind: str) -> None:
+    checks.check_noise_maps_to_the_same_facts(sut, kind)

@@ -30,6 +30,7 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
+from oafin.systems.dingtalk.twin_faults import FAULTS
 from oafin.systems.dingtalk.twin_render import instances
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
@@ -222,6 +223,7 @@ def create_dingtalk_app(
         token = Request(scope).query_params.get("access_token")
         state.tokens.expire(token)
 
+    faults.register("dingtalk", FAULTS)  # now: faults may be armed before the first call
     app = Starlette(
         routes=[
             Route("/gettoken", gettoken, methods=["GET"]),
@@ -237,6 +239,7 @@ def create_dingtalk_app(
                 calls=calls,
                 expire_credential=expire,
                 is_authed=lambda path: path != "/gettoken",
+                profile=FAULTS,
             )
         ],
     )

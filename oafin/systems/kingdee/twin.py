@@ -24,6 +24,7 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
+from oafin.systems.kingdee.twin_faults import FAULTS
 from oafin.systems.kingdee.twin_filter import FilterError, Predicate, parse_filter, parse_order, sort_key
 from oafin.systems.kingdee.twin_render import FORM_FIELDS, form_rows
 
@@ -356,6 +357,7 @@ def create_kingdee_app(
     def expire(scope: Scope) -> None:
         state.sessions.expire(Request(scope).cookies.get(SESSION_COOKIE))
 
+    faults.register("kingdee", FAULTS)  # now: faults may be armed before the first call
     app = Starlette(
         routes=[Route("/k3cloud/{service}.common.kdsvc", dispatch, methods=["POST"])],
         middleware=[
@@ -366,6 +368,7 @@ def create_kingdee_app(
                 calls=calls,
                 expire_credential=expire,
                 is_authed=lambda path: "AuthService." not in path,
+                profile=FAULTS,
             )
         ],
     )
