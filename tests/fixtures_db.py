@@ -16,12 +16,16 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from oafin.warehouse.store import connect
-from tests.pg_server import NoPostgres, Served, postgres_for_tests
+from tests.pg_server import NoPostgres, Served, configured_url, postgres_for_tests
 
 _STARTED = pytest.StashKey[Served]()
 
+# The configured URL only. The server the session really uses (maybe a throwaway one) is the
+# ``pg_server_url`` fixture: use that in new code.
+PG_ADMIN_URL = configured_url()
 
-def pg_schema_url(base_url: str, schema: str) -> str:
+
+def pg_schema_url(schema: str, base_url: str = PG_ADMIN_URL) -> str:
     sep = "&" if "?" in base_url else "?"
     return f"{base_url}{sep}options=-csearch_path%3D{schema}"
 
@@ -50,7 +54,7 @@ def pg_url(pg_admin: Engine, pg_server_url: str) -> Iterator[str]:
     schema = f"oafin_t_{uuid.uuid4().hex[:10]}"
     with pg_admin.begin() as conn:
         conn.execute(text(f'create schema "{schema}"'))
-    yield pg_schema_url(pg_server_url, schema)
+    yield pg_schema_url(schema, pg_server_url)
     with pg_admin.begin() as conn:
         conn.execute(text(f'drop schema "{schema}" cascade'))
 
