@@ -226,3 +226,11 @@ def test_runs_opening_a_new_warehouse_at_once_create_it_once(warehouse_url: str)
     assert _version(engine) == [head()]
     _schema_matches_the_code(engine)
     engine.dispose()
+
+
+def test_the_newest_tables_made_without_a_version_are_stamped(warehouse_url: str) -> None:
+    engine = open_engine(warehouse_url)
+    metadata.create_all(engine)  # e.g. by a build of this code before it had migrations
+    ensure_current(engine)
+    assert _version(engine) == [head()]
+    engine.dispose()
