@@ -4,6 +4,7 @@ PostgreSQL (tests/fixtures_db.py)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -199,4 +200,37 @@ def test_oafin_db_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert _read(engine, metadata, "exception") == before["exception"]
     assert main(["db", "upgrade", "--config", str(config)]) == 0
     assert "already at schema revision 0002: nothing to do" in capsys.readouterr().out
+    engine.dispose()
+
+
+def test_runs_opening_a_new_warehouse_at_once_create_it_once(warehouse_url: str) -> None:
+    """The children of a group close start together on one new warehouse: one creates it, the
+    others wait for the lock and find it made."""
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            connect(warehouse_url).dispose()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    engine = open_engine(warehouse_url)
+    assert _version(engine) == [head()]
+    _schema_matches_the_code(engine)
+    engine.dispose()
+
+
+def test_the_newest_tables_made_without_a_version_are_stamped(warehouse_url: str) -> None:
+    engine = open_engine(warehouse_url)
+    metadata.create_all(engine)  # e.g. by a build of this code before it had migrations
+    ensure_current(engine)
+    assert _version(engine) == [head()]
     engine.dispose()

@@ -228,11 +228,14 @@ def ensure_current(engine: Engine, config: str | None = None) -> SchemaState:
     not at it (``WarehouseSchemaError`` with the command to run, naming ``config`` if given)."""
     with engine.connect() as conn:
         state = schema_state(conn)
-    if state.kind == "empty":
+    if state.kind == "empty" or (state.kind == "current" and not state.stamped):
         with _ddl_connection(engine) as conn:
             state = schema_state(conn)  # another process may have created it meanwhile
             if state.kind == "empty":
                 _create_at_head(conn)
+                return SchemaState("current", state.head, state.head, True)
+            if state.kind == "current" and not state.stamped:  # the newest tables, made unversioned
+                MigrationContext.configure(conn).stamp(scripts(), "head")
                 return SchemaState("current", state.head, state.head, True)
     problem = describe_problem(state, _where(engine), config)
     if problem is not None:
