@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from oafin.config import load_settings
 from oafin.connectors.limits import Acquire, RetryPolicy
+from oafin.failure import report_failure
 
 
 def run_flow(
@@ -28,7 +28,7 @@ def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool 
 
         if isinstance(exc, ConfigError):
             raise
-        print(f"oafin: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report_failure("run", exc)  # one line for the operator; the traceback kept
         return 1
     print_summary(summary)
     return 0
