@@ -24,6 +24,7 @@ def propose_corrections(config_path: str, period: str | None = None) -> dict:
         code_tables(settings).people,
         comment_userid=settings.corrections.comment_userid,
         period=period,
+        tolerance_fen=settings.reconcile.amount_tolerance_fen,
     )
     get_run_logger().info(
         "%d actions proposed (%d new), %d exceptions without an automatic correction",

@@ -38,7 +38,7 @@ DOC_STATUS_LABELS = {
     "rejected": "已驳回",
     "reversed": "已冲销",
 }
-TOLERANCE_FEN = 1
+TOLERANCE_FEN = 1  # the default of reconcile.amount_tolerance_fen; callers pass the configured one
 _ZONE = ZoneInfo(BUSINESS_TZ)
 
 
@@ -104,6 +104,7 @@ def build_proposals(
     *,
     comment_userid: str | None,
     period: str | None = None,
+    tolerance_fen: int = TOLERANCE_FEN,
 ) -> Proposals:
     """Actions for the open (or acknowledged) exceptions, optionally of one ``period``, in a stable order."""
     where = exception.c.status.in_(ACTIVE_STATUSES)
@@ -146,7 +147,7 @@ def build_proposals(
                 continue
             out.actions.append(_status_comment(exc, claim, finance, comment_userid))
         else:
-            actions = _flag_recall(exc, claim, finance)
+            actions = _flag_recall(exc, claim, finance, tolerance_fen)
             if not actions:
                 skip("fewer than two payments found for the claim")
             out.actions.extend(actions)
@@ -217,7 +218,9 @@ def _status_comment(exc: dict[str, Any], claim: dict[str, Any], finance: _Financ
     )
 
 
-def _flag_recall(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) -> list[Action]:
+def _flag_recall(
+    exc: dict[str, Any], claim: dict[str, Any], finance: _Finance, tolerance_fen: int = TOLERANCE_FEN
+) -> list[Action]:
     bills, pays = finance.of(claim["claim_no"])
     pays = [(p, share) for p, share in pays if p.get("status") != "reversed"]
     if len(pays) < 2:
@@ -228,7 +231,7 @@ def _flag_recall(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) 
         billed = sum(int(b["amount_fen"] or 0) for b in bills) if bills else int(claim["amount_fen"] or 0)
         excess, paid = [], 0
         for p, share in pays:
-            if paid >= billed - TOLERANCE_FEN:
+            if paid >= billed - tolerance_fen:  # the config's reconcile.amount_tolerance_fen
                 excess.append(p)
             paid += share
         excess = excess or [pays[-1][0]]

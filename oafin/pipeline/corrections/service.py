@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from oafin.periods import Period
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
-from oafin.pipeline.corrections.propose import build_proposals
+from oafin.pipeline.corrections.propose import TOLERANCE_FEN, build_proposals
 from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit, ledger
 
@@ -25,13 +25,20 @@ class Proposed:
 
 
 def propose(
-    engine: Engine, people: pd.DataFrame, *, comment_userid: str | None, period: str | None = None
+    engine: Engine,
+    people: pd.DataFrame,
+    *,
+    comment_userid: str | None,
+    period: str | None = None,
+    tolerance_fen: int = TOLERANCE_FEN,
 ) -> Proposed:
     """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit)."""
     if period is not None:
         period = Period.parse(period).name  # strictly: "2026-10\n" is not a second period
     with ledger.writing(engine) as conn:
-        proposals = build_proposals(conn, people, comment_userid=comment_userid, period=period)
+        proposals = build_proposals(
+            conn, people, comment_userid=comment_userid, period=period, tolerance_fen=tolerance_fen
+        )
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)
     return Proposed([r["idempotency_key"] for r in rows], new, proposals.skipped)
