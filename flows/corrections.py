@@ -9,7 +9,6 @@ approved action exactly once (see ``oafin.pipeline.corrections.push``).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from oafin.config import load_settings
+from oafin.failure import report_failure
 from oafin.pipeline.corrections.approval import Decision, auto_approve, review
 from oafin.pipeline.corrections.service import approval_table, ledger_rows, pending_keys, record_decision
 from oafin.pipeline.runtime import code_tables, settings_from, warehouse
@@ -139,8 +139,8 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
     load_settings(config)  # a bad config fails here, before Prefect starts
     try:
         summary = corrections(config_path=str(Path(config).resolve()), period=period, apply=apply)
-    except Exception as exc:  # the flow's logs hold the details; the operator gets one clear line
-        print(f"oafin: corrections failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # the operator gets one clear line; the traceback is kept
+        report_failure("corrections", exc)
         return 1
     mode = "applied" if apply else "dry run (nothing sent; --apply to push)"
     print(f"corrections {mode}: {summary['proposed']} proposed ({summary['new']} new)")

@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oafin", description="Reconcile an OA system with a finance system."
     )
+    parser.add_argument("--verbose", action="store_true", help="print the traceback when a command fails")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
@@ -109,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before Prefect is imported: its anonymous telemetry is what makes a local SQLite server log
     # "database is locked" noise (prefect-notes.md).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if args.verbose:
+        os.environ["OAFIN_VERBOSE"] = "1"  # oafin.failure.report_failure prints the traceback
+    if args.command in ("demo", "run", "corrections"):  # long runs: the first SIGTERM stops them
+        from oafin.stopping import stop_on_first_sigterm
+
+        stop_on_first_sigterm()
     try:
         if args.command == "demo":
             from oafin.demo import run_demo

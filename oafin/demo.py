@@ -27,6 +27,7 @@ from typing import Any
 
 from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
 from oafin.demo_workdir import prepare_demo_workdir
+from oafin.failure import report_failure
 from oafin.run import print_summary, run_flow
 from oafin.systems.base import env_name
 from oafin.systems.registry import get_system
@@ -123,8 +124,8 @@ def run_demo(
                 faulted = [c for c in sandbox.calls if c.fault]
                 kinds = sorted({c.fault for c in faulted if c.fault})
                 print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
-        except Exception as exc:  # the flow's log above has the details
-            print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # one line for the operator; the traceback kept
+            report_failure("demo's daily flow", exc)
             return 1
     print_summary(summary)
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from oafin.config import Settings, load_settings
 from oafin.connectors.limits import Acquire, RetryPolicy
+from oafin.failure import report_failure
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -38,7 +38,7 @@ def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool 
 
         if isinstance(exc, ConfigError):
             raise
-        print(f"oafin: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report_failure("run", exc)  # one line for the operator; the traceback kept
         return 1
     print_summary(summary)
     return 0

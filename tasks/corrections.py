@@ -27,6 +27,7 @@ def propose_corrections(config_path: str, period: str | None = None) -> dict:
         period=period,
         targets=action_targets([s.system for s in settings.chain_sources]),
         options={**settings.corrections.model_dump(), "company_code": settings.company_code},
+        tolerance_fen=settings.reconcile.amount_tolerance_fen,
     )
     get_run_logger().info(
         "%d actions proposed (%d new), %d exceptions without an automatic correction",

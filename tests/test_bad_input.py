@@ -230,12 +230,29 @@ def test_invalid_utf8_in_a_page_quarantines_those_records_only(sandbox_fresh, sa
     landed = extract_source(engine, settings, "oa", start, end)
     assert not sb.faults.pending()
     records = map_source(engine, settings, settings.source("oa"), code_tables(settings))
-    before = sum(1 for r in records if r.issues)
     summary = store_standard(engine, settings.source("oa"), records)
     with engine.connect() as conn:
-        reasons = [json.loads(r) for (r,) in conn.execute(select(quarantine.c.reasons))]
-    undecodable = [r for r in reasons if any("not valid UTF-8" in i["message"] for i in r)]
+        held = {
+            sid: json.loads(r)
+            for sid, r in conn.execute(select(quarantine.c.source_id, quarantine.c.reasons))
+        }
+    undecodable = {sid for sid, r in held.items() if any("not valid UTF-8" in i["message"] for i in r)}
+    engine.dispose()
+
+    # The same month read without the fault: exactly its quarantine plus the three, nothing else.
+    clean = load_settings(write_config(tmp_path / "clean", sb, f"sqlite:///{tmp_path / 'clean.db'}"))
+    clean_engine = warehouse(clean.warehouse_url)
+    extract_source(clean_engine, clean, "oa", start, end)
+    store_standard(
+        clean_engine,
+        clean.source("oa"),
+        map_source(clean_engine, clean, clean.source("oa"), code_tables(clean)),
+    )
+    with clean_engine.connect() as conn:
+        held_clean = set(conn.execute(select(quarantine.c.source_id)).scalars())
+    clean_engine.dispose()
+
     assert len(undecodable) == 3
     assert summary.valid + summary.quarantined == landed.landed
-    assert summary.quarantined >= before + 3 - 3  # the three may already be bad for other reasons
-    engine.dispose()
+    assert set(held) == held_clean | undecodable
+    assert summary.quarantined == len(held)

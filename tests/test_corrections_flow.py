@@ -193,3 +193,20 @@ def test_cli_dry_run_sends_nothing_and_audit_verify_finds_tampering(
         conn.execute(audit_log.update().where(audit_log.c.seq == 2).values(payload='{"preview":"edited"}'))
     assert cli_main(["audit", "verify", "--config", str(config)]) == 1
     assert "seq 2: content does not match its hash" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_a_failing_corrections_run_says_one_line_and_keeps_the_traceback(
+    prefect_harness, corrections_setup, capsys, tmp_path, monkeypatch
+) -> None:
+    make, engine, sandbox = corrections_setup
+    monkeypatch.setenv("OAFIN_LOG_DIR", str(tmp_path))
+    monkeypatch.delenv("OAFIN_VERBOSE", raising=False)
+    assert cli_main(["corrections", "--config", str(make()), "--period", "2026-10\n"]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("oafin: corrections failed"))
+    assert "period must look like 2026-10" in line and "oafin-errors.log" in line
+    kept = (tmp_path / "oafin-errors.log").read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in kept and "Period.parse" not in line
+    assert "periods.py" in kept  # where it was raised, which the one line does not say
+    assert sandbox.received_writes() == []

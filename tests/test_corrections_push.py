@@ -309,3 +309,64 @@ def test_no_environment_variable_can_kill_a_pushing_process(corrections_setup, s
     proc.join(120)
     assert proc.exitcode == 0
     assert _rows(engine)[key]["status"] == "done"
+
+
+def test_recall_flags_follow_the_configured_amount_tolerance(corrections_setup, sandbox_dataset) -> None:
+    """Which payments are excess depends on the tolerance: a first payment 5 fen short of the
+    bill settles it under a 10 fen tolerance (the 2nd and 3rd are excess), not under 1 fen (only
+    the 3rd is; the 2nd completes the bill). The configured tolerance is used (issue #10 item 16)."""
+    from sqlalchemy import insert, select
+
+    from oafin.warehouse.schema import STANDARD_TABLES
+
+    make, engine, sandbox = corrections_setup
+    docs = STANDARD_TABLES["finance_doc"]
+    with engine.begin() as conn:
+        found = None
+        for claim_no in sandbox_dataset.truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no:
+            bills = [
+                dict(r)
+                for r in conn.execute(
+                    select(docs).where(docs.c.doc_type != "payment", docs.c.claim_no_ref == claim_no)
+                ).mappings()
+            ]
+            if len(bills) != 1:
+                continue
+            pays = sorted(
+                (
+                    dict(r)
+                    for r in conn.execute(select(docs).where(docs.c.doc_type == "payment")).mappings()
+                    if (r["source_doc_nos"] or "").split(",") == [bills[0]["doc_no"]]
+                ),
+                key=lambda d: d["paid_at"],
+            )
+            if len(pays) == 2:
+                found = claim_no, bills[0], pays
+                break
+        assert found, "the test needs a claim with one bill paid twice"
+        claim_no, bill, pays = found
+        amount = int(bill["amount_fen"])
+        conn.execute(docs.update().where(docs.c.doc_id == pays[0]["doc_id"]).values(amount_fen=amount - 5))
+        third = {
+            **pays[-1],
+            "doc_id": "kingdee:AP_PAYBILL:990001",
+            "doc_no": "FKD-TEST-3",
+            "amount_fen": amount,
+        }
+        third["paid_at"] = pays[-1]["paid_at"] + pd.Timedelta(days=1)
+        conn.execute(insert(docs).values(**third))
+    add_exception(engine, "DUPLICATE_PAYMENT", claim_no)
+    settings = load_settings(make())
+    people = code_tables(settings).people
+
+    def flagged(tolerance: int) -> set[str]:
+        proposed = propose(engine, people, comment_userid="oafin-bot", tolerance_fen=tolerance)
+        rows = _rows(engine)
+        return {
+            json.loads(rows[k]["content"])["doc_no"]
+            for k in proposed.keys
+            if rows[k]["action"] == "finance_flag_recall" and rows[k]["claim_no"] == claim_no
+        }
+
+    assert flagged(1) == {"FKD-TEST-3"}
+    assert flagged(10) == {pays[1]["doc_no"], "FKD-TEST-3"}

@@ -23,6 +23,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from oafin.config import ConfigError, Settings, SourceConfig
 from oafin.connectors.errors import ConnectorError, TokenExpiredError, unreadable_payload
@@ -93,7 +94,15 @@ def worth_retrying(exc: BaseException, attempt: int) -> bool:
         return exc.retryable
     if isinstance(exc, ConfigError):
         return False
-    return isinstance(exc, Exception)
+    # a bug (TypeError, KeyError, ...) fails the same way every time: not retried
+    return isinstance(exc, HEALABLE) and not isinstance(exc, NEVER_HEALS)
+
+
+# Errors outside the connectors that may clear on a new attempt: the network or the OS (OSError,
+# timeouts included), and the warehouse being busy or unreachable (a locked SQLite, a dropped
+# PostgreSQL connection, an exhausted pool). Programming errors are not among them.
+HEALABLE: tuple[type[BaseException], ...] = (OSError, sa_exc.OperationalError, sa_exc.TimeoutError)
+NEVER_HEALS: tuple[type[BaseException], ...] = (FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def _batches(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:

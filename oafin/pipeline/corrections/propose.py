@@ -40,7 +40,7 @@ DOC_STATUS_LABELS = {
     "rejected": "已驳回",
     "reversed": "已冲销",
 }
-TOLERANCE_FEN = 1
+TOLERANCE_FEN = 1  # the default of reconcile.amount_tolerance_fen; callers pass the configured one
 _ZONE = ZoneInfo(BUSINESS_TZ)
 
 
@@ -127,6 +127,7 @@ def build_proposals(
     period: str | None = None,
     targets: Mapping[str, str] | None = None,
     options: Mapping[str, Any] | None = None,
+    tolerance_fen: int = TOLERANCE_FEN,
 ) -> Proposals:
     """Actions for the open (or acknowledged) exceptions, optionally of one ``period``, in a stable order.
 
@@ -186,7 +187,7 @@ def build_proposals(
             elif kind in ("STATUS_MISMATCH", "LATE_PAYMENT"):
                 inputs = [ActionInput(**base, text=_status_text(exc, claim, finance))]
             else:
-                inputs = _recall_inputs(exc, claim, finance, base)
+                inputs = _recall_inputs(exc, claim, finance, base, tolerance_fen)
                 if not inputs:
                     skip("fewer than two payments found for the claim")
                     continue
@@ -239,7 +240,11 @@ def _status_text(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) 
 
 
 def _recall_inputs(
-    exc: dict[str, Any], claim: dict[str, Any], finance: _Finance, base: dict[str, Any]
+    exc: dict[str, Any],
+    claim: dict[str, Any],
+    finance: _Finance,
+    base: dict[str, Any],
+    tolerance_fen: int = TOLERANCE_FEN,
 ) -> list[ActionInput]:
     """One input per excess payment of a duplicate-paid claim (the first payment is the good one)."""
     bills, pays = finance.of(claim["claim_no"])
@@ -252,7 +257,7 @@ def _recall_inputs(
         billed = sum(int(b["amount_fen"] or 0) for b in bills) if bills else int(claim["amount_fen"] or 0)
         excess, paid = [], 0
         for p, share in pays:
-            if paid >= billed - TOLERANCE_FEN:
+            if paid >= billed - tolerance_fen:  # the config's reconcile.amount_tolerance_fen
                 excess.append(p)
             paid += share
         excess = excess or [pays[-1][0]]

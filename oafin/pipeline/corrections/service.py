@@ -13,7 +13,7 @@ from mappings.code_tables import CodeTables
 from oafin.periods import Period
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.model import marker_for
-from oafin.pipeline.corrections.propose import build_proposals
+from oafin.pipeline.corrections.propose import TOLERANCE_FEN, build_proposals
 from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit, ledger
 
@@ -33,6 +33,7 @@ def propose(
     period: str | None = None,
     targets: Mapping[str, str] | None = None,
     options: Mapping[str, Any] | None = None,
+    tolerance_fen: int = TOLERANCE_FEN,
 ) -> Proposed:
     """Build the proposals from open exceptions and record the new ones (ledger ``proposed`` + audit).
 
@@ -43,7 +44,13 @@ def propose(
         period = Period.parse(period).name  # strictly: "2026-10\n" is not a second period
     with ledger.writing(engine) as conn:
         proposals = build_proposals(
-            conn, tables, comment_userid=comment_userid, period=period, targets=targets, options=options
+            conn,
+            tables,
+            comment_userid=comment_userid,
+            period=period,
+            targets=targets,
+            options=options,
+            tolerance_fen=tolerance_fen,
         )
         rows = [a.ledger_row() for a in proposals.actions]
         new = ledger.record_proposals(conn, rows)
