@@ -396,11 +396,7 @@ def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     top = pd.DataFrame(
         {"count": dep.size(), "amount_fen": dep["abs_fen"].sum(), "risk_fen": dep["risk"].sum()}
     ).rename_axis("department")
-    top = (
-        top.reset_index()
-        .sort_values(["risk_fen", "amount_fen", "department"], ascending=[False, False, True])
-        .head(10)
-    )
+    top = top.reset_index().sort_values(["risk_fen", "department"], ascending=[False, True]).head(10)
     return by_type, by_age, top.reset_index(drop=True)
 
 
