@@ -51,6 +51,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
     for name, path in summary["reports"].items():
         print(f"  {name:8} {path}")
+    if summary["reports"].get("xlsx"):  # each run writes its own; this one is current
+        print(
+            f"  review in {Path(summary['reports']['xlsx']).name} (current workbook; earlier ones are kept)"
+        )
 
 
 @dataclass

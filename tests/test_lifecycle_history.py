@@ -130,3 +130,16 @@ def test_a_reopened_duplicate_payment_is_not_proposed_for_recall_again(warehouse
     considered = {a.exception_id for a in proposals.actions} | {s["exception_id"] for s in proposals.skipped}
     assert eid not in considered  # a reviewer sees it reopened, with its history, before anything is proposed
     assert any(s["exception_type"] == "MISSING_IN_FINANCE" for s in proposals.skipped)  # the open one is
+
+
+def test_a_rerun_of_the_same_as_of_lists_the_reopening_after_the_decision(warehouse_engine, tmp_path):
+    first = run(warehouse_engine, PAID_TWICE, 0)
+    book = workbook_for(warehouse_engine, first, tmp_path / "reconciliation.xlsx")
+    edit(book, {"BX100": ("resolved", "已追回多付款项")})
+    import_review(warehouse_engine, book, now=AS_OF + timedelta(hours=9))
+    again = run(warehouse_engine, PAID_TWICE, 0)  # the same period end, run again that morning
+    data = build_report_data(
+        warehouse_engine, period="2026-10", company_code="C01", as_of=AS_OF, exceptions=again, stats={}
+    )
+    history = row(data.exceptions, "BX100")["history"].splitlines()
+    assert [line.split(" ", 1)[1][:4] for line in history] == ["复核：已", "重新打开"]

@@ -267,6 +267,9 @@ def test_invoice_and_quarantine_rows_carry_their_records_business_date():
             {**base, "exception_id": "q1", "exception_type": "CONTRACT_VIOLATION", "claim_no": "BX777",
              "detail": '[{"code": "CONTRACT_VIOLATION", "field": "amount_fen", "value": null, '
              '"message": "not_nullable: a value is required"}]'},
+            {**base, "exception_id": "q3", "exception_type": "CONTRACT_VIOLATION", "claim_no": "BX778",
+             "detail": '[{"code": "CONTRACT_VIOLATION", "field": "amount_fen", "value": "-13734", '
+             '"message": "amount_positive: must be > 0 fen"}]'},
             {**base, "exception_id": "q2", "exception_type": "UNMAPPED_CODE", "doc_no": "FK777",
              "detail": '[{"code": "UNMAPPED_CODE", "field": "expense_type_code", "value": "X9", '
              '"message": "\'X9\' is not a code"}]'},
@@ -282,6 +285,7 @@ def test_invoice_and_quarantine_rows_carry_their_records_business_date():
     assert ex.loc["q1", "age_days"] == 19 and ex.loc["q2", "age_days"] == 6
     # details as sentences: the fields' Chinese labels, no raw field names or fen
     assert ex.loc["q1", "detail_text"] == "金额不能为空"
+    assert ex.loc["q3", "detail_text"] == "金额“-¥137.34”：应大于零"  # in ¥, not fen
     assert ex.loc["q2", "detail_text"] == "费用类型“X9”在映射表中不存在，无法转换"
     assert (
         ex.loc["i1", "detail_text"]

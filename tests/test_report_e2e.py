@@ -25,6 +25,8 @@ from openpyxl import load_workbook
 from sqlalchemy import create_engine, inspect, text
 
 from oafin.config import OaFinDefaults
+from oafin.reporting.details_zh import risk_of
+from oafin.reporting.labels_zh import sheet_name
 from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
 from tests.test_masking_redact import id_complete, luhn_complete
 from tests.test_report_html import elements, render
@@ -47,6 +49,12 @@ class DemoRun:
     @property
     def out(self) -> Path:
         return Path(self.summary["reports"]["html"]).parent
+
+    @property
+    def workbook(self) -> Path:
+        """The run's own workbook, as summary.json names it."""
+        summary = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))
+        return self.out / summary["workbook"]
 
 
 def _plant(dataset) -> set[str]:
@@ -137,7 +145,7 @@ def test_every_written_file_artifact_and_log_is_masked(demo):
         and "sandbox" not in p.relative_to(demo.workdir).parts
         and not p.name.startswith("oafin.db")
     ]
-    assert {"reconciliation.xlsx", "report.html", "exceptions.csv", "summary.json", "index.html"} <= {
+    assert {demo.workbook.name, "report.html", "exceptions.csv", "summary.json", "index.html"} <= {
         p.name for p in written
     }
     leaks = {name: unmasked(t, known) for p in written for name, t in texts_of(p)}
@@ -146,7 +154,7 @@ def test_every_written_file_artifact_and_log_is_masked(demo):
     # the planted numbers did reach the reports, masked (so the scan above is not vacuous)
     csv = (demo.out / "exceptions.csv").read_text(encoding="utf-8")
     html = (demo.out / "report.html").read_text(encoding="utf-8")
-    with zipfile.ZipFile(demo.out / "reconciliation.xlsx") as z:  # constant-memory: inline strings
+    with zipfile.ZipFile(demo.workbook) as z:  # constant-memory: inline strings
         strings = "".join(z.read(n).decode("utf-8") for n in z.namelist() if n.startswith("xl/worksheets/"))
     for value in PLANTED.values():
         masked = "*" * (len(value) - 4) + value[-4:] if value != PLANTED["phone"] else "*******" + value[-4:]
@@ -211,7 +219,8 @@ def warehouse_figures(db_url: str, period: str) -> dict[str, Any]:
         exc = [
             r
             for r in q(
-                "select exception_type, amount_fen, person_id, budget_code, status, last_seen from exception"
+                "select exception_type, amount_fen, detail, person_id, budget_code, status, last_seen "
+                "from exception"
             )
             if _ts(r["last_seen"]) == as_of and r["status"] != "ignored"
         ]
@@ -242,7 +251,7 @@ def warehouse_figures(db_url: str, period: str) -> dict[str, Any]:
     by_type: dict[str, list[int]] = {}
     by_dep: dict[str, int] = {}
     for r in exc:
-        fen = abs(r["amount_fen"] or 0)
+        fen = risk_of(r["exception_type"], r["amount_fen"], r["detail"])[0]  # money at risk
         by_type.setdefault(r["exception_type"], [0, 0])
         by_type[r["exception_type"]][0] += 1
         by_type[r["exception_type"]][1] += fen
@@ -309,9 +318,9 @@ def test_report_renders_cleanly_and_shows_the_warehouses_numbers(demo, tmp_path)
     for kind, (count, fen) in want["by_type"].items():
         attrs, row_text = rows[kind]
         assert int(attrs["data-count"]) == count and int(attrs["data-amount-fen"]) == fen
-        assert str(count) in row_text and _yuan(fen) in row_text
+        assert str(count) in row_text and (_yuan(fen) if fen else "—") in row_text  # — : no money at risk
     total_fen = sum(fen for _, fen in want["by_type"].values())
-    assert kpi["exceptions_amount_fen"].startswith(_yuan(total_fen))
+    assert kpi["risk_fen"].startswith(_yuan(total_fen))
     top = sorted(want["by_department"].items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     assert [(d, int(deps[d]["data-amount-fen"])) for d, _ in top] == top
     assert kpi["cycle_median_days"].startswith(f"{want['cycle_median']:.1f} d")
@@ -347,12 +356,13 @@ def test_data_docs_are_built_linked_and_green(demo):
 
 def test_workbook_sheets_hold_the_warehouses_exceptions(demo):
     want = warehouse_figures(demo.db_url, demo.period)["by_type"]
-    wb = load_workbook(demo.out / "reconciliation.xlsx", read_only=True)
+    wb = load_workbook(demo.workbook, read_only=True)
     try:
-        counts = {ws.title: ws.max_row - 1 for ws in wb.worksheets if ws.title != "Summary"}
+        counts = {ws.title: ws.max_row - 1 for ws in wb.worksheets if ws.sheet_state == "visible"}
     finally:
         wb.close()
-    assert counts == {kind: n for kind, (n, _fen) in want.items()}
+    counts.pop("汇总 Summary")
+    assert counts == {sheet_name(kind): n for kind, (n, _fen) in want.items()}
 
 
 def test_review_import_on_the_real_workbook(demo, tmp_path):
@@ -367,9 +377,9 @@ def test_review_import_on_the_real_workbook(demo, tmp_path):
     with sqlite3.connect(demo.workdir / "oafin.db") as src, sqlite3.connect(db) as dst:
         src.backup(dst)  # the WAL's pages too
     book = tmp_path / "reconciliation.xlsx"
-    shutil.copy(demo.out / "reconciliation.xlsx", book)
+    shutil.copy(demo.workbook, book)
     wb = load_workbook(book)
-    ws = wb["MISSING_IN_FINANCE"]
+    ws = wb[sheet_name("MISSING_IN_FINANCE")]
     header = [c.value for c in ws[1]]
     ws.cell(2, header.index("Status 状态") + 1).value = "acknowledged"
     ws.cell(2, header.index("Comment 备注") + 1).value = "paid by cash, voucher follows"

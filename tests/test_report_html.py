@@ -145,3 +145,29 @@ def test_screenshot_is_written(tmp_path, size):
     _dom, console = render(page, tmp_path, f"--screenshot={shot}", f"--window-size={size}")
     assert console == []
     assert shot.stat().st_size > 20_000
+
+
+MEASURE = """<script>
+window.addEventListener("load", function () {
+  var bad = [];
+  document.querySelectorAll(".kpi").forEach(function (card) {
+    var v = card.querySelector(".v"), c = card.getBoundingClientRect(), r = v.getBoundingClientRect();
+    if (v.scrollWidth > v.clientWidth + 1 || r.right > c.right + 0.5) { bad.push(card.dataset.kpi); }
+  });
+  document.body.setAttribute("data-overflow", bad.join(","));
+});
+</script></body>"""
+
+
+@pytest.mark.parametrize("size", ["1280,2000", "1920,2000"])
+def test_kpi_amounts_stay_inside_their_cards(tmp_path, size):
+    """Issue 11: the money KPI overflowed its card at 1280 and 1920 wide (a group's yearly figures)."""
+    big = exception_rows()
+    big.loc[big["exception_id"] == "e4", "amount_fen"] = 98_765_432_109_876  # ¥987,654,321,098.76
+    big.loc[big["exception_id"] == "e2", "amount_fen"] = 12_345_678_901_234
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report_data(big)).replace("</body>", MEASURE), encoding="utf-8")
+    dom, console = render(page, tmp_path, f"--window-size={size}")
+    assert console == []
+    overflow = re.search(r'data-overflow="([^"]*)"', dom)
+    assert overflow is not None and overflow.group(1) == "", overflow

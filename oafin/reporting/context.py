@@ -364,7 +364,8 @@ def history_texts(history: pd.DataFrame | None) -> pd.Series:
     """exception id → its events, oldest first, one line each (``2026-11-05 重新打开：…``)."""
     if history is None or history.empty:
         return pd.Series(dtype=object)
-    h = history.sort_values(["exception_id", "at", "seq"] if "seq" in history else ["exception_id", "at"])
+    rank = history["event"].map({"review": 0, "resolved": 1, "reopened": 2}).fillna(3)
+    h = history.assign(_rank=rank).sort_values(["exception_id", "at", "_rank"], kind="stable")
     at = pd.to_datetime(h["at"], utc=True).dt.tz_convert(SHANGHAI).dt.strftime("%Y-%m-%d")
     lines = at + " " + h["note"].fillna("").map(lambda t: redact_text(t) or "")
     return lines.groupby(h["exception_id"]).agg("\n".join)
@@ -396,11 +397,7 @@ def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     top = pd.DataFrame(
         {"count": dep.size(), "amount_fen": dep["abs_fen"].sum(), "risk_fen": dep["risk"].sum()}
     ).rename_axis("department")
-    top = (
-        top.reset_index()
-        .sort_values(["risk_fen", "amount_fen", "department"], ascending=[False, False, True])
-        .head(10)
-    )
+    top = top.reset_index().sort_values(["risk_fen", "department"], ascending=[False, True]).head(10)
     return by_type, by_age, top.reset_index(drop=True)
 
 

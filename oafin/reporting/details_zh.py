@@ -140,12 +140,19 @@ def _invoice_reasons(text: str) -> str:
     return "；".join(parts)
 
 
+def _money(field: str | None, value: Any) -> str:
+    """A value of a ``*_fen`` field as ¥ (``-13734`` → ``-¥137.34``); anything else as it is."""
+    if field and str(field).endswith("_fen") and re.fullmatch(r"-?\d+", str(value).strip()):
+        return yuan_text(int(str(value).strip()))
+    return str(value)
+
+
 def _quarantine(reasons: list[dict[str, Any]]) -> str:
     parts = []
     for r in reasons:
         label = field_label(r.get("field"))
         value = r.get("value")
-        shown = "" if value in (None, "") else f"“{value}”"
+        shown = "" if value in (None, "") else f"“{_money(r.get('field'), value)}”"
         if r.get("code") == "UNMAPPED_CODE":
             parts.append(f"{label}{shown}在映射表中不存在，无法转换")
         else:

@@ -1,4 +1,10 @@
-"""exceptions.csv: one row per exception, in the columns the truth file and reviewers share."""
+"""exceptions.csv: one row per exception, in the columns the truth file and the data team share.
+
+A machine interface: UTF-8 without a byte-order mark, the standard's English column names and
+codes, amounts in integer fen, ISO times in UTC. It is not meant for people: on a Chinese Windows
+machine Excel opens a BOM-less UTF-8 CSV as GBK (garbled). People read the workbook
+(``reconciliation-<run>.xlsx``: Chinese, ¥, names) or report.html.
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from oafin.periods import SHANGHAI
 from oafin.reporting.context import AGE_LABELS, ReportData, reason_of
@@ -29,6 +30,15 @@ PAGE_SIZE = 50
 _env = Environment(
     loader=PackageLoader("oafin.reporting", "templates"), autoescape=select_autoescape(["html", "j2"])
 )
+
+
+def wrap_groups(text: str) -> Markup:
+    """A figure that may break only between its digit groups (``¥1,234,<wbr>567.00``): a large
+    amount wraps inside its KPI card instead of running out of it."""
+    return Markup(",<wbr>").join(escape(part) for part in str(text).split(","))
+
+
+_env.filters["wrap_groups"] = wrap_groups
 
 
 def yuan(fen: int | None) -> str:
@@ -262,7 +272,7 @@ def render_html(data: ReportData) -> str:
         ages=ages,
         workbook=data.links.get("workbook", "reconciliation.xlsx"),
         deps=deps,
-        dep_bars=_hbars([(d["department"], d["amount_fen"], d["amount"]) for d in deps], width=340),
+        dep_bars=_hbars([(d["department"], d["amount_fen"], d["amount"]) for d in deps], width=300),
         trend=trend,
         trend_chart=_trend_chart(data.cycle_trend),
         quality=data.quality,

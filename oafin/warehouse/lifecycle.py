@@ -150,10 +150,12 @@ def _reopen_events(
             how = f"{_day(prior['at'])} 复核人标记为已解决{comment}"
         else:
             how = f"{_day(prior['at'])} 自动标记为已解决（运行未再发现）"
+        # after the decision it reverses, even when a re-run carries an earlier as_of
+        at = max(as_of, prior["at"]) if prior is not None else as_of
         out.append(
             {
                 "exception_id": eid,
-                "at": as_of,
+                "at": at,
                 "event": "reopened",
                 "status": "reopened",
                 "comment": None,
