@@ -28,12 +28,14 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test: $(STAMP) system-deps
-	$(VENV)/bin/ruff check .
+test: lint system-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Style, the floors (import-linter contracts in pyproject.toml) and the types (mypy).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .tools demo

@@ -91,7 +91,7 @@ def daily(
     extracted = {role: sum(r["landed"] for r in landed if r["role"] == role) for role in ROLES}
 
     mapped = {role: standardize.submit(config_path, role, label) for role in ROLES}
-    checked = {role: validate.submit(config_path, role, mapped[role], label) for role in ROLES}
+    checked = {role: validate.submit(config_path, role, mapped[role], label) for role in ROLES}  # type: ignore[call-overload]  # Prefect resolves the future passed in
     standardized = {role: future.result() for role, future in checked.items()}
     result = reconcile(config_path, name, as_of)
     paths = report(config_path, result)

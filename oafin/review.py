@@ -113,7 +113,7 @@ def read_edits(path: Path) -> tuple[list[ReviewEdit], list[str]]:
 
 def import_review(engine: Engine, path: Path, *, now: datetime | None = None) -> ReviewImport:
     """Apply the workbook's edits in one transaction; see the module docstring."""
-    from oafin.reporting.review_table import exception_review
+    from oafin.warehouse.review_table import exception_review
     from oafin.warehouse.schema import exception
     from oafin.warehouse.store import upsert
 

@@ -12,14 +12,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
+from data_contracts.gx_suites import StandardTable
 from oafin.pipeline.reconcile import PeriodResult
 from oafin.reporting.context import ReportData, build_report_data, exceptions_of_run, relative_link
 from oafin.reporting.exceptions_csv import write_exceptions_csv
 from oafin.reporting.html_report import write_html_report
 from oafin.reporting.redact import redact_text
 from oafin.reporting.workbook import write_workbook
+from oafin.warehouse.schema import STANDARD_TABLES, quarantine, raw_record
+from oafin.warehouse.store import read_table
 
 log = logging.getLogger(__name__)
 DATA_DOCS = "data_docs"
@@ -27,6 +30,18 @@ DATA_DOCS = "data_docs"
 
 def report_dir(base: Path, period: str) -> Path:
     return base / period
+
+
+def standard_tables(engine: Engine) -> dict[str, StandardTable]:
+    """The standard tables and their landed/quarantined counts, read for the GX suites."""
+    tables: dict[str, StandardTable] = {}
+    with engine.connect() as conn:
+        for entity, system in (("expense_claim", "dingtalk"), ("finance_doc", "kingdee")):
+            raw = conn.execute(select(func.count()).where(raw_record.c.system == system)).scalar_one()
+            held = conn.execute(select(func.count()).where(quarantine.c.system == system)).scalar_one()
+            rows = read_table(conn, STANDARD_TABLES[entity])
+            tables[entity] = StandardTable(rows=rows, landed=int(raw), quarantined=int(held))
+    return tables
 
 
 def quality_checks(engine: Engine, result: PeriodResult, data: ReportData, out: Path) -> dict[str, Any]:
@@ -37,7 +52,7 @@ def quality_checks(engine: Engine, result: PeriodResult, data: ReportData, out: 
         held = exceptions_of_run(engine, result.period, result.company_code, result.as_of)
         held = held.loc[held["status"] != "ignored"]
         batches = build_batches(
-            engine,
+            standard_tables(engine),
             as_of=result.as_of,
             exceptions=data.exceptions,
             kpis=data.kpis,

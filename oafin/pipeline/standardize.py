@@ -129,7 +129,7 @@ def _records_to_rows(entity: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     cols = list(ENTITIES[entity])
     rows = []
     for rec in frame[cols].to_dict("records"):
-        rows.append({k: (None if _missing(v) else _plain(v)) for k, v in rec.items()})
+        rows.append({str(k): (None if _missing(v) else _plain(v)) for k, v in rec.items()})
     return rows
 
 

@@ -30,8 +30,8 @@ from data_contracts.frames import to_frame
 from oafin.engine.keys import norm_keys, split_list
 from oafin.periods import SHANGHAI, Period
 from oafin.reporting.redact import redact_text
-from oafin.reporting.review_table import exception_review
 from oafin.standard import EXCEPTION_TYPES
+from oafin.warehouse.review_table import exception_review
 from oafin.warehouse.schema import STANDARD_TABLES, exception
 from oafin.warehouse.store import read_table
 
@@ -294,7 +294,7 @@ def enrich_exceptions(
     ex["detail_text"] = _map_distinct(ex["detail"], humanize_detail)
     comments = reviews.set_index("exception_id")["comment"] if len(reviews) else pd.Series(dtype=object)
     ex["comment"] = ex["exception_id"].map(comments)
-    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")
+    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")  # type: ignore[call-overload]  # stubs: a Series is valid input
     order = {k: i for i, k in enumerate(EXCEPTION_TYPES)}
     ex["_o"] = ex["exception_type"].map(order).fillna(len(order))
     ex = ex.sort_values(["_o", "claim_no", "doc_no", "invoice_no", "budget_code"], na_position="first")
@@ -306,7 +306,8 @@ def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     amount = ex["amount_fen"].fillna(0).astype("int64").abs()
     g = ex.assign(abs_fen=amount).groupby("exception_type")
     by_type = pd.DataFrame({"count": g.size(), "amount_fen": g["abs_fen"].sum()}).reindex(
-        [k for k in EXCEPTION_TYPES if k in g.groups] + sorted(set(g.groups) - set(EXCEPTION_TYPES))
+        [k for k in EXCEPTION_TYPES if k in g.groups]
+        + sorted({str(k) for k in g.groups} - set(EXCEPTION_TYPES))
     )
     by_type = by_type.rename_axis("exception_type").reset_index()
     by_age = (

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection
 
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
@@ -53,7 +53,7 @@ def _value(v: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{str(k): _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def _local(ts: Any, fmt: str) -> str:
@@ -106,7 +106,7 @@ def build_proposals(
     period: str | None = None,
 ) -> Proposals:
     """Actions for the open (or acknowledged) exceptions, optionally of one ``period``, in a stable order."""
-    where = exception.c.status.in_(ACTIVE_STATUSES)
+    where: ColumnElement[bool] = exception.c.status.in_(ACTIVE_STATUSES)
     if period:
         where = where & (exception.c.period == period)
     exceptions = _records(read_table(conn, exception, where))

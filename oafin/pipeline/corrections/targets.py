@@ -69,7 +69,7 @@ def bill_send(client: KingdeeClient, content: dict[str, Any], allow_audit: bool)
     bill = find_bill(client, content["claim_no"])
     if bill is None:
         saved = client.save(ER_FORM, content["model"])
-        fid, number, status = saved.get("Id"), saved.get("Number"), "A"
+        fid, number, status = saved.get("Id"), saved["Number"], "A"  # a saved bill has its number
         steps.append({"call": "Save", "Id": fid, "Number": number})
     else:
         fid, number, status = bill["FID"], bill["FBillNo"], bill["FDocumentStatus"]
