@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from oafin.config import ConfigError, OaFinDefaults, load_settings, render_toml
 from oafin.run import print_summary, run_flow
 from oafin.truth import score_files
+
+if TYPE_CHECKING:
+    from oafin.sandbox.dataset import Dataset
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -36,22 +43,41 @@ def _port_free(host: str, port: int) -> bool:
 FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow answer times out
 
 
-def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
-    from oafin.sandbox import server
-    from oafin.sandbox.generator import generate
+@dataclass
+class DemoRun:
+    """What one demo run made: its config, the flow's summary, and the score against the truth."""
 
-    started = time.monotonic()
+    config_path: Path
+    summary: dict[str, Any]
+    scores: pd.DataFrame
+
+
+def serve_and_run(
+    dataset: Dataset,
+    workdir: Path,
+    *,
+    seed: int,
+    fault_rate: float = 0.0,
+    ports: tuple[int, int] | None = None,
+) -> DemoRun:
+    """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
+
+    ``ports`` are the fake DingTalk's and Kingdee's (0: any free port); by default the sandbox's
+    own ports when they are free. Raises what the flow raised.
+    """
+    from oafin.sandbox import server
+
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    dataset = generate(seed=seed, period=period, n_claims=n_claims)
     dataset.write(workdir / "sandbox")
     host = server.DEFAULT_HOST
-    ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
-    if not all(_port_free(host, p) for p in ports):
-        print(
-            f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
-        )
-        ports = (0, 0)
+    if ports is None:
+        ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
+        if not all(_port_free(host, p) for p in ports):
+            print(
+                f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
+            )
+            ports = (0, 0)
     with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
         config_path = workdir / "oafin.toml"
         config_path.write_text(
@@ -63,25 +89,36 @@ def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate
             settings.oa.timeout_seconds = settings.finance.timeout_seconds = FAULT_TIMEOUT_SECONDS
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
-        print(f"sandbox: seed {seed}, period {period}, {len(dataset.dingtalk_instances)} OA instances")
+        print(
+            f"sandbox: seed {seed}, period {dataset.period}, {len(dataset.dingtalk_instances)} OA instances"
+        )
         print(f"config:  {config_path}")
-        try:
-            summary = run_flow(config_path, period)
-            if fault_rate:
-                faulted = [c for c in sandbox.calls if c.fault]
-                kinds = sorted({c.fault for c in faulted if c.fault})
-                print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
-        except Exception as exc:  # the flow's log above has the details
-            print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
-            return 1
-    print_summary(summary)
+        summary = run_flow(config_path, dataset.period)
+        if fault_rate:
+            faulted = [c for c in sandbox.calls if c.fault]
+            kinds = sorted({c.fault for c in faulted if c.fault})
+            print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")
+    return DemoRun(config_path, summary, scores)
+
+
+def run_demo(*, seed: int, workdir: Path, period: str, n_claims: int, fault_rate: float = 0.0) -> int:
+    from oafin.sandbox.generator import generate
+
+    started = time.monotonic()
+    dataset = generate(seed=seed, period=period, n_claims=n_claims)
+    try:
+        demo = serve_and_run(dataset, workdir, seed=seed, fault_rate=fault_rate)
+    except Exception as exc:  # the flow's log above has the details
+        print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
+        return 1
+    print_summary(demo.summary)
     print("\nagainst the sandbox truth (precision / recall per type):")
-    print(scores.to_string(index=False))
+    print(demo.scores.to_string(index=False))
     print(f"\nreproduce: oafin sandbox serve --seed {seed} --period {period}   (in another terminal)")
-    print(f"           oafin run --config {config_path} --period {period}")
+    print(f"           oafin run --config {demo.config_path} --period {period}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
 
 
-__all__ = ["run_demo", "ConfigError"]
+__all__ = ["DemoRun", "run_demo", "serve_and_run", "ConfigError"]

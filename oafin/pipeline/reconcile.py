@@ -7,6 +7,7 @@ company, the code tables (people and their roles, the approval matrix, budgets) 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,8 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_
 
 from data_contracts.frames import to_frame
-from data_contracts.validate import check_invoices
+from data_contracts.invoices import check_invoices
+from mappings.code_tables import CodeTables
 from oafin.config import Settings
 from oafin.engine.reconcile import ReconcileParams, ReconcileResult, References, reconcile
 from oafin.periods import Period
@@ -56,13 +58,30 @@ def load_frames(engine: Engine, company_code: str | None = None) -> Frames:
         docs = read_table(conn, STANDARD_TABLES["finance_doc"])
         invoices = read_table(conn, STANDARD_TABLES["claim_invoice"])
         q = read_table(conn, quarantine)
-    claims = _company(to_frame("expense_claim", claims.to_dict("records")), company_code)
-    docs = _company(to_frame("finance_doc", docs.to_dict("records")), company_code)
-    invoices = to_frame("claim_invoice", invoices.to_dict("records"))
-    invoices = invoices.loc[invoices["claim_id"].isin(claims["claim_id"])].reset_index(drop=True)
-    q = _company(q, company_code)
+    return build_frames(
+        claims.to_dict("records"),
+        docs.to_dict("records"),
+        invoices.to_dict("records"),
+        q.to_dict("records"),
+        company_code,
+    )
+
+
+def build_frames(
+    claims: Sequence[Mapping[Any, Any]],
+    docs: Sequence[Mapping[Any, Any]],
+    invoices: Sequence[Mapping[Any, Any]],
+    quarantined: Sequence[Mapping[Any, Any]],
+    company_code: str | None = None,
+) -> Frames:
+    """The engine's input frames from the standard and quarantine rows (as stored): pure."""
+    claims_f = _company(to_frame("expense_claim", claims), company_code)
+    docs_f = _company(to_frame("finance_doc", docs), company_code)
+    invoices_f = to_frame("claim_invoice", invoices)
+    invoices_f = invoices_f.loc[invoices_f["claim_id"].isin(claims_f["claim_id"])].reset_index(drop=True)
+    q = _company(pd.DataFrame(list(quarantined), columns=[c.name for c in quarantine.columns]), company_code)
     q["scope_at"] = pd.to_datetime(q["scope_at"], utc=True)
-    return Frames(claims, docs, q, invoices)
+    return Frames(claims_f, docs_f, q, invoices_f)
 
 
 def params_from(settings: Settings, period: Period, as_of: datetime) -> ReconcileParams:
@@ -77,11 +96,15 @@ def params_from(settings: Settings, period: Period, as_of: datetime) -> Reconcil
 
 
 def run_engine(frames: Frames, settings: Settings, period: Period, as_of: datetime) -> ReconcileResult:
-    tables = code_tables(settings)
+    return reconcile_frames(frames, params_from(settings, period, as_of), code_tables(settings))
+
+
+def reconcile_frames(frames: Frames, params: ReconcileParams, tables: CodeTables) -> ReconcileResult:
+    """The engine over the frames, with the code tables as its references: pure."""
     return reconcile(
         frames.claims,
         frames.docs,
-        params_from(settings, period, as_of),
+        params,
         frames.quarantined,
         invoices=frames.invoices,
         invalid_invoices=check_invoices(frames.invoices),

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Connection
 
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
-from oafin.warehouse.schema import STANDARD_TABLES, exception
+from oafin.warehouse.schema import STANDARD_TABLES, exception, match
 from oafin.warehouse.store import read_table
 
 ACTIVE_STATUSES = ("open", "acknowledged")
@@ -62,25 +62,33 @@ def _local(ts: Any, fmt: str) -> str:
 
 
 class _Finance:
-    """The finance documents of each claim: bills by ``claim_no_ref``, payments by ref or by the bills they pay."""
+    """The finance documents of each claim, as the engine linked them (the ``match`` table: by
+    number, through the bill, by rule or by group); the chain is computed once, by the engine."""
 
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.bills: dict[str, list[dict[str, Any]]] = {}
-        self.payments = [d for d in docs if d["doc_type"] == "payment"]
-        for d in docs:
-            if d["doc_type"] != "payment" and d.get("claim_no_ref"):
-                self.bills.setdefault(d["claim_no_ref"], []).append(d)
+    def __init__(self, docs: list[dict[str, Any]], matches: list[dict[str, Any]]) -> None:
+        self.docs = {d["doc_id"]: d for d in docs}
+        self.links: dict[str, dict[str, str]] = {}  # claim_id → doc_id → rule
+        for m in matches:
+            self.links.setdefault(m["claim_id"], {}).setdefault(m["doc_id"], m["rule"])
 
-    def of(self, claim_no: str) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
-        bills = sorted(self.bills.get(claim_no, []), key=lambda d: d["doc_no"] or "")
+    def of(self, claim: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
+        linked = self.links.get(claim["claim_id"], {})
+        docs = [(self.docs[i], rule) for i, rule in linked.items() if i in self.docs]
+        bills = sorted((d for d, _ in docs if d["doc_type"] != "payment"), key=lambda d: d["doc_no"] or "")
         bill_nos = {b["doc_no"]: b for b in bills}
         pays = []
-        for p in self.payments:
+        for p, rule in docs:
+            if p["doc_type"] != "payment":
+                continue
             sources = [s for s in (p.get("source_doc_nos") or "").split(",") if s]
             mine = [bill_nos[s] for s in sources if s in bill_nos]
-            if p.get("claim_no_ref") == claim_no or mine:
-                share = p["amount_fen"] if len(sources) <= 1 else sum(b["amount_fen"] for b in mine)
-                pays.append((p, int(share or 0)))
+            if rule == "batch":  # one payment for several claims: this claim's part of it
+                share = claim.get("amount_fen")
+            elif len(sources) > 1 and mine:
+                share = sum(b["amount_fen"] or 0 for b in mine)
+            else:
+                share = p["amount_fen"]
+            pays.append((p, int(share or 0)))
         pays.sort(
             key=lambda ps: (str(ps[0].get("paid_at") or ps[0].get("posted_at") or ""), ps[0]["doc_no"] or "")
         )
@@ -113,7 +121,9 @@ def build_proposals(
     claims: dict[str, dict[str, Any]] = {}
     for c in _records(read_table(conn, STANDARD_TABLES["expense_claim"])):
         claims.setdefault(c["claim_no"], c)  # read_table orders by claim_id: the first one wins, stably
-    finance = _Finance(_records(read_table(conn, STANDARD_TABLES["finance_doc"])))
+    finance = _Finance(
+        _records(read_table(conn, STANDARD_TABLES["finance_doc"])), _records(read_table(conn, match))
+    )
     staff = {r["person_id"]: r.get("kingdee_staff_number") for r in _records(people)}
 
     out = Proposals()
@@ -201,7 +211,7 @@ def _create_bill(
 
 
 def _status_comment(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance, userid: str) -> Action:
-    bills, pays = finance.of(claim["claim_no"])
+    bills, pays = finance.of(claim)
     summary = finance_summary(bills, pays)
     what = (
         "OA 状态与财务状态不一致" if exc["exception_type"] == "STATUS_MISMATCH" else "付款超过时限或尚未付款"
@@ -218,7 +228,7 @@ def _status_comment(exc: dict[str, Any], claim: dict[str, Any], finance: _Financ
 
 
 def _flag_recall(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) -> list[Action]:
-    bills, pays = finance.of(claim["claim_no"])
+    bills, pays = finance.of(claim)
     pays = [(p, share) for p, share in pays if p.get("status") != "reversed"]
     if len(pays) < 2:
         return []
