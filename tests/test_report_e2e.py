@@ -73,6 +73,7 @@ def demo(prefect_harness, tmp_path_factory) -> DemoRun:
     """``oafin demo``'s own code path (``oafin.demo.serve_and_run``) on a dataset with planted numbers."""
     from prefect.logging.handlers import APILogHandler
 
+    import flows.daily  # noqa: F401  (first: importing the flow sets Prefect's logging up, resetting levels)
     from oafin.demo import serve_and_run
     from oafin.sandbox.generator import generate
 
