@@ -35,12 +35,14 @@ system-deps:
 	  else echo "no PostgreSQL binaries: the PostgreSQL tests need a server at OAFIN_TEST_PG_URL" \
 	    "(or: sudo apt-get install postgresql)" >&2; fi; }
 
-test: $(STAMP) system-deps
-	$(VENV)/bin/ruff check .
+test: lint system-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Style, the floors (import-linter contracts in pyproject.toml) and the types (mypy).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .tools demo

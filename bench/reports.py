@@ -140,7 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             docs=frames["docs"],
             people=frames["people"],
             reviews=pd.DataFrame(columns=["exception_id", "comment"]),
-            matched_claim_ids=set(frames["claims"]["claim_id"][::2]),
+            # the match table as the engine stores it: each payment linked to its claim by number
+            matches=pd.DataFrame(
+                {
+                    "claim_id": "dingtalk:" + frames["docs"]["doc_id"].str.rsplit(":", n=1).str[1],
+                    "doc_id": frames["docs"]["doc_id"],
+                    "match_pass": "key",
+                    "rule": "claim_no_ref",
+                }
+            ),
         ),
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -87,7 +87,7 @@ def empty_frame(entity: str) -> pd.DataFrame:
     return pd.DataFrame({col: pd.Series(dtype=dtype) for col, dtype in dtypes(entity).items()})
 
 
-def to_frame(entity: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def to_frame(entity: str, rows: Sequence[Mapping[Any, Any]]) -> pd.DataFrame:
     """A frame of ``rows`` with every standard column of ``entity`` in order and the standard dtypes.
 
     Missing keys become missing values; keys outside the standard are ignored. A
@@ -97,7 +97,7 @@ def to_frame(entity: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return to_frame_checked(entity, rows)[0]
 
 
-def to_frame_checked(entity: str, rows: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, list[CellError]]:
+def to_frame_checked(entity: str, rows: Sequence[Mapping[Any, Any]]) -> tuple[pd.DataFrame, list[CellError]]:
     """``to_frame`` plus the cells whose values did not fit their column's kind."""
     kinds = ENTITIES[entity]  # KeyError for an unknown entity: a caller's bug
     errors: list[CellError] = []
@@ -192,7 +192,7 @@ def _timestamp(values: list[Any]) -> tuple[pd.Series, Bad]:
         else:  # naive datetimes, dates, strings, epoch numbers: the mapping must decide the zone
             out.append(None)
             bad.append((i, "timestamp_tz_aware"))
-    series = pd.Series(pd.to_datetime(out, utc=True), dtype=TS_DTYPE) if out else pd.Series(dtype=TS_DTYPE)
+    series = pd.Series(pd.to_datetime(out, utc=True), dtype=TS_DTYPE) if out else pd.Series(dtype=TS_DTYPE)  # type: ignore[arg-type]  # None → NaT
     return series, bad
 
 
@@ -213,7 +213,7 @@ def _date(values: list[Any]) -> tuple[pd.Series, Bad]:
             bad.append((i, "date_kind"))
         else:
             out.append(day)
-    series = pd.Series(pd.to_datetime(out), dtype=DATE_DTYPE) if out else pd.Series(dtype=DATE_DTYPE)
+    series = pd.Series(pd.to_datetime(out), dtype=DATE_DTYPE) if out else pd.Series(dtype=DATE_DTYPE)  # type: ignore[arg-type]  # None → NaT
     return series, bad
 
 

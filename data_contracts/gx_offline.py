@@ -122,7 +122,7 @@ def _rewrite(html: str, page: Path, site: Path) -> str:
         # drop SRI/crossorigin on the tags that load it: a file:// load with them is blocked
         html = re.sub(
             r"<(script|link)\b[^>]*" + re.escape(url) + r"[^>]*>",
-            lambda m, url=url, rel=rel: _SRI.sub("", m.group(0)).replace(url, rel),
+            lambda m, url=url, rel=rel: _SRI.sub("", m.group(0)).replace(url, rel),  # type: ignore[misc]  # defaults bind the loop's values
             html,
         )
         html = html.replace(url, rel)

@@ -16,20 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
 
 from data_contracts.frames import to_frame
 from data_contracts.gx_offline import make_offline
 from oafin.standard import CLAIM_STATUSES, DOC_STATUSES, DOC_TYPES, EXCEPTION_STATUSES, EXCEPTION_TYPES
-from oafin.warehouse.schema import STANDARD_TABLES, quarantine, raw_record
-from oafin.warehouse.store import read_table
 
 FRESHNESS_DAYS = 7  # the newest record of a source must be at most this old at as_of
 SITE_NAME = "oafin"
@@ -42,13 +38,6 @@ class Check:
 
     expectation: str
     kwargs: dict[str, Any]
-
-
-def _raw_count(engine: Engine, systems: Sequence[str]) -> tuple[int, int]:
-    with engine.connect() as conn:
-        raw = conn.execute(select(func.count()).where(raw_record.c.system.in_(systems))).scalar_one()
-        held = conn.execute(select(func.count()).where(quarantine.c.system.in_(systems))).scalar_one()
-    return int(raw), int(held)
 
 
 def standard_checks(entity: str, landed: int, quarantined: int, as_of: datetime) -> list[Check]:
@@ -130,9 +119,16 @@ def totals_frame(kpis: dict[str, Any], stats: dict[str, Any]) -> pd.DataFrame:
     ).astype("int64")
 
 
-def _standard_frame(engine: Engine, entity: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        rows = read_table(conn, STANDARD_TABLES[entity])
+@dataclass(frozen=True)
+class StandardTable:
+    """One standard table as the warehouse holds it, and how many records were landed and held back."""
+
+    rows: pd.DataFrame  # the table's rows as read (``oafin.warehouse.store.read_table``)
+    landed: int  # raw records landed from the source
+    quarantined: int  # of those, quarantined
+
+
+def _standard_frame(entity: str, rows: pd.DataFrame) -> pd.DataFrame:
     frame = to_frame(entity, rows.to_dict("records"))
     if entity == "finance_doc":
         frame["dated_at"] = frame["paid_at"].fillna(frame["posted_at"])
@@ -140,29 +136,31 @@ def _standard_frame(engine: Engine, entity: str) -> pd.DataFrame:
 
 
 def build_batches(
-    engine: Engine,
+    tables: dict[str, StandardTable],
     *,
     as_of: datetime,
     exceptions: pd.DataFrame,
     kpis: dict[str, Any],
     stats: dict[str, Any],
     warehouse_exceptions: pd.DataFrame,
-    systems: Mapping[str, Sequence[str]],
 ) -> dict[str, tuple[pd.DataFrame, list[Check]]]:
-    """Suite name → (batch, checks) for one run. ``exceptions`` is what the reports show;
-    ``warehouse_exceptions`` is what the warehouse holds for the same run; ``systems`` names,
-    per standard entity, the systems whose landed records map to it (from the config's sources)."""
+    """Suite name → (batch, checks) for one run. ``tables``: entity → its standard table (the
+    caller reads the warehouse; this module never does). ``exceptions`` is what the reports show;
+    ``warehouse_exceptions`` is what the warehouse holds for the same run."""
     batches: dict[str, tuple[pd.DataFrame, list[Check]]] = {}
-    for entity in ("expense_claim", "finance_doc"):
-        landed, held = _raw_count(engine, systems.get(entity, ()))
+    for entity, table in tables.items():
         batches[f"standard-{entity}"] = (
-            _standard_frame(engine, entity),
-            standard_checks(entity, landed, held, as_of),
+            _standard_frame(entity, table.rows),
+            standard_checks(entity, table.landed, table.quarantined, as_of),
         )
     shown = exceptions[["exception_id", "exception_type", "status", "amount_fen"]].copy()
     shown["abs_fen"] = shown["amount_fen"].fillna(0).astype("int64").abs()
     wh_fen = int(
-        pd.array(warehouse_exceptions["amount_fen"], dtype="Int64").fillna(0).astype("int64").__abs__().sum()
+        pd.array(warehouse_exceptions["amount_fen"], dtype="Int64")  # type: ignore[call-overload]  # stubs: a Series is valid input
+        .fillna(0)
+        .astype("int64")
+        .__abs__()
+        .sum()
     )
     batches["reconciliation-exceptions"] = (
         shown.drop(columns=["amount_fen"]),
@@ -226,13 +224,12 @@ def run_suites(
                 passed += 1
                 continue
             cfg = r.expectation_config
-            column = (
-                cfg.kwargs.get("column") or cfg.kwargs.get("column_list") or cfg.kwargs.get("column_A") or ""
-            )
+            kwargs = cfg.kwargs if cfg is not None else {}
+            column = kwargs.get("column") or kwargs.get("column_list") or kwargs.get("column_A") or ""
             observed = r.result.get("observed_value", r.result.get("unexpected_count"))
             error = (r.exception_info or {}).get("exception_message")
             failures.append(
-                f"{definition.name}: {cfg.type} {column} observed {observed}"
+                f"{definition.name}: {cfg.type if cfg is not None else '?'} {column} observed {observed}"
                 + (f" (error: {error})" if error else "")
             )
     ctx.build_data_docs(site_names=[SITE_NAME])

@@ -4,7 +4,7 @@ Each rule is the column-wise form of a function in ``checks.py`` (the same
 patterns and tables; ``tests/test_contracts_validate.py`` holds them equal) and
 answers, per row, whether the invoice passes. A rule whose inputs are missing
 passes and leaves the report to the rule about the missing input, so one fault
-gives one reason. The ``ClaimInvoice`` model and ``validate.check_invoices``
+gives one reason. The ``ClaimInvoice`` model and ``check_invoices``
 both apply these rules; invoices are reported (``INVALID_INVOICE``), never
 quarantined (DESIGN.md, "Data contracts").
 """
@@ -12,9 +12,9 @@ quarantined (DESIGN.md, "Data contracts").
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -189,3 +189,55 @@ def invoice_keys(frame: pd.DataFrame) -> pd.Series:
     code, number = _text(frame, "invoice_code").fillna(""), _text(frame, "invoice_no")
     keys = number.where(code == "", code + "-" + number)
     return keys.where(number.fillna("") != "")
+
+
+def check_invoices(
+    invoices: pd.DataFrame,
+    *,
+    tax_tolerance_fen: int = checks.DEFAULT_TAX_TOLERANCE_FEN,
+    uscc_allow: Collection[str] = (),
+) -> pd.DataFrame:
+    """The invoices that fail a rule: one row each, with ``claim_id, invoice_key, reasons``.
+
+    The report keeps the failing rows' index labels, so ``invoices.loc[report.index]``
+    are the failing invoices themselves.
+
+    ``invoices`` is a ``claim_invoice`` frame (``frames.to_frame``). ``reasons`` joins
+    ``"<rule>: <what it demands> (<field>=<value>)"`` for every failed rule with ``"; "``.
+    ``uscc_allow`` lists seller credit codes known to be real though they fail the
+    checksum (chinese-finance-fields.md). Vectorised: 10k invoices take milliseconds.
+    """
+    options = InvoiceOptions(tax_tolerance_fen=tax_tolerance_fen, uscc_allow=frozenset(uscc_allow))
+    frame = invoices.reset_index(drop=True)
+    failed = {name: ~rule.passes(frame, options).to_numpy(dtype=bool) for name, rule in INVOICE_RULES.items()}
+    rows = np.flatnonzero(np.logical_or.reduce(list(failed.values())))
+    subset = frame.iloc[rows]
+    parts: list[np.ndarray] = []
+    for name, rule in INVOICE_RULES.items():
+        hit = failed[name][rows]
+        if hit.any():
+            part = np.full(len(rows), "", dtype=object)
+            values = subset[rule.field].to_numpy(dtype=object)[hit]
+            part[hit] = [
+                f"{name}: {rule.description} ({rule.field}={value_text(v) or 'missing'})" for v in values
+            ]
+            parts.append(part)
+    reasons = ["; ".join(p for p in row if p) for row in zip(*parts, strict=True)] if parts else []
+    return pd.DataFrame(
+        {
+            "claim_id": subset["claim_id"].to_numpy(dtype=object),
+            "invoice_key": invoice_keys(subset).to_numpy(dtype=object),
+            "reasons": np.array(reasons, dtype=object),
+        },
+        columns=["claim_id", "invoice_key", "reasons"],
+        index=invoices.index[rows],
+    ).astype("str")
+
+
+def value_text(value: Any) -> str | None:
+    """``str(value)`` for an issue, ``None`` for missing; dates without their midnight."""
+    if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp) and value.tz is None and value == value.normalize():
+        return value.date().isoformat()
+    return str(value)

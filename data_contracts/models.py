@@ -8,7 +8,7 @@ columns (``@pa.dataframe_check``) report against the field ``CHECK_FIELDS`` name
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -85,38 +85,38 @@ class ExpenseClaim(_Standard):
     @pa.check(
         "claim_no", "company_code", "applicant_id", "department_code", "expense_type_code", name="non_empty"
     )
-    def non_empty(cls, s: Series[str]) -> Series[bool]:
+    def non_empty(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.len() > 0
 
     @pa.check("claim_id", name="standard_id")
-    def standard_id(cls, s: Series[str]) -> Series[bool]:
+    def standard_id(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(STANDARD_ID_PATTERN)
 
     @pa.check("amount_fen", name="amount_positive")
-    def amount_positive(cls, s: Series[int]) -> Series[bool]:
+    def amount_positive(cls, s: Series[int]) -> pd.Series[bool]:
         return s > 0
 
     @pa.check("currency", name="currency_code")
-    def currency_code(cls, s: Series[str]) -> Series[bool]:
+    def currency_code(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(CURRENCY_PATTERN)
 
     @pa.check("status", name="claim_status")
-    def claim_status(cls, s: Series[str]) -> Series[bool]:
+    def claim_status(cls, s: Series[str]) -> pd.Series[bool]:
         return s.isin(CLAIM_STATUSES)
 
     @pa.dataframe_check(name="approved_at_required")
-    def approved_at_required(cls, df: pd.DataFrame) -> Series[bool]:
+    def approved_at_required(cls, df: pd.DataFrame) -> pd.Series[bool]:
         return ~((df["status"] == "approved") & df["approved_at"].isna())
 
     @pa.dataframe_check(name="approved_after_submitted")
-    def approved_after_submitted(cls, df: pd.DataFrame) -> Series[bool]:
+    def approved_after_submitted(cls, df: pd.DataFrame) -> pd.Series[bool]:
         return ~(df["approved_at"] < df["submitted_at"])
 
 
-def _rule(name: str):
+def _rule(name: str) -> Any:
     """A dataframe check applying one invoice rule (invoices.py) with the default options."""
 
-    def check(cls, df: pd.DataFrame) -> pd.Series:
+    def check(cls: Any, df: pd.DataFrame) -> pd.Series[bool]:
         return INVOICE_RULES[name].passes(df, DEFAULT_OPTIONS)
 
     check.__name__ = name
@@ -125,7 +125,7 @@ def _rule(name: str):
 
 class ClaimInvoice(_Standard):
     """An invoice attached to a claim. Its rules are ``invoices.INVOICE_RULES``; the pipeline
-    applies them with ``validate.check_invoices`` and reports, not quarantines, a failure."""
+    applies them with ``check_invoices`` and reports, not quarantines, a failure."""
 
     claim_id: Series[str]
     # nullable: a missing value is named by the invoice rule that needs it
@@ -139,7 +139,7 @@ class ClaimInvoice(_Standard):
     seller_tax_id: Series[str] = pa.Field(nullable=True)
 
     @pa.check("claim_id", name="standard_id")
-    def standard_id(cls, s: Series[str]) -> Series[bool]:
+    def standard_id(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(STANDARD_ID_PATTERN)
 
     invoice_format = _rule("invoice_format")
@@ -172,40 +172,40 @@ class FinanceDoc(_Standard):
     period: Series[str] = pa.Field(nullable=True)  # the default forms carry none
 
     @pa.check("doc_no", "company_code", name="non_empty")
-    def non_empty(cls, s: Series[str]) -> Series[bool]:
+    def non_empty(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.len() > 0
 
     @pa.check("doc_id", name="doc_id_format")
-    def doc_id_format(cls, s: Series[str]) -> Series[bool]:
+    def doc_id_format(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(DOC_ID_PATTERN)
 
     @pa.check("doc_type", name="doc_type")
-    def doc_type_known(cls, s: Series[str]) -> Series[bool]:
+    def doc_type_known(cls, s: Series[str]) -> pd.Series[bool]:
         return s.isin(DOC_TYPES)
 
     @pa.check("status", name="doc_status")
-    def doc_status(cls, s: Series[str]) -> Series[bool]:
+    def doc_status(cls, s: Series[str]) -> pd.Series[bool]:
         return s.isin(DOC_STATUSES)
 
     @pa.check("currency", name="currency_code")
-    def currency_code(cls, s: Series[str]) -> Series[bool]:
+    def currency_code(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(CURRENCY_PATTERN)
 
     @pa.check("period", name="period_format")
-    def period_format(cls, s: Series[str]) -> Series[bool]:
+    def period_format(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(checks.PERIOD_PATTERN)
 
     @pa.dataframe_check(name="doc_amount_positive")
-    def doc_amount_positive(cls, df: pd.DataFrame) -> Series[bool]:
+    def doc_amount_positive(cls, df: pd.DataFrame) -> pd.Series[bool]:
         # DESIGN: amounts > 0, except a reversed document (zero or a red-letter negative)
         return ((df["amount_fen"] > 0) | (df["status"] == "reversed")).fillna(True)
 
     @pa.dataframe_check(name="doc_dated")
-    def doc_dated(cls, df: pd.DataFrame) -> Series[bool]:
+    def doc_dated(cls, df: pd.DataFrame) -> pd.Series[bool]:
         return df["posted_at"].notna() | df["paid_at"].notna()
 
     @pa.dataframe_check(name="paid_at_required")
-    def paid_at_required(cls, df: pd.DataFrame) -> Series[bool]:
+    def paid_at_required(cls, df: pd.DataFrame) -> pd.Series[bool]:
         return ~((df["status"] == "paid") & df["paid_at"].isna())
 
 
@@ -216,15 +216,15 @@ class Budget(_Standard):
     amount_fen: Series[pd.Int64Dtype]
 
     @pa.check("budget_code", "department_code", name="non_empty")
-    def non_empty(cls, s: Series[str]) -> Series[bool]:
+    def non_empty(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.len() > 0
 
     @pa.check("period", name="period_format")
-    def period_format(cls, s: Series[str]) -> Series[bool]:
+    def period_format(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.fullmatch(checks.PERIOD_PATTERN)
 
     @pa.check("amount_fen", name="amount_not_negative")
-    def amount_not_negative(cls, s: Series[int]) -> Series[bool]:
+    def amount_not_negative(cls, s: Series[int]) -> pd.Series[bool]:
         return s >= 0
 
 
@@ -235,7 +235,7 @@ class Person(_Standard):
     role: Series[str] = pa.Field(nullable=True)
 
     @pa.check("person_id", "name", name="non_empty")
-    def non_empty(cls, s: Series[str]) -> Series[bool]:
+    def non_empty(cls, s: Series[str]) -> pd.Series[bool]:
         return s.str.len() > 0
 
 
@@ -246,7 +246,7 @@ class PersonIdentity(_Standard):
 
     @pa.check("person_id", "system", "external_id", name="non_empty")
     def non_empty(cls, s: Series[str]) -> Series[bool]:
-        return s.str.len() > 0
+        return s.str.len() > 0  # type: ignore[return-value]  # pandas' Series is pandera's at run time
 
 
 MODELS: Final[dict[str, type[_Standard]]] = {

@@ -9,7 +9,7 @@ reported (``INVALID_INVOICE``) and its claim is still reconciled.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from data_contracts import checks
 from data_contracts.frames import to_frame_checked
-from data_contracts.invoices import INVOICE_RULES, InvoiceOptions, invoice_keys
+from data_contracts.invoices import check_invoices  # noqa: F401  (re-exported)
+from data_contracts.invoices import value_text as _text
 from data_contracts.models import CHECK_FIELDS, MODELS, REASONS
 from oafin.records import Issue, MappedRecord
 from oafin.standard import ENTITIES
@@ -120,53 +120,3 @@ def validate_records(entity: str, records: Sequence[MappedRecord]) -> ContractRe
         ]
         quarantined.append(dataclasses.replace(r, issues=[*r.issues, *new]))
     return ContractResult(valid=frame[~bad].reset_index(drop=True), quarantined=quarantined)
-
-
-def check_invoices(
-    invoices: pd.DataFrame,
-    *,
-    tax_tolerance_fen: int = checks.DEFAULT_TAX_TOLERANCE_FEN,
-    uscc_allow: Collection[str] = (),
-) -> pd.DataFrame:
-    """The invoices that fail a rule: one row each, with ``claim_id, invoice_key, reasons``.
-
-    The report keeps the failing rows' index labels, so ``invoices.loc[report.index]``
-    are the failing invoices themselves.
-
-    ``invoices`` is a ``claim_invoice`` frame (``frames.to_frame``). ``reasons`` joins
-    ``"<rule>: <what it demands> (<field>=<value>)"`` for every failed rule with ``"; "``.
-    ``uscc_allow`` lists seller credit codes known to be real though they fail the
-    checksum (chinese-finance-fields.md). Vectorised: 10k invoices take milliseconds.
-    """
-    options = InvoiceOptions(tax_tolerance_fen=tax_tolerance_fen, uscc_allow=frozenset(uscc_allow))
-    frame = invoices.reset_index(drop=True)
-    failed = {name: ~rule.passes(frame, options).to_numpy(dtype=bool) for name, rule in INVOICE_RULES.items()}
-    rows = np.flatnonzero(np.logical_or.reduce(list(failed.values())))
-    subset = frame.iloc[rows]
-    parts: list[np.ndarray] = []
-    for name, rule in INVOICE_RULES.items():
-        hit = failed[name][rows]
-        if hit.any():
-            part = np.full(len(rows), "", dtype=object)
-            values = subset[rule.field].to_numpy(dtype=object)[hit]
-            part[hit] = [f"{reason(name)} ({rule.field}={_text(v) or 'missing'})" for v in values]
-            parts.append(part)
-    reasons = ["; ".join(p for p in row if p) for row in zip(*parts, strict=True)] if parts else []
-    return pd.DataFrame(
-        {
-            "claim_id": subset["claim_id"].to_numpy(dtype=object),
-            "invoice_key": invoice_keys(subset).to_numpy(dtype=object),
-            "reasons": np.array(reasons, dtype=object),
-        },
-        columns=["claim_id", "invoice_key", "reasons"],
-        index=invoices.index[rows],
-    ).astype("str")
-
-
-def _text(value: Any) -> str | None:
-    """``str(value)`` for an issue, ``None`` for missing; dates without their midnight."""
-    if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp) and value.tz is None and value == value.normalize():
-        return value.date().isoformat()
-    return str(value)

@@ -148,8 +148,8 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
         print(f"  {row['idempotency_key'][:16]} [{row['status']}] {row['action']}: {row['preview']}")
     skipped: dict[tuple[str, str], int] = {}
     for item in summary["skipped"]:
-        reason = (item["exception_type"], item["reason"])
-        skipped[reason] = skipped.get(reason, 0) + 1
+        why = (item["exception_type"], item["reason"])
+        skipped[why] = skipped.get(why, 0) + 1
     for (kind, reason), count in sorted(skipped.items()):
         print(f"  no action for {count} {kind}: {reason}")
     for key, reason in summary["refused"].items():

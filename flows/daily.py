@@ -93,7 +93,10 @@ class FlowSteps:
 
     def standardize(self, sources: Sequence[str]) -> list[dict[str, Any]]:
         mapped = {name: standardize.submit(self.config_path, name, self.label) for name in sources}
-        checked = [validate.submit(self.config_path, name, mapped[name], self.label) for name in sources]
+        checked = [
+            validate.submit(self.config_path, name, mapped[name], self.label)  # type: ignore[call-overload]  # Prefect resolves the future passed in
+            for name in sources
+        ]
         return [future.result() for future in checked]
 
     def reconcile(self) -> Any:

@@ -212,6 +212,7 @@ class _Field:
             values = spec.values
             where = spec.path if spec.path is not None else (spec.form or spec.label)
             if isinstance(spec.path, tuple):
+                paths = list(spec.path)
                 rules = list(values.items())
 
                 def match(rec: _Record, key: Any) -> Any:
@@ -220,7 +221,7 @@ class _Field:
                             return target
                     shown = "+".join(key)
                     raise _Problem(
-                        "UNMAPPED_CODE", shown, f"{list(key)!r} of {list(where)} is not in the value map"
+                        "UNMAPPED_CODE", shown, f"{list(key)!r} of {paths} is not in the value map"
                     )
 
                 return match

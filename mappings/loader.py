@@ -89,7 +89,7 @@ def load_mapping(path: str | Path) -> SourceMapping:
         raise MappingError(_describe(path, root, exc)) from None
 
 
-def _describe(path: Path, root: yaml.Node, exc: ValidationError) -> str:
+def _describe(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])

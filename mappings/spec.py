@@ -370,6 +370,7 @@ def _check_fields(
         if spec.period_of and not set(spec.period_of) & set(fields):
             raise SpecError(f"period_of: none of {', '.join(spec.period_of)} is mapped for this form", loc)
         want = columns[name]
+        got: str | None
         if spec.parent is not None:
             assert parent is not None
             got = ENTITIES[parent].get(spec.parent)

@@ -22,8 +22,11 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
 from oafin.demo_workdir import prepare_demo_workdir
@@ -33,8 +36,12 @@ from oafin.systems.base import env_name
 from oafin.systems.registry import get_system
 from oafin.truth import score_files
 
+if TYPE_CHECKING:
+    from oafin.sandbox.dataset import Dataset
+
 DEFAULT_OA = "dingtalk"
 DEFAULT_FINANCE = "kingdee"
+FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow answer times out
 
 
 def sandbox_environment(sources: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -71,35 +78,43 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-FAULT_TIMEOUT_SECONDS = 1.0  # below sandbox.faults.DEFAULT_SLOW_SECONDS: a slow answer times out
+@dataclass
+class DemoRun:
+    """What one demo run made: its config, the flow's summary, and the score against the truth."""
+
+    config_path: Path
+    summary: dict[str, Any]
+    scores: pd.DataFrame
+    settings: Settings
 
 
-def run_demo(
+def serve_and_run(
+    dataset: Dataset,
+    workdir: Path,
     *,
     seed: int,
-    workdir: Path,
-    period: str,
-    n_claims: int,
     fault_rate: float = 0.0,
+    ports: tuple[int, int] | None = None,
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
-) -> int:
-    from oafin import sandbox_server as server
-    from oafin.sandbox.generator import generate
+) -> DemoRun:
+    """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
 
-    started = time.monotonic()
-    workdir = workdir.resolve()
-    for note in prepare_demo_workdir(workdir):  # refuses a directory the demo did not make
-        print(f"note: {note}")
-    dataset = generate(seed=seed, period=period, n_claims=n_claims)
+    ``ports`` are the fake DingTalk's and Kingdee's (0: any free port); by default the sandbox's
+    own ports when they are free. Raises what the flow raised.
+    """
+    from oafin import sandbox_server as server
+
+    workdir.mkdir(parents=True, exist_ok=True)
     dataset.write(workdir / "sandbox")
     host = server.DEFAULT_HOST
-    ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
-    if not all(_port_free(host, p) for p in ports):
-        print(
-            f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
-        )
-        ports = (0, 0)
+    if ports is None:
+        ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
+        if not all(_port_free(host, p) for p in ports):
+            print(
+                f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
+            )
+            ports = (0, 0)
     with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
         config_path = workdir / "oafin.toml"
         config_path.write_text(
@@ -116,27 +131,48 @@ def run_demo(
                 source.timeout_seconds = FAULT_TIMEOUT_SECONDS
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
-        print(f"sandbox: seed {seed}, period {period}, {len(dataset.claims)} OA claims")
+        print(f"sandbox: seed {seed}, period {dataset.period}, {len(dataset.claims)} OA claims")
         print(f"config:  {config_path}")
-        try:
-            summary = run_flow(config_path, period)
-            if fault_rate:
-                faulted = [c for c in sandbox.calls if c.fault]
-                kinds = sorted({c.fault for c in faulted if c.fault})
-                print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
-        except Exception as exc:  # one line for the operator; the traceback kept
-            report_failure("demo's daily flow", exc)
-            return 1
-    print_summary(summary)
+        summary = run_flow(config_path, dataset.period)
+        if fault_rate:
+            faulted = [c for c in sandbox.calls if c.fault]
+            kinds = sorted({c.fault for c in faulted if c.fault})
+            print(f"faults:  {len(faulted)} of {len(sandbox.calls)} calls faulted ({', '.join(kinds)})")
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")
+    return DemoRun(config_path, summary, scores, settings)
+
+
+def run_demo(
+    *,
+    seed: int,
+    workdir: Path,
+    period: str,
+    n_claims: int,
+    fault_rate: float = 0.0,
+    oa: str = DEFAULT_OA,
+    finance: str = DEFAULT_FINANCE,
+) -> int:
+    from oafin.sandbox.generator import generate
+
+    started = time.monotonic()
+    workdir = workdir.resolve()
+    for note in prepare_demo_workdir(workdir):  # refuses a directory the demo did not make
+        print(f"note: {note}")
+    dataset = generate(seed=seed, period=period, n_claims=n_claims)
+    try:
+        demo = serve_and_run(dataset, workdir, seed=seed, fault_rate=fault_rate, oa=oa, finance=finance)
+    except Exception as exc:  # one line for the operator; the traceback kept
+        report_failure("demo's daily flow", exc)
+        return 1
+    print_summary(demo.summary)
     print("\nagainst the sandbox truth (precision / recall per type):")
-    print(scores.to_string(index=False))
-    exports = " ".join(f"{k}={v}" for k, v in sandbox_environment(settings_sources(settings)).items())
+    print(demo.scores.to_string(index=False))
+    exports = " ".join(f"{k}={v}" for k, v in sandbox_environment(settings_sources(demo.settings)).items())
     print(f"\nreproduce: oafin sandbox serve --seed {seed} --period {period}   (in another terminal)")
     print(f"           export {exports}")
-    print(f"           oafin run --config {config_path} --period {period}")
+    print(f"           oafin run --config {demo.config_path} --period {period}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
 
 
-__all__ = ["run_demo", "ConfigError"]
+__all__ = ["DemoRun", "run_demo", "serve_and_run", "ConfigError"]

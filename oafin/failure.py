@@ -32,6 +32,8 @@ def report_failure(what: str, exc: BaseException) -> Path | None:
     text = "".join(traceback.format_exception(exc))
     path: Path | None = error_log_path()
     try:
+        if path is None:
+            raise OSError("no error log")
         with path.open("a", encoding="utf-8") as log:
             log.write(f"--- {datetime.now(UTC).isoformat(timespec='seconds')} oafin {what} failed\n{text}\n")
     except OSError:

@@ -87,7 +87,7 @@ def normalise_status(text: str | None) -> str | None:
     anything else → ValueError."""
     if text is None:
         return None
-    found = set()
+    found: set[str] = set()
     for word in text.split():
         value = STATUS_ALIASES.get(word, word.lower())
         if value not in EXCEPTION_STATUSES:
@@ -253,8 +253,8 @@ def import_review(
 ) -> ReviewImport:
     """Apply the workbook's edits in one transaction; see the module docstring."""
     from oafin.reporting.labels_zh import status_label
-    from oafin.reporting.review_table import exception_review
     from oafin.warehouse.lifecycle import exception_event
+    from oafin.warehouse.review_table import exception_review
     from oafin.warehouse.schema import exception
     from oafin.warehouse.store import upsert
 
@@ -337,7 +337,7 @@ def import_review(
                     "event": "review",
                     "status": status,
                     "comment": comment,
-                    "note": f"复核：{STATUSES.get(status, status)}"
+                    "note": f"复核：{STATUSES.get(status or '', status)}"
                     + (f"，备注“{comment}”" if comment else "")
                     + f"（{path.name}）",
                 }

@@ -39,5 +39,7 @@ def score(found: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_files(exceptions_csv: Path, truth_csv: Path) -> pd.DataFrame:
-    read = {"dtype": str, "keep_default_na": False}
-    return score(pd.read_csv(exceptions_csv, **read), pd.read_csv(truth_csv, **read))
+    return score(
+        pd.read_csv(exceptions_csv, dtype=str, keep_default_na=False),
+        pd.read_csv(truth_csv, dtype=str, keep_default_na=False),
+    )

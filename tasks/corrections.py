@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -59,7 +60,7 @@ def push_corrections(config_path: str, keys: list[str]) -> list[dict]:
     return [asdict(r) for r in results]
 
 
-def _retryable(state) -> bool:  # noqa: ANN001 - a Prefect State
+def _retryable(state: Any) -> bool:  # a Prefect State
     try:
         state.result()
     except RetryablePushError:

@@ -39,7 +39,7 @@ def config_hash(config_path: str) -> str:
     return hashlib.sha256(Path(config_path).read_bytes()).hexdigest()[:16]
 
 
-def retry_if_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's hook signature
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:  # Prefect's hook signature
     """Retry what can heal (``oafin.pipeline.extract.worth_retrying``): a connector error marked
     retryable, an unexpected one (a dropped database connection), a token refused right after a
     refresh once; never bad credentials, a refused request or a bad config."""

@@ -34,8 +34,8 @@ def counts_table(data: ReportData) -> list[dict[str, Any]]:
             {
                 "exception_type": kind,
                 "reason": reason_of(kind)[1],
-                "count": int(by_type.at[kind, "count"]) if found else 0,
-                "money_at_risk": yuan(int(by_type.at[kind, "risk_fen"])) if found else yuan(0),
+                "count": int(by_type.at[kind, "count"]) if found else 0,  # type: ignore[union-attr, arg-type]  # found: by_type is a frame of counts
+                "money_at_risk": yuan(int(by_type.at[kind, "risk_fen"])) if found else yuan(0),  # type: ignore[union-attr, arg-type]  # as above
             }
         )
     return rows

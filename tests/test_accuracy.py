@@ -1,9 +1,10 @@
 """Accuracy of the whole reconciliation over several generated months (issue 3).
 
 Dataset → RawRecords (shaped as the connectors land them: a DingTalk payload is the process
-instance, a Kingdee payload the row keyed by field key) → ``mappings.map_records`` →
-``data_contracts.validate_records`` → the engine, scored against the generator's truth per
-exception type. No HTTP: the sandbox's servers are tested elsewhere; this is about the rules.
+instance, a Kingdee payload the row keyed by field key) → the pipeline's own transforms (mapping,
+standardisation with its quarantine, the engine), scored against the generator's truth per
+exception type. No HTTP and no warehouse: the sandbox's servers and the store are tested
+elsewhere; this is about the rules.
 
 Run as a script for the table the issue note quotes:
 ``.venv/bin/python -m tests.test_accuracy --seeds 1 2 3 4 5 --n 3000``.
@@ -12,20 +13,18 @@ Run as a script for the table the issue note quotes:
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from data_contracts.frames import to_frame
-from data_contracts.validate import check_invoices, validate_records
 from mappings import default_mapping_path, load_code_tables, load_mapping, map_records
-from oafin.engine.reconcile import ReconcileParams, References, reconcile
+from oafin.engine.reconcile import ReconcileParams
 from oafin.periods import Period
-from oafin.records import MappedRecord, RawRecord
+from oafin.pipeline.reconcile import build_frames, reconcile_frames
+from oafin.pipeline.standardize import standardize_records
+from oafin.records import RawRecord
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.generator import generate
 from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
@@ -47,67 +46,32 @@ def raw_records(ds: Dataset) -> tuple[list[RawRecord], list[RawRecord]]:
     return oa, fin
 
 
-def _quarantine_rows(records: list[MappedRecord]) -> list[dict[str, Any]]:
-    """What the pipeline keeps of a quarantined record for the engine (oafin.warehouse.schema.quarantine)."""
-    out = []
-    for rec in records:
-        v = rec.values
-        claim = rec.entity == "expense_claim"
-        if claim:
-            scope_at = v.get("approved_at") or v.get("submitted_at")
-        else:
-            scope_at = v.get("paid_at") if v.get("doc_type") == "payment" else v.get("posted_at")
-        out.append(
-            {
-                "entity": rec.entity,
-                "business_key": (v.get("claim_no") if claim else v.get("doc_no"))
-                or f"{rec.system}:{rec.source_id}",
-                "claim_no_ref": v.get("claim_no_ref"),
-                "scope_at": scope_at,
-                "exception_type": "UNMAPPED_CODE"
-                if any(i.code == "UNMAPPED_CODE" for i in rec.issues)
-                else "CONTRACT_VIOLATION",
-                "person_id": v.get("applicant_id") or v.get("payee_id"),
-                "amount_fen": v.get("amount_fen") if isinstance(v.get("amount_fen"), int) else None,
-                "company_code": v.get("company_code"),
-                "reasons": json.dumps([i.as_dict() for i in rec.issues], ensure_ascii=False),
-            }
-        )
-    return out
-
-
 def reconcile_dataset(ds: Dataset, company_code: str = "C01") -> pd.DataFrame:
-    """The exceptions the pipeline's steps find in a generated month (as_of = period end)."""
+    """The exceptions the pipeline's own steps find in a generated month (as_of = period end).
+
+    The real transforms, in the pipeline's order, minus the warehouse in between: mapping
+    (``mappings.map_records``), standardisation (``oafin.pipeline.standardize.standardize_records``:
+    plausibility, contracts, quarantine rows), the engine's frames
+    (``oafin.pipeline.reconcile.build_frames``) and the engine (``reconcile_frames``).
+    """
     tables = load_code_tables()
     oa, fin = raw_records(ds)
     context = {"company_code": company_code}
-    claims_m = map_records(load_mapping(default_mapping_path("dingtalk")), oa, tables, context)
-    docs_m = map_records(load_mapping(default_mapping_path("kingdee")), fin, tables, context)
-    claims = validate_records("expense_claim", claims_m)
-    docs = validate_records("finance_doc", docs_m)
-    valid_ids = set(claims.valid["claim_id"])
-    invoice_rows = [
-        {**child, "invoice_code": child.get("invoice_code") or ""}
-        for rec in claims_m
-        if rec.values.get("claim_id") in valid_ids
-        for child in rec.children.get("claim_invoice", [])
-    ]
-    invoices = to_frame("claim_invoice", invoice_rows)
-    quarantined = pd.DataFrame(_quarantine_rows([*claims.quarantined, *docs.quarantined]))
-    quarantined["scope_at"] = pd.to_datetime(quarantined["scope_at"], utc=True)
-    period = Period.parse(ds.period)
-    result = reconcile(
-        claims.valid,
-        docs.valid,
-        ReconcileParams(period=period, as_of=period.end),
-        quarantined,
-        invoices=invoices,
-        invalid_invoices=check_invoices(invoices),
-        references=References(
-            people=tables.people, approval_matrix=tables.approval_matrix, budgets=tables.budgets
-        ),
+    claims = standardize_records(
+        "expense_claim", map_records(load_mapping(default_mapping_path("dingtalk")), oa, tables, context)
     )
-    return result.exceptions
+    docs = standardize_records(
+        "finance_doc", map_records(load_mapping(default_mapping_path("kingdee")), fin, tables, context)
+    )
+    frames = build_frames(
+        claims.rows,
+        docs.rows,
+        claims.invoice_rows,
+        [*claims.quarantine_rows, *docs.quarantine_rows],
+        company_code,
+    )
+    period = Period.parse(ds.period)
+    return reconcile_frames(frames, ReconcileParams(period=period, as_of=period.end), tables).exceptions
 
 
 def accuracy_table(seeds: tuple[int, ...], n_claims: int) -> pd.DataFrame:

@@ -23,10 +23,10 @@ def test_suites_pass_fail_and_build_data_docs(tmp_path, monkeypatch):
         abs_fen=data.exceptions["amount_fen"].fillna(0).astype("int64").abs()
     )
     good_totals = totals_frame(
-        data.kpis, {"approved_in_scope": 4, "approved_matched": 3, "claims_in_scope": 5}
+        data.kpis, {"approved_in_scope": 4, "approved_matched": 4, "claims_in_scope": 5}
     )
     bad_totals = totals_frame(
-        data.kpis, {"approved_in_scope": 4, "approved_matched": 2, "claims_in_scope": 5}
+        data.kpis, {"approved_in_scope": 4, "approved_matched": 3, "claims_in_scope": 5}
     )
     fresh = claims.copy()
     fresh.loc[0, "submitted_at"] = pd.Timestamp(AS_OF) - timedelta(days=1)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from data_contracts.frames import to_frame
+from oafin.engine.reconcile import ReconcileParams, reconcile
+from oafin.periods import Period
 from oafin.reporting.context import ReportData, assemble_report_data
 
 AS_OF = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # end of 2026-10 in Asia/Shanghai
@@ -110,6 +112,19 @@ def exception_rows() -> pd.DataFrame:
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
+def engine_matches(
+    claims: list[dict] = CLAIMS, docs: list[dict] = DOCS, as_of: datetime = AS_OF
+) -> pd.DataFrame:
+    """The ``match`` table after runs of 2026-09 and 2026-10, both as of ``as_of`` (the real
+    engine's links; the documents here are all posted in October, so September is re-run then)."""
+    runs = []
+    for name in ("2026-09", "2026-10"):
+        params = ReconcileParams(period=Period.parse(name), as_of=as_of)
+        result = reconcile(to_frame("expense_claim", claims), to_frame("finance_doc", docs), params)
+        runs.append(result.matches.assign(period=name))
+    return pd.concat(runs, ignore_index=True)
+
+
 def report_data(exceptions: pd.DataFrame | None = None, reviews: pd.DataFrame | None = None) -> ReportData:
     claims = to_frame("expense_claim", CLAIMS)
     return assemble_report_data(
@@ -122,7 +137,7 @@ def report_data(exceptions: pd.DataFrame | None = None, reviews: pd.DataFrame | 
         docs=to_frame("finance_doc", DOCS),
         people=to_frame("person", PEOPLE),
         reviews=pd.DataFrame(columns=["exception_id", "comment"]) if reviews is None else reviews,
-        matched_claim_ids={"dingtalk:BX001", "dingtalk:BX002", "dingtalk:BX003"},
+        matches=engine_matches(),
     )
 
 
@@ -148,7 +163,7 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_first_payment_follows_the_bill_or_the_claim_number_and_ignores_later_or_reversed_ones():
     claims, docs = frames()
-    paid = first_payments(claims, docs, AS_OF).set_index("claim_id")["paid_at"]
+    paid = first_payments(claims, docs, AS_OF, engine_matches()).set_index("claim_id")["paid_at"]
     assert paid["dingtalk:BX001"] == pd.Timestamp("2026-10-05T02:00:00Z")  # FK1 via FY1, not FK2
     assert paid["dingtalk:BX002"] == pd.Timestamp("2026-10-14T00:00:00Z")  # FK3 carries BX002
     assert "dingtalk:BX003" not in paid.index  # FK9 after as_of, FK8 reversed
@@ -157,14 +172,15 @@ def test_first_payment_follows_the_bill_or_the_claim_number_and_ignores_later_or
 
 def test_cycle_times_are_days_from_approval_to_first_payment_per_china_month():
     claims, docs = frames()
-    cycles = cycle_times(claims, docs, AS_OF).set_index("claim_no")
+    cycles = cycle_times(claims, docs, AS_OF, engine_matches()).set_index("claim_no")
     assert cycles.loc["BX001", "cycle_days"] == pytest.approx(2.0)
     assert cycles.loc["BX002", "cycle_days"] == pytest.approx(4.0)
     assert cycles.loc["BX006", "period"] == "2026-10"  # 2026-09-30 17:00 UTC is October in Shanghai
     assert cycles.loc["BX004", "period"] == "2026-09"
     assert "BX005" not in cycles.index  # rejected
     # a later as_of lets BX003's payment count
-    later = cycle_times(claims, docs, pd.Timestamp("2026-12-01T00:00:00Z")).set_index("claim_no")
+    later_as_of = datetime(2026, 12, 1, tzinfo=UTC)
+    later = cycle_times(claims, docs, later_as_of, engine_matches(as_of=later_as_of)).set_index("claim_no")
     assert later.loc["BX003", "cycle_days"] == pytest.approx(31.0)
 
 
@@ -186,8 +202,9 @@ def test_matched_and_unmatched_totals_of_the_periods_approved_claims():
     k = report_data().kpis
     assert k["claims_in_scope"] == 5  # four approved in October (Shanghai) + the rejected one submitted then
     assert k["approved_in_scope"] == 4
-    assert (k["matched_claims"], k["matched_fen"]) == (3, 10_000 + 25_050 + 7_700)
-    assert (k["unmatched_claims"], k["unmatched_fen"]) == (1, 1_000)
+    # BX003 has a live bill; BX006 is paid (FK6 carries its number)
+    assert (k["matched_claims"], k["matched_fen"]) == (4, 10_000 + 25_050 + 7_700 + 1_000)
+    assert (k["unmatched_claims"], k["unmatched_fen"]) == (0, 0)
     assert k["missing_in_oa_fen"] == 5_000
     assert k["exceptions_amount_fen"] == 123_456 + 250 + 5_000 + 7_700
 

@@ -116,7 +116,7 @@ def test_renders_in_chromium_without_console_output_and_shows_the_numbers(tmp_pa
     assert "¥0.00" in kpis["risk_paid_out_fen"]  # nothing here was paid out wrongly
     assert kpis["control_findings"].startswith("1Control")  # the unmapped code: a finding, no money
     assert "2.0 d" in kpis["cycle_median_days"] and "3.6 d" in kpis["cycle_p90_days"]
-    assert "¥427.50" in kpis["matched_fen"]
+    assert "¥437.50" in kpis["matched_fen"]
     body_rows = [a for t, a, _ in found if t == "tr"]
     assert len(body_rows) > 5
     # the script drew the exception list (page 1 of 1, 5 rows), largest amount first

@@ -105,8 +105,8 @@ def test_summary_sheet_kpis_and_totals(workbook):
     cells = {r[0].value: r[1] for r in ws.iter_rows(min_col=1, max_col=3) if r[0].value}
     assert cells["Auto-match rate 自动匹配率"].value == pytest.approx(0.6667)
     assert cells["Auto-match rate 自动匹配率"].number_format == "0.0%"
-    assert cells["Matched amount 已匹配金额"].value == pytest.approx(427.50)
-    assert cells["Unmatched amount 未匹配金额"].value == pytest.approx(10.00)
+    assert cells["Matched amount 已匹配金额"].value == pytest.approx(437.50)
+    assert cells["Unmatched amount 未匹配金额"].value == pytest.approx(0.00)
     assert cells["Approval-to-payment median 审批到付款中位数 (days)"].value == pytest.approx(2.0)
     assert cells["Total 合计"].value == 5
     assert cells["财务漏记 MISSING_IN_FINANCE — OA已审批，财务无单据"].value == 2

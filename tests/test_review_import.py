@@ -15,10 +15,10 @@ from sqlalchemy import select
 from oafin.cli import main
 from oafin.config import OaFinDefaults
 from oafin.reporting.context import build_report_data
-from oafin.reporting.review_table import exception_review
 from oafin.reporting.workbook import COMMENT_HEADER, ID_HEADER, STATUS_HEADER, write_workbook
 from oafin.review import import_review
 from oafin.warehouse.lifecycle import record_exceptions
+from oafin.warehouse.review_table import exception_review
 from oafin.warehouse.schema import exception
 from oafin.warehouse.store import read_table
 

@@ -68,6 +68,8 @@ class TokenExpiredError(AuthError):
     (a fresh credential rejected at once) escapes as this error, an ``AuthError``.
     """
 
+    marker: object = None  # the credential the failed call used (set by the HTTP layer)
+
 
 class RateLimitedError(ConnectorError):
     """The system (HTTP 429 or its own code) says to slow down."""

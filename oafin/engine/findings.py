@@ -24,19 +24,16 @@ Readings (DESIGN, "Reconciliation" and the exception table), per claim in scope:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from data_contracts.invoices import invoice_keys
-from data_contracts.validate import check_invoices
+from data_contracts.invoices import check_invoices, invoice_keys
 from oafin.engine.keys import norm_keys, split_keys
 from oafin.engine.matching import DAY_NS
+from oafin.engine.scope import ReconcileParams, References, _Prepared, docs_in_scope
 from oafin.standard import EXCEPTION_KEY_COLUMNS
-
-if TYPE_CHECKING:
-    from oafin.engine.reconcile import ReconcileParams, References, _Prepared
 
 EXCEPTION_FRAME_COLUMNS = [
     "exception_type",
@@ -153,9 +150,9 @@ def _ambiguous_note(ctx: Context, side: str, other: str, ids: pd.Series) -> dict
         return {}
     grouped = amb.groupby(side)
     notes = {}
-    for pos, group in grouped:
+    for pos, group in grouped:  # pos is a position (int); the stubs type group keys as any scalar
         names = sorted({str(x) for x in _take(ids, group[other].to_numpy())})
-        notes[int(pos)] = f"; ambiguous {group['match_pass'].iloc[0]} match, tied: {', '.join(names)}"
+        notes[int(pos)] = f"; ambiguous {group['match_pass'].iloc[0]} match, tied: {', '.join(names)}"  # type: ignore[arg-type]
     return notes
 
 
@@ -294,7 +291,7 @@ def approval_findings(ctx: Context, refs: References) -> pd.DataFrame:
     mask[a_pos[self_rows]] = True
     out = [_claim_rows(ctx, "SELF_APPROVAL", mask, detail="the applicant approved their own claim")]
     if refs.approval_matrix and refs.people is not None:
-        limits = _limits(refs)
+        limits = _limits(refs.approval_matrix, refs.people)
         found = [limits.get(k) for k in key_text]
         has_u = np.array([v is not None for v in found], dtype=bool)
         limit_u = np.array([v if v is not None else 0 for v in found], dtype=np.int64)
@@ -311,10 +308,9 @@ def approval_findings(ctx: Context, refs: References) -> pd.DataFrame:
     return _concat(out)
 
 
-def _limits(refs: References) -> dict[str, int]:
+def _limits(approval_matrix: dict[str, int], people: pd.DataFrame) -> dict[str, int]:
     """Approver key → limit: the matrix entry for the person, else for their role."""
-    matrix = {str(k).strip(): int(v) for k, v in (refs.approval_matrix or {}).items()}
-    people = refs.people
+    matrix = {str(k).strip(): int(v) for k, v in approval_matrix.items()}
     keys = norm_keys(people["person_id"]).to_numpy(dtype=object)
     out: dict[str, int] = {}
     for key, pid, role in zip(keys, people["person_id"], people["role"], strict=True):
@@ -465,8 +461,6 @@ def _invoice_rows(ctx: Context, kind: str, frame: pd.DataFrame, detail: np.ndarr
 
 def missing_in_oa(ctx: Context, links: pd.DataFrame, chained: np.ndarray) -> pd.DataFrame:
     """In-period documents with no OA claim behind them, counted once per chain."""
-    from oafin.engine.reconcile import docs_in_scope
-
     P = ctx.P
     d = P.docs
     scoped = docs_in_scope(d, ctx.params.period).to_numpy(dtype=bool) & ~P.d_reversed

@@ -36,7 +36,7 @@ def norm_keys(values: pd.Series) -> pd.Series:
     # patch only the few values that need unicodedata (no round trip of the column via objects)
     rest = np.flatnonzero(~plain)
     out = upper.copy()
-    out.iloc[rest] = [norm_key(v) for v in text.iloc[rest].to_numpy(dtype=object)]
+    out.iloc[rest] = [norm_key(v) for v in text.iloc[rest].to_numpy(dtype=object)]  # type: ignore[call-overload]  # stubs: a list is valid
     return out
 
 
@@ -54,7 +54,7 @@ def split_keys(values: pd.Series) -> pd.DataFrame:
         frame = pd.DataFrame({"pos": pos, "key": norm_keys(text.iloc[pos]).to_numpy()})
         return frame.loc[frame["key"] != ""].reset_index(drop=True)
     parts = text.iloc[pos].str.split(",")
-    lengths = parts.str.len().to_numpy()
+    lengths = parts.str.len().to_numpy()  # type: ignore[misc]  # stubs: .str.len() of lists is valid
     flat = pd.Series(np.concatenate(parts.to_numpy()), dtype="str")
     keys = norm_keys(flat)
     frame = pd.DataFrame({"pos": np.repeat(pos, lengths), "key": keys.to_numpy()})

@@ -16,7 +16,8 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_
 
 from data_contracts.frames import to_frame
-from data_contracts.validate import check_invoices
+from data_contracts.invoices import check_invoices
+from mappings.code_tables import CodeTables
 from oafin.config import Settings
 from oafin.engine.reconcile import ReconcileParams, ReconcileResult, References, reconcile
 from oafin.periods import Period
@@ -107,32 +108,56 @@ def load_frames(
     *,
     sources: Sequence[tuple[str, str, str]] = (),
 ) -> Frames:
-    """The standard frames of one company. ``sources`` ((name, system, company_code) per source):
-    each source's rows are scoped by its own company_code, and a source with records but none in
-    scope raises ``ScopeError``; without it, every row is scoped by ``company_code``."""
+    """The standard frames of one company, read from the warehouse (``build_frames`` says how they
+    are scoped)."""
     with engine.connect() as conn:
         claims = read_table(conn, STANDARD_TABLES["expense_claim"])
         docs = read_table(conn, STANDARD_TABLES["finance_doc"])
         invoices = read_table(conn, STANDARD_TABLES["claim_invoice"])
         q = read_table(conn, quarantine)
-    claims = to_frame("expense_claim", claims.to_dict("records"))
-    docs = to_frame("finance_doc", docs.to_dict("records"))
+    return build_frames(
+        claims.to_dict("records"),
+        docs.to_dict("records"),
+        invoices.to_dict("records"),
+        q.to_dict("records"),
+        company_code,
+        sources=sources,
+    )
+
+
+def build_frames(
+    claims: Sequence[Mapping[Any, Any]],
+    docs: Sequence[Mapping[Any, Any]],
+    invoices: Sequence[Mapping[Any, Any]],
+    quarantined: Sequence[Mapping[Any, Any]],
+    company_code: str | None = None,
+    *,
+    sources: Sequence[tuple[str, str, str]] = (),
+) -> Frames:
+    """The engine's input frames from the standard and quarantine rows (as stored): pure.
+
+    ``sources`` ((name, system, company_code) per source): each source's rows are scoped by its own
+    company_code and a source with records but none in scope raises ``ScopeError``; without it,
+    every row is scoped by ``company_code``."""
+    claims_f = to_frame("expense_claim", claims)
+    docs_f = to_frame("finance_doc", docs)
+    q = pd.DataFrame(list(quarantined), columns=[c.name for c in quarantine.columns])
     if sources:
         scopes = {system: code for _, system, code in sources}
         pairs = [
             (frame, _scoped(frame, column, scopes, company_code), column)
-            for frame, column in ((claims, "claim_id"), (docs, "doc_id"), (q, "system"))
+            for frame, column in ((claims_f, "claim_id"), (docs_f, "doc_id"), (q, "system"))
         ]
         check_scope(pairs, sources)
-        claims, docs, q = (after for _, after, _ in pairs)
+        claims_f, docs_f, q = (after for _, after, _ in pairs)
     else:
-        claims = _company(claims, company_code)
-        docs = _company(docs, company_code)
+        claims_f = _company(claims_f, company_code)
+        docs_f = _company(docs_f, company_code)
         q = _company(q, company_code)
-    invoices = to_frame("claim_invoice", invoices.to_dict("records"))
-    invoices = invoices.loc[invoices["claim_id"].isin(claims["claim_id"])].reset_index(drop=True)
+    invoices_f = to_frame("claim_invoice", invoices)
+    invoices_f = invoices_f.loc[invoices_f["claim_id"].isin(claims_f["claim_id"])].reset_index(drop=True)
     q["scope_at"] = pd.to_datetime(q["scope_at"], utc=True)
-    return Frames(claims, docs, q, invoices)
+    return Frames(claims_f, docs_f, q, invoices_f)
 
 
 def params_from(settings: Settings, period: Period, as_of: datetime) -> ReconcileParams:
@@ -147,11 +172,15 @@ def params_from(settings: Settings, period: Period, as_of: datetime) -> Reconcil
 
 
 def run_engine(frames: Frames, settings: Settings, period: Period, as_of: datetime) -> ReconcileResult:
-    tables = code_tables(settings)
+    return reconcile_frames(frames, params_from(settings, period, as_of), code_tables(settings))
+
+
+def reconcile_frames(frames: Frames, params: ReconcileParams, tables: CodeTables) -> ReconcileResult:
+    """The engine over the frames, with the code tables as its references: pure."""
     return reconcile(
         frames.claims,
         frames.docs,
-        params_from(settings, period, as_of),
+        params,
         frames.quarantined,
         invoices=frames.invoices,
         invalid_invoices=check_invoices(frames.invoices),

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
+from data_contracts.gx_suites import StandardTable
 from oafin.periods import SHANGHAI
 from oafin.pipeline.reconcile import PeriodResult
 from oafin.reporting.context import (
@@ -35,6 +36,8 @@ from oafin.reporting.exceptions_csv import write_exceptions_csv
 from oafin.reporting.html_report import write_html_report
 from oafin.reporting.redact import redact_text
 from oafin.reporting.workbook import write_workbook
+from oafin.warehouse.schema import STANDARD_TABLES, quarantine, raw_record
+from oafin.warehouse.store import read_table
 
 log = logging.getLogger(__name__)
 DATA_DOCS = "data_docs"
@@ -53,6 +56,22 @@ def new_workbook_path(out: Path, now: datetime) -> Path:
     return path
 
 
+def standard_tables(engine: Engine, systems: Mapping[str, Sequence[str]]) -> dict[str, StandardTable]:
+    """The standard tables and their landed/quarantined counts, read for the GX suites.
+
+    ``systems``: per standard entity, the systems whose landed records map to it (from the
+    config's sources, ``source_systems(settings)``)."""
+    tables: dict[str, StandardTable] = {}
+    with engine.connect() as conn:
+        for entity in ("expense_claim", "finance_doc"):
+            names = list(systems.get(entity, ()))
+            raw = conn.execute(select(func.count()).where(raw_record.c.system.in_(names))).scalar_one()
+            held = conn.execute(select(func.count()).where(quarantine.c.system.in_(names))).scalar_one()
+            rows = read_table(conn, STANDARD_TABLES[entity])
+            tables[entity] = StandardTable(rows=rows, landed=int(raw), quarantined=int(held))
+    return tables
+
+
 def quality_checks(
     engine: Engine,
     result: PeriodResult,
@@ -67,13 +86,12 @@ def quality_checks(
         held = exceptions_of_run(engine, result.period, result.company_code, result.as_of)
         held = held.loc[held["status"] != "ignored"]
         batches = build_batches(
-            engine,
+            standard_tables(engine, systems or {}),
             as_of=result.as_of,
             exceptions=data.exceptions,
             kpis=data.kpis,
             stats=result.stats,
             warehouse_exceptions=held,
-            systems=systems or {},
         )
         return run_suites(batches, out / DATA_DOCS, run_name=result.period, run_time=result.as_of)
     except Exception as exc:  # shown on the report and logged; the reconciliation itself stands

@@ -145,7 +145,7 @@ def _records_to_rows(entity: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     cols = list(ENTITIES[entity])
     rows = []
     for rec in frame[cols].to_dict("records"):
-        rows.append({k: (None if _missing(v) else _plain(v)) for k, v in rec.items()})
+        rows.append({str(k): (None if _missing(v) else _plain(v)) for k, v in rec.items()})
     return rows
 
 
@@ -216,19 +216,21 @@ def _key_text(value: Any) -> str | None:
     return text if len(text) <= MAX_KEY_CHARS else text[: MAX_KEY_CHARS - 3] + "..."
 
 
-def store_standard(
-    engine: Engine, source: SourceConfig, records: list[MappedRecord], entity: str | None = None
-) -> StandardizeSummary:
-    """Validate ``records`` and make the warehouse hold exactly their valid rows and quarantine.
+@dataclass
+class Standardized:
+    """One source's mapped records held to their contracts: the rows to store (nothing stored)."""
 
-    ``entity``: the standard entity the source maps to (default: the records', else its role's).
-    """
-    entity = entity or (records[0].entity if records else ROLE_ENTITIES[source.role])
+    entity: str
+    rows: list[dict[str, Any]]  # the valid records as standard rows
+    invoice_rows: list[dict[str, Any]]  # the valid claims' invoices
+    quarantine_rows: list[dict[str, Any]]  # ``quarantine`` rows, with every reason
+    mapped: int
+
+
+def standardize_records(entity: str, records: list[MappedRecord]) -> Standardized:
+    """Validate ``records`` (plausibility, then the contracts): pure, the step's transform."""
     records, implausible = _plausible(list(records), entity)
     result = validate_records(entity, records)
-    table = STANDARD_TABLES[entity]
-    id_col = table.c[PRIMARY_KEYS[entity][0]]
-    prefix = f"{source.system}:"
     rows = _records_to_rows(entity, result.valid)
     valid_ids = {r[PRIMARY_KEYS[entity][0]] for r in rows}
 
@@ -240,20 +242,34 @@ def store_standard(
                 invoice_rows.append({c: child.get(c) for c in ENTITIES["claim_invoice"]} | {"claim_id": cid})
     invoice_rows = _dedupe(invoice_rows, PRIMARY_KEYS["claim_invoice"])
     q_rows = [_quarantine_row(r) for r in [*result.quarantined, *implausible]]
+    return Standardized(entity, rows, invoice_rows, q_rows, mapped=len(records) + len(implausible))
 
+
+def store_standard(
+    engine: Engine, source: SourceConfig, records: list[MappedRecord], entity: str | None = None
+) -> StandardizeSummary:
+    """Validate ``records`` and make the warehouse hold exactly their valid rows and quarantine.
+
+    ``entity``: the standard entity the source maps to (default: the records', else its role's).
+    """
+    entity = entity or (records[0].entity if records else ROLE_ENTITIES[source.role])
+    std = standardize_records(entity, records)
+    table = STANDARD_TABLES[entity]
+    id_col = table.c[PRIMARY_KEYS[entity][0]]
+    prefix = f"{source.system}:"
     with engine.begin() as conn:
-        sync_rows(conn, table, rows, id_col.startswith(prefix, autoescape=True))
+        sync_rows(conn, table, std.rows, id_col.startswith(prefix, autoescape=True))
         if entity == "expense_claim":
             inv = STANDARD_TABLES["claim_invoice"]
-            sync_rows(conn, inv, invoice_rows, inv.c.claim_id.startswith(prefix, autoescape=True))
-        sync_rows(conn, quarantine, q_rows, (quarantine.c.system == literal(source.system)))
+            sync_rows(conn, inv, std.invoice_rows, inv.c.claim_id.startswith(prefix, autoescape=True))
+        sync_rows(conn, quarantine, std.quarantine_rows, (quarantine.c.system == literal(source.system)))
     return StandardizeSummary(
         system=source.system,
         entity=entity,
-        mapped=len(records) + len(implausible),
-        valid=len(rows),
-        quarantined=len(q_rows),
-        invoices=len(invoice_rows),
+        mapped=std.mapped,
+        valid=len(std.rows),
+        quarantined=len(std.quarantine_rows),
+        invoices=len(std.invoice_rows),
     )
 
 

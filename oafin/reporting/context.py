@@ -7,9 +7,9 @@ the tests all read the same numbers:
   business date of the record behind it, its age in days and age bucket, a bilingual reason, the
   reviewer's comment;
 - approval-to-payment cycle time: ``expense_claim.approved_at`` to the first paid ``finance_doc``
-  payment, linked by ``claim_no_ref`` on the payment or through the bill it settles
-  (``source_doc_nos``); only payments made by ``as_of`` count; median and p90 of the period and
-  of every earlier period the warehouse holds (the trend);
+  payment the engine linked to the claim (the ``match`` table: by number, through the bill, by
+  rule or by group); only payments made by ``as_of`` count; median and p90 of the period and
+  of every earlier period the warehouse has reconciled (the trend);
 - matched and unmatched totals of the period's approved claims, in fen.
 """
 
@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, select
 
 from data_contracts.frames import to_frame
-from oafin.engine.keys import norm_keys, split_list
+from oafin.engine.keys import norm_keys
+from oafin.engine.reconcile import MATCH_COLUMNS
 from oafin.periods import SHANGHAI, Period
 from oafin.reporting.details_zh import detail_sentence, invoice_claim_no, risk_of
 from oafin.reporting.labels_zh import (
@@ -42,10 +43,10 @@ from oafin.reporting.labels_zh import (
     type_name,
 )
 from oafin.reporting.redact import redact_text
-from oafin.reporting.review_table import exception_review
 from oafin.standard import EXCEPTION_TYPES
 from oafin.warehouse.lifecycle import read_events
-from oafin.warehouse.schema import STANDARD_TABLES, exception, quarantine
+from oafin.warehouse.review_table import exception_review
+from oafin.warehouse.schema import STANDARD_TABLES, exception, match, quarantine
 from oafin.warehouse.store import read_table
 
 # (low, high, label): days since the record's business date (approval, posting or payment).
@@ -115,43 +116,40 @@ def _scope(claims: pd.DataFrame, period: Period) -> pd.Series:
     return inside(approved) | (approved.isna() & inside(claims["submitted_at"]))
 
 
-def first_payments(claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+def first_payments(
+    claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime, matches: pd.DataFrame
+) -> pd.DataFrame:
     """Each claim's first payment made by ``as_of``: columns ``claim_id``, ``paid_at``.
 
-    A payment belongs to a claim when it carries the claim's number (``claim_no_ref``) or
-    settles a bill that does (``source_doc_nos``).
+    A payment belongs to a claim when the engine linked them (``matches``: ``claim_id``,
+    ``doc_id``, as the warehouse's ``match`` table holds them): by the claim's number, through
+    the bill it settles, or by the rule and group passes. The chain is computed once, by the
+    engine; reports read it.
     """
-    key = norm_keys(claims["claim_no"])
-    docs = docs.assign(ref_key=norm_keys(docs["claim_no_ref"]), doc_key=norm_keys(docs["doc_no"]))
     live = docs.loc[~docs["status"].isin(LIVE_DOC_EXCLUDED)]
     paid = live.loc[
         (live["doc_type"] == "payment")
         & (live["status"] == "paid")
         & live["paid_at"].notna()
-        & (live["paid_at"] <= as_of)
+        & (live["paid_at"] <= as_of),
+        ["doc_id", "paid_at"],
     ]
-    bills = live.loc[(live["doc_type"] == "reimbursement") & (live["ref_key"].fillna("") != "")]
-    bill_claim = bills.drop_duplicates("doc_key").set_index("doc_key")["ref_key"]
-    direct = paid.loc[paid["ref_key"].fillna("") != "", ["ref_key", "paid_at"]].rename(
-        columns={"ref_key": "claim_key"}
+    links = matches[["claim_id", "doc_id"]].merge(paid, on="doc_id")
+    links = links.loc[links["claim_id"].isin(claims["claim_id"])]
+    first = links.groupby("claim_id")["paid_at"].min()
+    out = pd.DataFrame(
+        {"claim_id": first.index.astype(object), "paid_at": pd.to_datetime(first.to_numpy(), utc=True)}
     )
-    via = paid.assign(src=split_list(paid["source_doc_nos"]))[["src", "paid_at"]].explode("src")
-    via = via.assign(claim_key=via["src"].map(bill_claim)).dropna(subset=["claim_key"])[
-        ["claim_key", "paid_at"]
-    ]
-    links = pd.concat([direct, via], ignore_index=True)
-    links["paid_at"] = pd.to_datetime(links["paid_at"], utc=True)
-    first = links.groupby("claim_key")["paid_at"].min()
-    paid_at = key.map(first) if len(first) else pd.Series(pd.NaT, index=key.index)
-    out = pd.DataFrame({"claim_id": claims["claim_id"], "paid_at": pd.to_datetime(paid_at, utc=True)})
-    return out.dropna(subset=["paid_at"]).reset_index(drop=True)
+    return out.reset_index(drop=True)
 
 
-def cycle_times(claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+def cycle_times(
+    claims: pd.DataFrame, docs: pd.DataFrame, as_of: datetime, matches: pd.DataFrame
+) -> pd.DataFrame:
     """Approved claims paid by ``as_of``: ``claim_id``, ``claim_no``, ``period`` (of approval),
     ``approved_at``, ``paid_at``, ``cycle_days`` (float days, approval to first payment)."""
     approved = claims.loc[(claims["status"] == "approved") & claims["approved_at"].notna()]
-    paid = first_payments(approved, docs, as_of)
+    paid = first_payments(approved, docs, as_of, matches)
     out = approved[["claim_id", "claim_no", "approved_at"]].merge(paid, on="claim_id")
     out["cycle_days"] = (out["paid_at"] - out["approved_at"]).dt.total_seconds() / 86400.0
     out["period"] = out["approved_at"].dt.tz_convert(SHANGHAI).dt.strftime("%Y-%m")
@@ -203,25 +201,18 @@ def _read(engine: Engine, entity: str) -> pd.DataFrame:
     return to_frame(entity, rows.to_dict("records"))
 
 
-def _matched_claim_ids(
-    engine: Engine, claims: pd.DataFrame, docs: pd.DataFrame, period: str, company_code: str
-) -> set[str]:
-    """Claims with a live finance document carrying their number, plus any the engine's ``match``
-    table (issue 3, when present) links for this period and company by its other passes."""
-    live = docs.loc[~docs["status"].isin(LIVE_DOC_EXCLUDED)]
-    refs = set(norm_keys(live["claim_no_ref"]).dropna()) - {""}
-    matched = set(claims.loc[norm_keys(claims["claim_no"]).isin(refs), "claim_id"])
-    if inspect(engine).has_table("match"):
-        from sqlalchemy import MetaData, Table
+def read_matches(engine: Engine, company_code: str) -> pd.DataFrame:
+    """The engine's stored links of one company, every period it has reconciled (``match``)."""
+    with engine.connect() as conn:
+        rows = read_table(conn, match, match.c.company_code == company_code)
+    return rows.reindex(columns=MATCH_COLUMNS)
 
-        with engine.connect() as conn:
-            table = Table("match", MetaData(), autoload_with=conn)
-            stmt = select(table.c.claim_id).distinct()
-            for name, value in (("period", period), ("company_code", company_code)):
-                if name in table.c:
-                    stmt = stmt.where(table.c[name] == value)
-            matched |= {r[0] for r in conn.execute(stmt) if r[0]}
-    return matched
+
+def matched_claim_ids(claims: pd.DataFrame, docs: pd.DataFrame, matches: pd.DataFrame) -> set[str]:
+    """Claims the engine linked to at least one live finance document (``matches``)."""
+    live = docs.loc[~docs["status"].isin(LIVE_DOC_EXCLUDED), ["doc_id"]]
+    linked = matches[["claim_id", "doc_id"]].merge(live, on="doc_id")
+    return set(linked["claim_id"]) & set(claims["claim_id"])
 
 
 def _of_company(frame: pd.DataFrame, company_code: str) -> pd.DataFrame:
@@ -317,7 +308,7 @@ def enrich_exceptions(
     ex["reason_en"] = ex["exception_type"].map(lambda k: reason_of(k)[1])
     ex["type_name"] = ex["exception_type"].map(type_name)
     ex["type_label"] = ex["exception_type"].map(type_label)
-    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")
+    ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")  # type: ignore[call-overload]  # stubs: a Series is valid input
     person = _person_text(names)
     fen = ex["amount_fen"].astype(object).where(ex["amount_fen"].notna(), None)
     ex["detail_text"] = [
@@ -354,7 +345,7 @@ def _person_text(names: pd.DataFrame) -> Any:
         key = str(pid).strip()
         if key in names.index:
             name, dept = names.at[key, "name"], names.at[key, "department"]
-            return f"{name}（{dept}）" if isinstance(dept, str) and dept else str(name)
+            return f"{name!s}（{dept}）" if isinstance(dept, str) and dept else str(name)
         return redact_text(key) or key
 
     return text
@@ -380,7 +371,7 @@ def summarise(ex: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     known.sort(key=lambda k: risk_category(k)[0])  # by what finance acts on first, then type order
     by_type = pd.DataFrame(
         {"count": g.size(), "amount_fen": g["abs_fen"].sum(), "risk_fen": g["risk"].sum()}
-    ).reindex(known + sorted(set(g.groups) - set(EXCEPTION_TYPES)))
+    ).reindex(known + sorted({str(k) for k in g.groups} - set(EXCEPTION_TYPES)))
     by_type = by_type.rename_axis("exception_type").reset_index()
     by_age = (
         pd.crosstab(ex["exception_type"], ex["age_bucket"]).reindex(columns=list(AGE_LABELS), fill_value=0)
@@ -420,8 +411,6 @@ def build_report_data(
         q = conn.execute(select(quarantine.c.business_key, quarantine.c.scope_at)).all()
         history = read_events(conn, exceptions["exception_id"].tolist()) if len(exceptions) else None
     quarantine_dates = pd.Series([r[1] for r in q], index=[r[0] for r in q], dtype=object)
-    scoped = claims.loc[_scope(claims, Period.parse(period))]
-    approved = scoped.loc[scoped["status"] == "approved"]
     return assemble_report_data(
         period=period,
         company_code=company_code,
@@ -432,7 +421,7 @@ def build_report_data(
         docs=docs,
         people=people,
         reviews=reviews,
-        matched_claim_ids=_matched_claim_ids(engine, approved, docs, period, company_code),
+        matches=read_matches(engine, company_code),
         budgets=budgets,
         quarantine_dates=quarantine_dates,
         history=history,
@@ -450,23 +439,24 @@ def assemble_report_data(
     docs: pd.DataFrame,
     people: pd.DataFrame,
     reviews: pd.DataFrame,
-    matched_claim_ids: set[str],
+    matches: pd.DataFrame,
     budgets: pd.DataFrame | None = None,
     quarantine_dates: pd.Series | None = None,
     history: pd.DataFrame | None = None,
 ) -> ReportData:
-    """The report's numbers from standard frames (``to_frame`` dtypes); pure, for tests and benches."""
+    """The report's numbers from standard frames (``to_frame`` dtypes) and the engine's stored
+    links (``matches``: ``claim_id``, ``doc_id``, ...); pure, for tests and benches."""
     ex = enrich_exceptions(
         exceptions, claims, docs, people, reviews, as_of, budgets, quarantine_dates, history
     )
     by_type, by_age, top = summarise(ex)
-    cycles = cycle_times(claims, docs, as_of)
+    cycles = cycle_times(claims, docs, as_of, matches)
     trend = cycle_trend(cycles, period)
     current = cycle_stats(cycles.loc[cycles["period"] == period, "cycle_days"])
 
     scoped = claims.loc[_scope(claims, Period.parse(period))]
     approved = scoped.loc[scoped["status"] == "approved"]
-    is_matched = approved["claim_id"].isin(matched_claim_ids)
+    is_matched = approved["claim_id"].isin(matched_claim_ids(approved, docs, matches))
     fen = approved["amount_fen"].fillna(0).astype("int64")
     ex_fen = ex["amount_fen"].fillna(0).astype("int64")
     risk = ex["risk_fen"].fillna(0).astype("int64")

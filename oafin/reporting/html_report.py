@@ -70,7 +70,7 @@ def _date(value: Any) -> str:
     return pd.Timestamp(value).tz_convert(SHANGHAI).strftime("%Y-%m-%d")
 
 
-def _hbars(items: list[tuple[str, float, str]], width: int = 420) -> list[dict[str, Any]]:
+def _hbars(items: list[tuple[Any, Any, Any]], width: int = 420) -> list[dict[str, Any]]:
     """Horizontal bar geometry: (label, value, shown text) → rows with a bar length in px."""
     top = max((v for _, v, _ in items), default=0) or 1
     return [

@@ -233,7 +233,7 @@ def _summary_sheet(wb: Any, fmt: dict[str, Any], data: ReportData) -> None:
         ws.write_number(row, 1, int(rec["count"]), fmt["int"])
         ws.write_number(row, 2, yuan_value(rec["risk_fen"]), fmt["money"])
         for i, label in enumerate(AGE_LABELS):
-            n = int(ages.at[kind, label]) if ages is not None and kind in ages.index else 0
+            n = int(ages.at[kind, label]) if ages is not None and kind in ages.index else 0  # type: ignore[arg-type]  # a count
             ws.write_number(row, 3 + i, n, fmt["int"])
         ws.write_string(row, 3 + len(AGE_LABELS), RISK_DEFINITIONS.get(kind, (None, ""))[1])
     row += 1
@@ -304,13 +304,13 @@ def _cells(series: pd.Series, kind: str) -> list[Any]:
     """A column's cell values, converted once per column (not per cell): masked text, yuan
     numbers, naive China-time datetimes, ints; ``None`` for blanks."""
     if kind == "money":
-        fen = pd.array(series, dtype="Int64").to_numpy(dtype=object, na_value=None)
+        fen = pd.array(series, dtype="Int64").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]  # stubs: a Series is valid input
         return [None if v is None else yuan_value(v) for v in fen]
     if kind == "int":
-        return list(pd.array(series, dtype="Int64").to_numpy(dtype=object, na_value=None))
+        return list(pd.array(series, dtype="Int64").to_numpy(dtype=object, na_value=None))  # type: ignore[call-overload]  # stubs: a Series is valid input
     if kind == "date":
         local = pd.to_datetime(series, utc=True).dt.tz_convert(SHANGHAI).dt.tz_localize(None)
-        return [None if v is pd.NaT else v.to_pydatetime() for v in local]
+        return [None if pd.isna(v) else v.to_pydatetime() for v in local]
     masked: dict[str, str] = {}  # masking is a regex pass: once per distinct value
     out: list[Any] = []
     for v in series.astype(object):

@@ -411,9 +411,9 @@ class SandboxMiddleware:
             await self._truncated(scope, receive, logged)
         elif kind == "slow":
             # The request is read first: by the time the answer is ready the client may be gone.
-            body = await _read_body(receive)
+            request_body = await _read_body(receive)
             await asyncio.sleep(self.faults.slow_seconds)  # past the client's read timeout, if short
-            await self.app(scope, _replay(body, receive), logged)
+            await self.app(scope, _replay(request_body, receive), logged)
         elif kind == "connection_reset":
             await self._reset(scope, receive, logged)
         elif kind in DATA_KINDS:

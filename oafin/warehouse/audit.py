@@ -16,11 +16,9 @@ serialises appenders). ``verify`` walks the chain in ``seq`` order:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -36,26 +34,11 @@ from sqlalchemy import (
     text,
 )
 
+from oafin.warehouse.canonical import canonical_json
 from oafin.warehouse.schema import metadata
 from oafin.warehouse.types import UTCDateTime
 
 GENESIS = "0" * 64
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def canonical_json(payload: Any) -> str:
-    """Sorted keys, no whitespace, Decimals as text: the rules of ``oafin.warehouse.store.canonical_json``
-    (not imported from there: ``oafin.warehouse.schema`` imports this module while ``store`` is loading)."""
-    return json.dumps(
-        payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
-    )
 
 
 _PG_LOCK_KEY = 6_0106  # pg_advisory_xact_lock key for appenders (any constant unique to oafin)

@@ -22,6 +22,7 @@ inside SQLite's variable limit.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ CHUNK = 500
 OPEN_STATUSES = ("open", "reopened", "acknowledged")
 
 
-def exception_id(row: dict[str, Any]) -> str:
+def exception_id(row: Mapping[Any, Any]) -> str:
     """Stable id from the type, company, period and business keys."""
     key = "|".join(str(row.get(f) or "") for f in ID_FIELDS)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -19,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from oafin.connectors.errors import unreadable_payload
 from oafin.records import RawRecord
+from oafin.warehouse.canonical import PayloadTooDeepError, canonical_json
 from oafin.warehouse.migrate import ensure_current
 from oafin.warehouse.schema import exception, raw_record, raw_record_version
 
@@ -55,36 +54,11 @@ def connect(url: str, config: str | None = None) -> Engine:
     return engine
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-class PayloadTooDeepError(ValueError):
-    """A payload nested deeper than ``json.dumps`` can follow (it would raise ``RecursionError``)."""
-
-
-def canonical_json(payload: Any) -> str:
-    """Stable JSON text: sorted keys, no whitespace, Decimals as text (money never goes through float).
-
-    Raises ``PayloadTooDeepError``, never ``RecursionError``, for a payload nested too deeply.
-    """
-    try:
-        return json.dumps(
-            payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default
-        )
-    except RecursionError:
-        raise PayloadTooDeepError("payload nested too deeply to store") from None
-
-
 def payload_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[Any, Any]]) -> None:
     """Insert ``rows``, replacing any row with the same primary key."""
     if not rows:
         return
@@ -147,7 +121,7 @@ def read_raw(conn: Connection, system: str, kind: str | None = None) -> list[Raw
     ]
 
 
-def sync_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], scope: Any) -> None:
+def sync_rows(conn: Connection, table: Table, rows: Sequence[Mapping[Any, Any]], scope: Any) -> None:
     """Make the rows of ``table`` within ``scope`` (a where-clause) exactly ``rows``.
 
     Rows in scope whose key is not in ``rows`` are deleted (a record that moved to quarantine

@@ -52,7 +52,7 @@ def resolve_approver(typed: str, tables: CodeTables) -> Approver:
     value = (typed or "").strip()
     if not value:
         raise ApprovalError("no approver given: type your person_id or your id in one of the systems")
-    rows = tables.people.to_dict("records")
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in tables.people.to_dict("records")]
     by_id = {str(r["person_id"]).strip(): r for r in rows}
     if value in by_id:
         return _approver(by_id[value])

@@ -22,14 +22,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection
 
 from mappings.code_tables import CodeTables
 from oafin.pipeline.corrections.model import Action, yuan
 from oafin.standard import BUSINESS_TZ
 from oafin.systems.base import ActionInput, CannotPropose
 from oafin.systems.registry import systems
-from oafin.warehouse.schema import STANDARD_TABLES, exception
+from oafin.warehouse.schema import STANDARD_TABLES, exception, match
 from oafin.warehouse.store import read_table
 
 ACTIVE_STATUSES = ("open", "acknowledged")
@@ -55,7 +55,7 @@ def _value(v: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{str(k): _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def _local(ts: Any, fmt: str) -> str:
@@ -64,25 +64,33 @@ def _local(ts: Any, fmt: str) -> str:
 
 
 class _Finance:
-    """The finance documents of each claim: bills by ``claim_no_ref``, payments by ref or by the bills they pay."""
+    """The finance documents of each claim, as the engine linked them (the ``match`` table: by
+    number, through the bill, by rule or by group); the chain is computed once, by the engine."""
 
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.bills: dict[str, list[dict[str, Any]]] = {}
-        self.payments = [d for d in docs if d["doc_type"] == "payment"]
-        for d in docs:
-            if d["doc_type"] != "payment" and d.get("claim_no_ref"):
-                self.bills.setdefault(d["claim_no_ref"], []).append(d)
+    def __init__(self, docs: list[dict[str, Any]], matches: list[dict[str, Any]]) -> None:
+        self.docs = {d["doc_id"]: d for d in docs}
+        self.links: dict[str, dict[str, str]] = {}  # claim_id → doc_id → rule
+        for m in matches:
+            self.links.setdefault(m["claim_id"], {}).setdefault(m["doc_id"], m["rule"])
 
-    def of(self, claim_no: str) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
-        bills = sorted(self.bills.get(claim_no, []), key=lambda d: d["doc_no"] or "")
+    def of(self, claim: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
+        linked = self.links.get(claim["claim_id"], {})
+        docs = [(self.docs[i], rule) for i, rule in linked.items() if i in self.docs]
+        bills = sorted((d for d, _ in docs if d["doc_type"] != "payment"), key=lambda d: d["doc_no"] or "")
         bill_nos = {b["doc_no"]: b for b in bills}
         pays = []
-        for p in self.payments:
+        for p, rule in docs:
+            if p["doc_type"] != "payment":
+                continue
             sources = [s for s in (p.get("source_doc_nos") or "").split(",") if s]
             mine = [bill_nos[s] for s in sources if s in bill_nos]
-            if p.get("claim_no_ref") == claim_no or mine:
-                share = p["amount_fen"] if len(sources) <= 1 else sum(b["amount_fen"] for b in mine)
-                pays.append((p, int(share or 0)))
+            if rule == "batch":  # one payment for several claims: this claim's part of it
+                share = claim.get("amount_fen")
+            elif len(sources) > 1 and mine:
+                share = sum(b["amount_fen"] or 0 for b in mine)
+            else:
+                share = p["amount_fen"]
+            pays.append((p, int(share or 0)))
         pays.sort(
             key=lambda ps: (str(ps[0].get("paid_at") or ps[0].get("posted_at") or ""), ps[0]["doc_no"] or "")
         )
@@ -137,14 +145,16 @@ def build_proposals(
     targets = registered_targets() if targets is None else targets
     registry = systems()
     options = {**(options or {}), "comment_userid": comment_userid}
-    where = exception.c.status.in_(ACTIVE_STATUSES)
+    where: ColumnElement[bool] = exception.c.status.in_(ACTIVE_STATUSES)
     if period:
         where = where & (exception.c.period == period)
     exceptions = _records(read_table(conn, exception, where))
     claims: dict[str, dict[str, Any]] = {}
     for c in _records(read_table(conn, STANDARD_TABLES["expense_claim"])):
         claims.setdefault(c["claim_no"], c)  # read_table orders by claim_id: the first one wins, stably
-    finance = _Finance(_records(read_table(conn, STANDARD_TABLES["finance_doc"])))
+    finance = _Finance(
+        _records(read_table(conn, STANDARD_TABLES["finance_doc"])), _records(read_table(conn, match))
+    )
 
     out = Proposals()
     for exc in sorted(exceptions, key=lambda e: (e["exception_type"], e["exception_id"])):
@@ -175,7 +185,7 @@ def build_proposals(
         writer = system.write_actions[action]
         claim = {**claim, "approved_at": _moment(claim.get("approved_at"))}
         external_id = tables.external_ids(system.name).get(claim.get("applicant_id") or "")
-        base = {"claim": claim, "applicant_external_id": external_id, "options": options}
+        base: dict[str, Any] = {"claim": claim, "applicant_external_id": external_id, "options": options}
         try:
             if kind == "MISSING_IN_FINANCE":
                 if claim.get("status") != "approved" or claim.get("approved_at") is None:
@@ -196,7 +206,7 @@ def build_proposals(
                 out.actions.append(
                     Action(
                         **_base(exc, claim),
-                        action=action,
+                        action=action,  # type: ignore[arg-type]  # ACTION_OF's values are the Action literals
                         system=system.name,
                         target=plan.target,
                         content=plan.content,
@@ -231,7 +241,7 @@ def _base(exc: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any]:
 
 
 def _status_text(exc: dict[str, Any], claim: dict[str, Any], finance: _Finance) -> str:
-    bills, pays = finance.of(claim["claim_no"])
+    bills, pays = finance.of(claim)
     summary = finance_summary(bills, pays)
     what = (
         "OA 状态与财务状态不一致" if exc["exception_type"] == "STATUS_MISMATCH" else "付款超过时限或尚未付款"
@@ -247,7 +257,7 @@ def _recall_inputs(
     tolerance_fen: int = TOLERANCE_FEN,
 ) -> list[ActionInput]:
     """One input per excess payment of a duplicate-paid claim (the first payment is the good one)."""
-    bills, pays = finance.of(claim["claim_no"])
+    bills, pays = finance.of(claim)
     pays = [(p, share) for p, share in pays if p.get("status") != "reversed"]
     if len(pays) < 2:
         return []

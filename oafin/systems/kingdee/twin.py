@@ -84,7 +84,7 @@ class KingdeeState:
             order = parse_order(order_string, form.resolve)
             rows = [row for row in form.rows if predicate(row)]  # form.rows are in FID order
             for field, descending in reversed(order):
-                rows.sort(key=lambda row, f=field: sort_key(row[f]), reverse=descending)
+                rows.sort(key=lambda row, f=field: sort_key(row[f]), reverse=descending)  # type: ignore[misc]  # f binds the loop variable
             if len(self._selections) > 256:
                 self._selections.clear()
             self._selections[cache_key] = rows
@@ -306,7 +306,9 @@ def create_kingdee_app(
             [{"Id": fid, "Number": number, "DIndex": 0}], Id=fid, Number=number, NeedReturnData=[]
         )
 
-    def status_change(service: str, allowed: tuple[str, ...], to: str, refusal: str):  # noqa: ANN202
+    def status_change(
+        service: str, allowed: tuple[str, ...], to: str, refusal: str
+    ) -> Callable[[Any, Request], Awaitable[Response]]:
         async def handler(body: Any, request: Request) -> Response:
             args = write_args(body, request)
             if isinstance(args, Response):
