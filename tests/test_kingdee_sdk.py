@@ -144,6 +144,31 @@ def test_sdk_reads_every_bill_and_payment_as_the_connector_does(
     assert kingdee.calls.count("LoginByAppSecret") == 0, "the SDK never logs in: the twin must not need it"
 
 
+def test_signed_calls_get_a_session_that_is_echoed_and_silently_renewed(kingdee: SandboxHandle) -> None:
+    """The twin opens a ``kdservice-sessionid`` session on a signed call; the SDK and the connector
+    echo it (header + cookie), so no new one is issued while it lives; when it dies the next signed
+    call gets a new one with no error (real-clients.md §1.8, source-systems.md §7.2 gotcha)."""
+    state = kingdee.state("kingdee")
+    sdk = make_sdk(kingdee.kingdee_url)
+    sdk_pages(sdk, "BillQuery", "AP_PAYBILL", ["FID"])
+    first = sdk.cookiesStore.SID
+    assert first, "the twin set no kdservice-sessionid on a signed call"
+    sdk_pages(sdk, "ExecuteBillQuery", "AP_PAYBILL", ["FID"])
+    assert first == sdk.cookiesStore.SID, "the echoed session was not accepted: a new one was issued"
+
+    with connector(kingdee.kingdee_url, "signature") as client:
+        auth = client.auth
+        assert isinstance(auth, KingdeeSignatureAuth)
+        client.execute_bill_query("AP_PAYBILL", ["FID"], limit=1)
+        session = auth.session_id
+        client.execute_bill_query("AP_PAYBILL", ["FID"], limit=1)
+        assert session and auth.session_id == session
+        state.sessions.expire(session)
+        assert client.execute_bill_query("AP_PAYBILL", ["FID"], limit=1), "signed call refused"
+        assert auth.session_id not in ("", session), "a dead session was not renewed"
+        assert sum(client.stats.refreshes.values()) == 0, "signature mode never re-logs in"
+
+
 def test_sdk_views_one_bill_as_the_connector_reads_it(kingdee: SandboxHandle) -> None:
     form = "ER_ExpReimbursement"
     keys = field_keys(form)

@@ -290,8 +290,12 @@ class KingdeeSignatureAuth:
     real-clients.md §1.8: the HMAC is Base64 of the *hex* digest). The client secret is derived
     from the AppID as the SDK does (``kingdee_client_secret``) unless ``client_secret`` is given.
     Checked against the SDK's own headers (tests/test_kingdee_sdk.py) and the Kingdee twin, which
-    verifies both signatures for the sandbox's credentials.
+    verifies both signatures for the sandbox's credentials. A ``kdservice-sessionid`` cookie the
+    server sets is echoed on later requests as a header and a cookie, as the SDK's
+    ``FillCookieAndHeader``/``BuildHeader`` do; the signature still goes on every request.
     """
+
+    SESSION_COOKIE = "kdservice-sessionid"
 
     def __init__(
         self,
@@ -313,6 +317,7 @@ class KingdeeSignatureAuth:
         self.app_data = f"{acct_id},{username},{lcid},{org_num}"
         self.clock = clock
         self.nonce = nonce
+        self.session_id = ""
 
     @staticmethod
     def _hmac_b64hex(key: str, message: str) -> str:
@@ -332,13 +337,19 @@ class KingdeeSignatureAuth:
 
     def apply(self, request: httpx.Request) -> object:
         request.headers.update(self.headers(request.url.path))
+        session = self.session_id
+        if session:
+            request.headers[self.SESSION_COOKIE] = session
+            request.headers["Cookie"] = f"{self.SESSION_COOKIE}={session}"
         return None
 
     def invalidate(self, marker: object) -> None:
         return None
 
     def on_response(self, response: httpx.Response) -> None:
-        return None
+        session = response.cookies.get(self.SESSION_COOKIE)
+        if session:
+            self.session_id = session
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.app_secret, self.client_secret) if s]
+        return [s for s in (self.app_secret, self.client_secret, self.session_id) if s]

@@ -294,6 +294,9 @@ def create_kingdee_app(
         if any(name in request.headers for name in SIGNATURE_HEADERS):
             problem = signature_problem(request.headers, request.url.path)
             if problem is None:
+                # A signed call without a live session gets a new one, silently (§7.2 gotcha);
+                # the SDK echoes it as a header and a cookie (real-clients.md §1.8).
+                request.state.new_session = state.sessions.issue()
                 return None
             header, reason = problem
             error = kingdee_error(SESSION_LOST, msg_code=1)
@@ -494,7 +497,11 @@ def create_kingdee_app(
             body = json.loads(await request.body() or b"{}")
         except ValueError:
             body = None
-        return await handler(body, request)
+        response = await handler(body, request)
+        new_session = getattr(request.state, "new_session", None)
+        if new_session:
+            response.set_cookie(SESSION_COOKIE, new_session, path="/", httponly=True)
+        return response
 
     def expire(scope: Scope) -> None:
         request = Request(scope)
