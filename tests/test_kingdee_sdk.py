@@ -299,3 +299,15 @@ def test_signature_mode_finds_the_same_exceptions_as_session_login(
     assert len(ours) > 0 and ours["exception_type"].nunique() > 3
     pd.testing.assert_frame_equal(ours, theirs)
     assert session["landed"] == signed["landed"]
+
+
+def test_signature_mode_writes_back_and_the_sdk_views_the_result(kingdee: SandboxHandle) -> None:
+    # Write-back (issue #6) in signature mode: Save + Submit signed, no login; the SDK sees the bill.
+    with running_sandbox(kingdee.dataset, twins=[KINGDEE_TWIN]) as handle:  # its own twin: writes change rows
+        with connector(handle.kingdee_url, "signature") as client:
+            saved = client.save("ER_ExpReimbursement", {"FCausa": "issue 18", "F_OAFIN_OANo": "BX-SIG-1"})
+            client.submit("ER_ExpReimbursement", [saved["Number"]])
+        assert handle.calls.count("LoginByAppSecret") == 0
+        viewed = loads(make_sdk(handle.kingdee_url).View("ER_ExpReimbursement", {"Id": saved["Id"]}))
+    bill = viewed["Result"]["Result"]
+    assert (bill["Number"], bill["FCausa"], bill["FDocumentStatus"]) == (saved["Number"], "issue 18", "B")
