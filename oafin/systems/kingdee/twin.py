@@ -180,11 +180,11 @@ def nest(row: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in row.items():
-        head, *rest = key.split(".")
+        *parents, leaf = key.split(".")
         target = out
-        for part in [head, *rest][:-1]:
+        for part in parents:
             target = target.setdefault(part, {})
-        target[key.split(".")[-1]] = value
+        target[leaf] = value
     return out
 
 
