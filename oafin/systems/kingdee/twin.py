@@ -306,8 +306,8 @@ def create_kingdee_app(
             return error
         return kingdee_error(SESSION_LOST, msg_code=1)
 
-    def selection(body: Any) -> tuple[list[str], list[dict[str, Any]]] | list[Any]:
-        """(requested keys, canonical keys and the page's rows) of a query, or its error answer."""
+    def selection(body: Any) -> tuple[tuple[list[str], list[str]], list[dict[str, Any]]] | list[Any]:
+        """((keys as asked, canonical keys), the page's rows) of a query, or its error answer."""
         data = _query_data(body)
         if data is None:
             return kingdee_error("请求参数 data 不是合法的 JSON 对象")
@@ -335,7 +335,7 @@ def create_kingdee_app(
             rows = rows[:top]
         page = rows[start : start + (limit or MAX_LIMIT)]
         requested = [k.strip() for k in raw_keys.split(",")]
-        return [requested, keys], page
+        return (requested, keys), page
 
     async def query(body: Any, request: Request) -> Response:
         refused = refusal(request)
