@@ -208,16 +208,94 @@ class CookieSessionAuth:
         return [session[name] for name in names if session.get(name)]
 
 
+# The official SDK's built-in XOR pad for the client secret (``util/encode_util.py``
+# ``generate_code``/``extend_byte_array``: four 8-character chunks, rot13'd; the random digit the
+# SDK puts between chunks is skipped again). Public: it ships in every copy of the SDK.
+_KINGDEE_XOR_PAD = "0054s397p6234378o09pn7q3r5qropr7"
+
+
+def _rot13(text: str) -> str:
+    return text.translate(
+        str.maketrans(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+            "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm",
+        )
+    )
+
+
+def kingdee_client_secret(app_id: str) -> str:
+    """The client secret the Kingdee SDK derives from an AppID ``<clientId>_<32 base64 chars>``.
+
+    As ``k3cloud_webapi_sdk.util.encode_util.DecodeAppSecret`` (SDK 8.2.0, real-clients.md §1.8):
+    base64-decode the part after ``_``, XOR it with the SDK's pad, base64-encode again. A part that
+    is not 32 valid base64 characters gives ``""`` (the SDK then signs with an empty key).
+    """
+    parts = app_id.split("_")
+    if len(parts) != 2 or len(parts[1]) != 32:
+        return ""
+    try:
+        raw = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return ""
+    pad = _rot13(_KINGDEE_XOR_PAD).encode()
+    return base64.b64encode(bytes(b ^ pad[i] for i, b in enumerate(raw))).decode()
+
+
+def kingdee_hmac(key: str, message: str) -> str:
+    """The SDK's HMAC: ``Base64(hex(HMAC-SHA256))`` of the lowercase hex string (real-clients.md §1.8)."""
+    digest = hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return base64.b64encode(digest.encode()).decode()
+
+
+def kingdee_api_string(path: str, nonce: str, timestamp: str) -> str:
+    """What ``X-Api-Signature`` signs: the URL path url-encoded (``/`` too), nonce and timestamp."""
+    quoted = quote(path, encoding="utf-8").replace("/", "%2F")
+    return f"POST\n{quoted}\n\nx-api-nonce:{nonce}\nx-api-timestamp:{timestamp}\n"
+
+
+def kingdee_signature_headers(
+    *,
+    path: str,
+    app_id: str,
+    app_secret: str,
+    app_data: str,
+    timestamp: str,
+    nonce: str,
+    client_secret: str | None = None,
+) -> dict[str, str]:
+    """The SDK's signature headers for one POST to ``path`` (``WebApiClient.BuildHeader``).
+
+    ``app_data`` is ``"acctId,userName,lcid,orgNum"``. ``client_secret`` defaults to the one the
+    SDK derives from ``app_id``. The Kingdee twin calls this to check a request's signature.
+    """
+    secret = kingdee_client_secret(app_id) if client_secret is None else client_secret
+    return {
+        "X-Api-ClientID": app_id.split("_", 1)[0],
+        "X-Api-Auth-Version": "2.0",
+        "x-api-timestamp": timestamp,
+        "x-api-nonce": nonce,
+        "x-api-signheaders": "x-api-timestamp,x-api-nonce",
+        "X-Api-Signature": kingdee_hmac(secret, kingdee_api_string(path, nonce, timestamp)),
+        "X-Kd-Appkey": app_id,
+        "X-Kd-Appdata": base64.b64encode(app_data.encode()).decode(),
+        "X-Kd-Signature": kingdee_hmac(app_secret, app_id + app_data),
+    }
+
+
 class KingdeeSignatureAuth:
     """Kingdee SDK 7.x/8.x per-request signature: no login, HMAC headers on every call.
 
     Headers as in the official Python SDK's ``WebApiClient.BuildHeader``
-    (takewiki/k3cloud_webapi_sdk:build/lib/k3cloud_webapi_sdk/core/webapi_client.py,
-    source-systems.md §7.2); the SDK's HMAC is Base64 of the *hex* digest
-    (``util/hmac_util.py``). The SDK de-obfuscates the client secret from the
-    second half of the AppID with a built-in step we do not reproduce: pass the
-    decoded ``client_secret`` explicitly. Not exercised against a real server.
+    (``k3cloud_webapi_sdk/core/webapi_client.py`` 8.2.0, source-systems.md §7.2, corrected by
+    real-clients.md §1.8: the HMAC is Base64 of the *hex* digest). The client secret is derived
+    from the AppID as the SDK does (``kingdee_client_secret``) unless ``client_secret`` is given.
+    Checked against the SDK's own headers (tests/test_kingdee_sdk.py) and the Kingdee twin, which
+    verifies both signatures for the sandbox's credentials. A ``kdservice-sessionid`` cookie the
+    server sets is echoed on later requests as a header and a cookie, as the SDK's
+    ``FillCookieAndHeader``/``BuildHeader`` do; the signature still goes on every request.
     """
+
+    SESSION_COOKIE = "kdservice-sessionid"
 
     def __init__(
         self,
@@ -226,7 +304,7 @@ class KingdeeSignatureAuth:
         app_secret: str,
         acct_id: str,
         username: str,
-        client_secret: str,
+        client_secret: str | None = None,
         lcid: int = 2052,
         org_num: str = "0",
         clock: Callable[[], float] = time.time,
@@ -235,41 +313,43 @@ class KingdeeSignatureAuth:
         self.app_id = app_id
         self.app_secret = app_secret
         self.client_id = app_id.split("_", 1)[0]
-        self.client_secret = client_secret
+        self.client_secret = kingdee_client_secret(app_id) if client_secret is None else client_secret
         self.app_data = f"{acct_id},{username},{lcid},{org_num}"
         self.clock = clock
         self.nonce = nonce
+        self.session_id = ""
 
     @staticmethod
     def _hmac_b64hex(key: str, message: str) -> str:
-        digest = hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
-        return base64.b64encode(digest.encode()).decode()
+        return kingdee_hmac(key, message)
+
+    def headers(self, path: str) -> dict[str, str]:
+        """The signature headers for a POST to ``path`` now."""
+        return kingdee_signature_headers(
+            path=path,
+            app_id=self.app_id,
+            app_secret=self.app_secret,
+            app_data=self.app_data,
+            timestamp=str(int(self.clock())),
+            nonce=self.nonce(),
+            client_secret=self.client_secret,
+        )
 
     def apply(self, request: httpx.Request) -> object:
-        timestamp = str(int(self.clock()))
-        nonce = self.nonce()
-        path = quote(request.url.path, encoding="utf-8").replace("/", "%2F")
-        to_sign = f"POST\n{path}\n\nx-api-nonce:{nonce}\nx-api-timestamp:{timestamp}\n"
-        request.headers.update(
-            {
-                "X-Api-ClientID": self.client_id,
-                "X-Api-Auth-Version": "2.0",
-                "x-api-timestamp": timestamp,
-                "x-api-nonce": nonce,
-                "x-api-signheaders": "x-api-timestamp,x-api-nonce",
-                "X-Api-Signature": self._hmac_b64hex(self.client_secret, to_sign),
-                "X-Kd-Appkey": self.app_id,
-                "X-Kd-Appdata": base64.b64encode(self.app_data.encode()).decode(),
-                "X-Kd-Signature": self._hmac_b64hex(self.app_secret, self.app_id + self.app_data),
-            }
-        )
+        request.headers.update(self.headers(request.url.path))
+        session = self.session_id
+        if session:
+            request.headers[self.SESSION_COOKIE] = session
+            request.headers["Cookie"] = f"{self.SESSION_COOKIE}={session}"
         return None
 
     def invalidate(self, marker: object) -> None:
         return None
 
     def on_response(self, response: httpx.Response) -> None:
-        return None
+        session = response.cookies.get(self.SESSION_COOKIE)
+        if session:
+            self.session_id = session
 
     def secrets(self) -> list[str]:
-        return [self.app_secret, self.client_secret]
+        return [s for s in (self.app_secret, self.client_secret, self.session_id) if s]

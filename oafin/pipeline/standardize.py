@@ -135,7 +135,7 @@ def map_source(
 
 def _unreadable(source: SourceConfig, raw: RawRecord) -> MappedRecord:
     """A record the source sent but the connector could not read (issue #10 item 12): quarantined."""
-    entity = "expense_claim" if source.system == "dingtalk" else "finance_doc"
+    entity = ROLE_ENTITIES[source.role]
     reason = str(raw.payload[UNREADABLE_KEY])
     issue = Issue("CONTRACT_VIOLATION", "payload", None, f"record not readable: {reason}")
     return MappedRecord(entity, raw.system, raw.kind, raw.source_id, {}, dict(raw.payload), [issue])

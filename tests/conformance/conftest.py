@@ -17,9 +17,9 @@ import pytest
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox_server import running_sandbox
 from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
-from tests.conformance.systems import DINGTALK, KINGDEE, Running, SystemUnderTest
+from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
 
-SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE]
+SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE, KINGDEE_SIGNATURE]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the
 # deliberately broken DingTalk twin instead, to prove the suite fails against it.
@@ -47,7 +47,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             combos = [(*c, option) for c in combos for option in CASES[name](system)]
         for combo in combos:
             values.append((system, *combo))
-            ids.append("-".join([system.name, *(getattr(o, "name", str(o)) for o in combo)]))
+            ids.append("-".join([str(system), *(getattr(o, "name", str(o)) for o in combo)]))
     metafunc.parametrize(["running_sut", *extra], values, ids=ids, indirect=["running_sut"], scope="session")
 
 

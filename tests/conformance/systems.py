@@ -8,6 +8,7 @@ raw record is. ``tests/conformance/conftest.py`` lists the adapters; a new syste
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,7 @@ from oafin.sandbox_server import SandboxHandle
 from oafin.systems.dingtalk.client import DingTalkClient
 from oafin.systems.dingtalk.twin import TWIN as DINGTALK_TWIN
 from oafin.systems.dingtalk.twin import DingTalkState
-from oafin.systems.kingdee.client import KingdeeClient
+from oafin.systems.kingdee.client import QUERY_SERVICE, AuthMode, KingdeeClient
 from oafin.systems.kingdee.twin import TWIN as KINGDEE_TWIN
 from oafin.systems.kingdee.twin_render import KINGDEE_FORMAT, form_rows
 
@@ -76,12 +77,13 @@ class SystemUnderTest:
     error_shapes: tuple[ErrorShape, ...]
     month_item: Callable[[Dataset, RawRecord], Claim | Bill | Payment]
     mapping_context: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""  # a second way of speaking to the same system (Kingdee: "signature" auth)
 
     def mapping(self) -> Any:
         return load_mapping(default_mapping_path(self.name))
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name}-{self.variant}" if self.variant else self.name
 
 
 # -- DingTalk (old topapi) --------------------------------------------------------------------
@@ -218,7 +220,11 @@ KINGDEE_FORMS = {"ER_ExpReimbursement": "FDate", "AP_PAYBILL": "FDATE"}
 
 
 def _kingdee_open(
-    base_url: str, *, page_size: int | None = None, bad_credentials: bool = False
+    base_url: str,
+    *,
+    page_size: int | None = None,
+    bad_credentials: bool = False,
+    auth_mode: AuthMode = "session",
 ) -> SystemClient:
     c = KINGDEE_TWIN.credentials
     secret = "not-the-secret" if bad_credentials else str(c["app_secret"])
@@ -231,7 +237,22 @@ def _kingdee_open(
         page_size=page_size or 2000,
         retry=FAST,
         limiter=no_limit,
+        auth_mode=auth_mode,
     )
+
+
+def _kingdee_signed_open(
+    base_url: str, *, page_size: int | None = None, bad_credentials: bool = False
+) -> SystemClient:
+    return _kingdee_open(
+        base_url, page_size=page_size, bad_credentials=bad_credentials, auth_mode="signature"
+    )
+
+
+def _kingdee_signature(client: SystemClient) -> str:
+    """Signature mode has no token: the ``X-Kd-Signature`` it would send on a query stands in."""
+    assert isinstance(client, KingdeeClient) and client.auth_mode == "signature"
+    return client.auth.headers(client.service_path(QUERY_SERVICE))["X-Kd-Signature"]  # type: ignore[union-attr]
 
 
 def _kingdee_read(client: SystemClient, kind: str, start: datetime, end: datetime) -> Iterator[RawRecord]:
@@ -256,14 +277,14 @@ def _finance_doc_of(dataset: Dataset, raw: RawRecord) -> Bill | Payment:
     return next(d for d in docs if str(d.doc_id) == raw.source_id)
 
 
-def _query_error(message: str, field: str | None = None) -> list[Any]:
+def _query_error(message: str, field: str | None = None, msg_code: int = 0) -> list[Any]:
     status = {
         "ErrorCode": 500,
         "IsSuccess": False,
         "Errors": [{"FieldName": field, "Message": message, "DIndex": 0}],
         "SuccessEntitys": [],
         "SuccessMessages": [],
-        "MsgCode": 0,
+        "MsgCode": msg_code,
     }
     return [[{"Result": {"ResponseStatus": status}}]]
 
@@ -374,3 +395,27 @@ def period_window(dataset: Dataset) -> tuple[datetime, datetime]:
     year, month = map(int, dataset.period.split("-"))
     start = datetime(year, month, 1, tzinfo=SHANGHAI)
     return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=SHANGHAI)
+
+
+# The same twin spoken to as the official SDK does (issue #18): no login, every request signed
+# (real-clients.md §1.8). No session, so no expiry envelope; a refused signature is answered
+# "会话信息已丢失" (§7.2 gotcha) and must be an AuthError on the query, never a re-login.
+KINGDEE_SIGNATURE = dataclasses.replace(
+    KINGDEE,
+    variant="signature",
+    open=_kingdee_signed_open,
+    fetch_token=_kingdee_signature,
+    token_call="ExecuteBillQuery",
+    expiry_envelopes=(),
+    error_shapes=(
+        *(shape for shape in KINGDEE.error_shapes if shape.path_contains != "LoginByAppSecret"),
+        ErrorShape(
+            "signature refused",
+            "ExecuteBillQuery",
+            _query_error("会话信息已丢失，请重新登录", msg_code=1),
+            AuthError,
+            "ExecuteBillQuery",
+            "signature refused",
+        ),
+    ),
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from oafin.connectors.errors import AuthError, RateLimitedError, SourceError
 from oafin.connectors.limits import KINGDEE_REQUESTS_PER_SECOND
@@ -30,6 +30,11 @@ class KingdeeSettings(SourceSettings):
     """A Kingdee source; its forms (FormIds) and field keys come from the mapping file."""
 
     lcid: int = 2052  # zh-CN (source-systems.md §7.2)
+    # How oafin authenticates (issue #18): "session" logs in with AuthService.LoginByAppSecret and
+    # sends the kdservice-sessionid cookie; "signature" never logs in and signs every request with
+    # the official SDK's X-Api-*/X-Kd-* HMAC headers (real-clients.md §1.8), for systems where only
+    # signature access is granted. Same four credentials either way.
+    auth: Literal["session", "signature"] = "session"
 
 
 class KingdeeReader:
@@ -109,6 +114,7 @@ class Kingdee:
             credentials["app_id"],
             credentials["app_secret"],
             lcid=settings.lcid,
+            auth_mode=settings.auth,
             **client_options(settings, limiter, retry),
         )
         return KingdeeReader(client)

@@ -1,4 +1,4 @@
-"""Kingdee K/3 Cloud (金蝶云星空) WebAPI: app-secret login, ExecuteBillQuery paging.
+"""Kingdee K/3 Cloud (金蝶云星空) WebAPI: app-secret login or SDK signature, ExecuteBillQuery paging.
 
 Shapes from source-systems.md §7.1–7.3: every call is
 ``POST {ServerUrl}Kingdee.BOS.WebApi.ServicesStub.<Service>.common.kdsvc``
@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from oafin.connectors.auth import CookieSessionAuth, Credential
+from oafin.connectors.auth import CookieSessionAuth, Credential, KingdeeSignatureAuth
 from oafin.connectors.errors import AuthError, BadResponseError, SourceError, TokenExpiredError
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from oafin.connectors.limits import (
@@ -43,6 +44,7 @@ SUBMIT_SERVICE = "DynamicFormService.Submit"
 AUDIT_SERVICE = "DynamicFormService.Audit"
 MAX_LIMIT = 2000  # source-systems.md §7.3: Limit ≤ 2000 per the docs
 SESSION_COOKIE = "kdservice-sessionid"  # source-systems.md §7.2
+AuthMode = Literal["session", "signature"]
 
 # source-systems.md §7.2: the message Kingdee gives when the session is gone
 # (usually bad credentials or third-party authorisation, not expiry): re-login once.
@@ -84,8 +86,12 @@ def find_response_status(body: Any) -> dict[str, Any] | None:
     return None
 
 
-def raise_for_status(call: Call, status: dict[str, Any]) -> None:
-    """Turn an unsuccessful ``ResponseStatus`` into the matching error."""
+def raise_for_status(call: Call, status: dict[str, Any], *, session: bool = True) -> None:
+    """Turn an unsuccessful ``ResponseStatus`` into the matching error.
+
+    With ``session`` False (signature mode) there is no session to renew, so "会话信息已丢失"
+    means refused credentials (§7.2 gotcha): an ``AuthError``, not a re-login.
+    """
     if _is_true(status.get("IsSuccess")):
         return
     errors = status.get("Errors") or []
@@ -96,17 +102,19 @@ def raise_for_status(call: Call, status: dict[str, Any]) -> None:
         detail += f" (fields: {', '.join(fields)})"
     text = " ".join(messages)
     if SESSION_LOST in text:
+        if not session:
+            raise call.error(AuthError, f"signature refused: {detail}")
         raise call.error(TokenExpiredError, detail)
     if NO_PERMISSION in text:
         raise call.error(AuthError, detail)
     raise call.error(SourceError, detail)
 
 
-def check_query(call: Call, body: Any, response: httpx.Response) -> None:
+def check_query(call: Call, body: Any, response: httpx.Response, *, session: bool = True) -> None:
     """ExecuteBillQuery answers a bare 2-D array; an error hides inside one (§7.3)."""
     status = find_response_status(body)
     if status is not None:
-        raise_for_status(call, status)
+        raise_for_status(call, status, session=session)
         return
     if not isinstance(body, list) or not all(isinstance(row, list) for row in body):
         raise call.error(BadResponseError, f"expected a 2-D array, got {type(body).__name__}")
@@ -123,12 +131,12 @@ def check_login(call: Call, body: Any, response: httpx.Response) -> None:
         )
 
 
-def check_write(call: Call, body: Any, response: httpx.Response) -> None:
+def check_write(call: Call, body: Any, response: httpx.Response, *, session: bool = True) -> None:
     """Save/Submit/Audit answer ``{"Result": {"ResponseStatus": {...}, ...}}`` (§7.4)."""
     status = find_response_status(body)
     if status is None:
         raise call.error(BadResponseError, "no Result.ResponseStatus in the response", retryable=False)
-    raise_for_status(call, status)
+    raise_for_status(call, status, session=session)
 
 
 class KingdeeClient(SystemClient):
@@ -140,6 +148,11 @@ class KingdeeClient(SystemClient):
     ``base_url`` is the server URL ending in ``/k3cloud/``. ``login_style``
     chooses the login body: positional ``parameters`` (corroborated) or the
     named form some clients send (key spelling uncertain, source-systems.md §7.2).
+
+    ``auth_mode`` ``"session"`` (default) logs in with ``LoginByAppSecret`` and sends the session
+    cookie; ``"signature"`` never logs in and signs every request as the official SDK does
+    (``KingdeeSignatureAuth``, real-clients.md §1.8), for systems where only signature access
+    is granted.
     """
 
     def __init__(
@@ -157,6 +170,8 @@ class KingdeeClient(SystemClient):
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         limiter: Acquire | None = None,
         login_style: Literal["parameters", "named"] = "parameters",
+        auth_mode: AuthMode = "session",
+        org_num: str = "0",
     ) -> None:
         if not 1 <= page_size <= MAX_LIMIT:
             raise ValueError(f"page_size must be 1..{MAX_LIMIT} (source-systems.md §7.3)")
@@ -167,7 +182,24 @@ class KingdeeClient(SystemClient):
         self.lcid = lcid
         self.page_size = page_size
         self.login_style = login_style
-        self.auth = CookieSessionAuth(self.login, secret_cookies=(SESSION_COOKIE, "ASP.NET_SessionId"))
+        if auth_mode not in ("session", "signature"):
+            raise ValueError(f"auth_mode must be 'session' or 'signature', not {auth_mode!r}")
+        self.auth_mode = auth_mode
+        session = auth_mode == "session"
+        self._check_query = partial(check_query, session=session)
+        self._check_write = partial(check_write, session=session)
+        self.auth: CookieSessionAuth | KingdeeSignatureAuth
+        if session:
+            self.auth = CookieSessionAuth(self.login, secret_cookies=(SESSION_COOKIE, "ASP.NET_SessionId"))
+        else:
+            self.auth = KingdeeSignatureAuth(
+                app_id=app_id,
+                app_secret=app_secret,
+                acct_id=acct_id,
+                username=username,
+                lcid=lcid,
+                org_num=org_num,
+            )
         self.api = ApiClient(
             SYSTEM,
             base_url,
@@ -237,7 +269,7 @@ class KingdeeClient(SystemClient):
             "Limit": limit,
         }
         rows = self.api.request(
-            call, "POST", self.service_path(QUERY_SERVICE), json={"data": data}, check=check_query
+            call, "POST", self.service_path(QUERY_SERVICE), json={"data": data}, check=self._check_query
         )
         width = len(field_keys)
         for row in rows:
@@ -318,7 +350,7 @@ class KingdeeClient(SystemClient):
             "POST",
             self.service_path(service),
             json={"formid": form_id, "data": data},
-            check=check_write,
+            check=self._check_write,
         )
         return reply["Result"]
 

@@ -1,13 +1,19 @@
-"""Fake Kingdee K/3 Cloud WebAPI: LoginByAppSecret, ExecuteBillQuery (and Logout).
+"""Fake Kingdee K/3 Cloud WebAPI: LoginByAppSecret, ExecuteBillQuery, BillQuery, View (and Logout).
 
-Shapes from source-systems.md §7.1-7.3: ``POST /k3cloud/<Service>.common.kdsvc`` with a
-JSON body; the session is the ``kdservice-sessionid`` cookie; a query answers a bare 2-D
-array in ``FieldKeys`` order, and an error as a ``ResponseStatus`` nested in one, with
-HTTP 200 either way. ``TWIN`` is what the sandbox server mounts.
+Shapes from source-systems.md §7.1-7.4: ``POST /k3cloud/<Service>.common.kdsvc`` with a
+JSON body; a query answers a bare 2-D array in ``FieldKeys`` order (``BillQuery``: JSON objects
+keyed by field key), and an error as a ``ResponseStatus`` nested in one, with HTTP 200 either
+way. A caller is authenticated either by the ``kdservice-sessionid`` session of a
+``LoginByAppSecret`` (cookie, or the header the SDK echoes) or, as the official SDK does, by
+signing every request (``X-Api-*``/``X-Kd-*`` headers, real-clients.md §1.8): both signatures
+are checked for the sandbox's public credentials. ``TWIN`` is what the sandbox server mounts.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -19,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
+from oafin.connectors.auth import kingdee_signature_headers
 from oafin.sandbox import credentials
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
@@ -32,6 +39,8 @@ PREFIX: Final = "Kingdee.BOS.WebApi.ServicesStub."  # §7.1
 LOGIN: Final = PREFIX + "AuthService.LoginByAppSecret"
 LOGOUT: Final = PREFIX + "AuthService.Logout"
 QUERY: Final = PREFIX + "DynamicFormService.ExecuteBillQuery"
+BILL_QUERY: Final = PREFIX + "DynamicFormService.BillQuery"  # JSON objects (SDK 2023-09, §7.3 [U])
+VIEW: Final = PREFIX + "DynamicFormService.View"  # §7.4
 SAVE: Final = PREFIX + "DynamicFormService.Save"  # §7.4 (issue #6 write-back)
 SUBMIT: Final = PREFIX + "DynamicFormService.Submit"
 AUDIT: Final = PREFIX + "DynamicFormService.Audit"
@@ -39,6 +48,18 @@ SESSION_COOKIE: Final = "kdservice-sessionid"  # §7.2
 SESSION_LIFETIME: Final = 3600.0  # seconds; not documented (§7.5), so a guess
 MAX_LIMIT: Final = 2000  # §7.3: Limit ≤ 2000
 SESSION_LOST: Final = "会话信息已丢失，请重新登录"  # §7.2, with MsgCode 1
+# The SDK's signature headers (k3cloud_webapi_sdk/const/header_param.py; real-clients.md §1.8).
+SIGNATURE_HEADERS: Final = (
+    "X-Api-ClientID",
+    "X-Api-Auth-Version",
+    "x-api-timestamp",
+    "x-api-nonce",
+    "x-api-signheaders",
+    "X-Api-Signature",
+    "X-Kd-Appkey",
+    "X-Kd-Appdata",
+    "X-Kd-Signature",
+)
 
 
 class FormTable:
@@ -102,6 +123,70 @@ def kingdee_error(message: str, field: str | None = None, msg_code: int = 0) -> 
         "MsgCode": msg_code,
     }
     return [[{"Result": {"ResponseStatus": status}}]]
+
+
+def signature_problem(headers: Any, path: str) -> tuple[str, str] | None:
+    """Why a request's SDK signature headers do not authenticate it, as (header, reason), or None.
+
+    Every header must be present and well formed (real-clients.md §1.8); ``X-Kd-Appkey`` and the
+    data centre and user in ``X-Kd-Appdata`` must be the sandbox's; both signatures must be what
+    the SDK computes from the sandbox's AppID and AppSecret (``kingdee_signature_headers``).
+    """
+    for name in SIGNATURE_HEADERS:
+        if not headers.get(name):
+            return name, "missing"
+    if headers["X-Api-Auth-Version"] != "2.0":
+        return "X-Api-Auth-Version", "must be 2.0"
+    timestamp, nonce = headers["x-api-timestamp"], headers["x-api-nonce"]
+    if not timestamp.isdigit() or len(timestamp) > 13:
+        return "x-api-timestamp", "must be Unix seconds"
+    if len(nonce) > 64 or not nonce.isascii() or not nonce.isalnum():
+        return "x-api-nonce", "must be up to 64 letters or digits"
+    signed = [h.strip().lower() for h in headers["x-api-signheaders"].split(",")]
+    if sorted(signed) != ["x-api-nonce", "x-api-timestamp"]:
+        return "x-api-signheaders", "must name x-api-timestamp,x-api-nonce"
+    app_id = headers["X-Kd-Appkey"]
+    if app_id != credentials.KINGDEE_APP_ID:
+        return "X-Kd-Appkey", "unknown AppID"
+    if headers["X-Api-ClientID"] != app_id.split("_", 1)[0]:
+        return "X-Api-ClientID", "is not the AppID's client id"
+    try:
+        app_data = base64.b64decode(headers["X-Kd-Appdata"], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return "X-Kd-Appdata", "is not base64 of UTF-8 text"
+    parts = app_data.split(",")
+    if len(parts) != 4 or not parts[2].isdigit() or not parts[3].lstrip("-").isdigit():
+        return "X-Kd-Appdata", "must be base64 of acctId,userName,lcid,orgNum"
+    if (parts[0], parts[1]) != (credentials.KINGDEE_ACCT_ID, credentials.KINGDEE_USERNAME):
+        return "X-Kd-Appdata", "unknown data centre or user"
+    expected = kingdee_signature_headers(
+        path=path,
+        app_id=app_id,
+        app_secret=credentials.KINGDEE_APP_SECRET,
+        app_data=app_data,
+        timestamp=timestamp,
+        nonce=nonce,
+    )
+    for name in ("X-Kd-Signature", "X-Api-Signature"):
+        if not hmac.compare_digest(headers[name].encode(), expected[name].encode()):
+            return name, "signature does not verify"
+    return None
+
+
+def nest(row: dict[str, Any]) -> dict[str, Any]:
+    """Dotted field keys as nested objects (``FProposerID.FStaffNumber`` -> ``{"FProposerID": {...}}``).
+
+    The inverse of the flattening Save does: a View package nests base-data references as a
+    Save model does (§7.4).
+    """
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        *parents, leaf = key.split(".")
+        target = out
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return out
 
 
 def _login_args(body: Any) -> tuple[str, ...] | None:
@@ -202,38 +287,96 @@ def create_kingdee_app(
             state.sessions.revoke(session)
         return JSONResponse(True)
 
-    async def query(body: Any, request: Request) -> Response:
-        if state.sessions.check(request.cookies.get(SESSION_COOKIE)) != "valid":
-            return JSONResponse(kingdee_error(SESSION_LOST, msg_code=1))
+    def refusal(request: Request) -> list[Any] | None:
+        """None if the request is authenticated (session or SDK signature), else the error (§7.2)."""
+        session = request.cookies.get(SESSION_COOKIE) or request.headers.get(SESSION_COOKIE)
+        if session and state.sessions.check(session) == "valid":
+            return None
+        if any(name in request.headers for name in SIGNATURE_HEADERS):
+            problem = signature_problem(request.headers, request.url.path)
+            if problem is None:
+                # A signed call without a live session gets a new one, silently (§7.2 gotcha);
+                # the SDK echoes it as a header and a cookie (real-clients.md §1.8).
+                request.state.new_session = state.sessions.issue()
+                return None
+            header, reason = problem
+            error = kingdee_error(SESSION_LOST, msg_code=1)
+            error[0][0]["Result"]["ResponseStatus"]["Errors"].append(
+                {"FieldName": header, "Message": f"{header}: {reason}", "DIndex": 0}
+            )
+            return error
+        return kingdee_error(SESSION_LOST, msg_code=1)
+
+    def selection(body: Any) -> tuple[tuple[list[str], list[str]], list[dict[str, Any]]] | list[Any]:
+        """((keys as asked, canonical keys), the page's rows) of a query, or its error answer."""
         data = _query_data(body)
         if data is None:
-            return JSONResponse(kingdee_error("请求参数 data 不是合法的 JSON 对象"))
+            return kingdee_error("请求参数 data 不是合法的 JSON 对象")
         form = state.forms.get(str(data.get("FormId", "")))
         if form is None:
-            return JSONResponse(kingdee_error("业务对象不存在", field="FormId"))
+            return kingdee_error("业务对象不存在", field="FormId")
         start, limit, top = (
             _int(data.get("StartRow"), 0),
             _int(data.get("Limit"), 0),
             _int(data.get("TopRowCount"), 0),
         )
         if start is None or start < 0 or limit is None or limit < 0 or top is None or top < 0:
-            return JSONResponse(kingdee_error("StartRow、Limit、TopRowCount 必须是非负整数"))
+            return kingdee_error("StartRow、Limit、TopRowCount 必须是非负整数")
         if limit > MAX_LIMIT:
-            return JSONResponse(kingdee_error(f"Limit 不能大于 {MAX_LIMIT}", field="Limit"))
+            return kingdee_error(f"Limit 不能大于 {MAX_LIMIT}", field="Limit")
         raw_keys = data.get("FieldKeys", "")
         if not isinstance(raw_keys, str) or not raw_keys.strip():
-            return JSONResponse(
-                kingdee_error("FieldKeys 必须是以逗号分隔的字段标识字符串", field="FieldKeys")
-            )
+            return kingdee_error("FieldKeys 必须是以逗号分隔的字段标识字符串", field="FieldKeys")
         try:
             keys = [form.resolve(k) for k in raw_keys.split(",")]
             rows = state.select(form, str(data.get("FilterString") or ""), str(data.get("OrderString") or ""))
         except FilterError as exc:
-            return JSONResponse(kingdee_error(str(exc), field=exc.field))
+            return kingdee_error(str(exc), field=exc.field)
         if top:
             rows = rows[:top]
         page = rows[start : start + (limit or MAX_LIMIT)]
+        requested = [k.strip() for k in raw_keys.split(",")]
+        return (requested, keys), page
+
+    async def query(body: Any, request: Request) -> Response:
+        refused = refusal(request)
+        if refused is not None:
+            return JSONResponse(refused)
+        picked = selection(body)
+        if isinstance(picked, list):
+            return JSONResponse(picked)
+        (_, keys), page = picked
         return JSONResponse([[row[k] for k in keys] for row in page])
+
+    async def bill_query(body: Any, request: Request) -> Response:
+        # BillQuery: the same query, each row a JSON object keyed by the field keys as asked (§7.3).
+        refused = refusal(request)
+        if refused is not None:
+            return JSONResponse(refused)
+        picked = selection(body)
+        if isinstance(picked, list):
+            return JSONResponse(picked)
+        (requested, keys), page = picked
+        return JSONResponse([{r: row[k] for r, k in zip(requested, keys, strict=True)} for row in page])
+
+    async def view(body: Any, request: Request) -> Response:
+        # View {"formid", "data": {"Number"} | {"Id"}} -> {"Result": {"ResponseStatus", "Result": bill}} (§7.4)
+        args = write_args(body, request)
+        if isinstance(args, Response):
+            return args
+        form, data = args
+        number_key = form.resolve("FBillNo")
+        number, fid = data.get("Number"), _int(data.get("Id"), 0)
+        if not number and not fid:
+            return write_error("Number 和 Id 不能同时为空", field="Number")
+        row = next(
+            (r for r in form.rows if (number and r[number_key] == number) or (fid and r["FID"] == fid)),
+            None,
+        )
+        if row is None:
+            return write_error(f"单据 {number or fid} 不存在", field="Number" if number else "Id")
+        package = {"Id": row["FID"], "Number": row[number_key], **nest(row)}
+        return write_reply([{"Id": row["FID"], "Number": row[number_key], "DIndex": 0}], Result=package)
 
     def write_reply(ok: list[dict[str, Any]], **extra: Any) -> JSONResponse:
         status = {
@@ -250,8 +393,9 @@ def create_kingdee_app(
         return JSONResponse(kingdee_error(message, field)[0][0])
 
     def write_args(body: Any, request: Request) -> tuple[FormTable, dict[str, Any]] | Response:
-        if state.sessions.check(request.cookies.get(SESSION_COOKIE)) != "valid":
-            return JSONResponse(kingdee_error(SESSION_LOST, msg_code=1)[0][0])
+        refused = refusal(request)
+        if refused is not None:
+            return JSONResponse(refused[0][0])
         data = _query_data(body)
         if data is None:
             return write_error("请求参数 data 不是合法的 JSON 对象")
@@ -341,6 +485,8 @@ def create_kingdee_app(
         LOGIN: login,
         LOGOUT: logout,
         QUERY: query,
+        BILL_QUERY: bill_query,
+        VIEW: view,
     }
 
     async def dispatch(request: Request) -> Response:
@@ -354,10 +500,15 @@ def create_kingdee_app(
             body = json.loads(await request.body() or b"{}")
         except ValueError:
             body = None
-        return await handler(body, request)
+        response = await handler(body, request)
+        new_session = getattr(request.state, "new_session", None)
+        if new_session:
+            response.set_cookie(SESSION_COOKIE, new_session, path="/", httponly=True)
+        return response
 
     def expire(scope: Scope) -> None:
-        state.sessions.expire(Request(scope).cookies.get(SESSION_COOKIE))
+        request = Request(scope)
+        state.sessions.expire(request.cookies.get(SESSION_COOKIE) or request.headers.get(SESSION_COOKIE))
 
     faults.register("kingdee", FAULTS)  # now: faults may be armed before the first call
     app = Starlette(
