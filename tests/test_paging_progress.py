@@ -21,6 +21,7 @@ from oafin.connectors.paging import OffsetLimitPager, PageIndexPager, PageTokenP
 from oafin.sandbox import credentials
 from oafin.systems.dingtalk.client import DingTalkClient
 from oafin.systems.kingdee.client import KingdeeClient
+from oafin.systems.kingdee.twin_render import form_rows as kingdee_rows
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
@@ -45,7 +46,7 @@ def clean_sandbox(sandbox) -> Iterator[None]:
 
 
 def test_a_kingdee_that_ignores_start_row_fails_the_form_naming_it(sandbox, sandbox_dataset) -> None:
-    assert len(sandbox_dataset.kingdee_rows["AP_PAYBILL"]) > 14, "needs more than two pages of 7"
+    assert len(kingdee_rows(sandbox_dataset)["AP_PAYBILL"]) > 14, "needs more than two pages of 7"
     sandbox.faults.inject("kingdee", "ignored_start_row", times=ARMED)
     with (
         KingdeeClient(

@@ -235,12 +235,18 @@ def test_credentials_come_only_from_the_source_variables(tmp_path: Path) -> None
 SYSTEM_FREE = ["flows", "tasks", "oafin/pipeline", "oafin/engine", "oafin/warehouse", "oafin/reporting"]
 
 
+# A migration is history: it names the systems whose columns an old release had (0002 moves the
+# DingTalk and Kingdee person columns into person_identity), and must keep doing so.
+MIGRATIONS = ROOT / "oafin" / "warehouse" / "migrations"
+
+
 @pytest.mark.parametrize("folder", SYSTEM_FREE)
 def test_the_generic_floors_name_no_system(folder: str) -> None:
     literal = re.compile(r"""["'](dingtalk|kingdee)["']|system\s*==\s*["']""")
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
         for path in sorted((ROOT / folder).rglob("*.py"))
+        if MIGRATIONS not in path.parents
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if literal.search(line)
     ]

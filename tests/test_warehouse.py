@@ -140,8 +140,9 @@ def test_resolved_reopens_and_ignored_stays_ignored_when_found_again(warehouse_e
     assert _statuses(warehouse_engine) == {("2026-10", "BX1"): "resolved", ("2026-10", "BX2"): "ignored"}
     with warehouse_engine.begin() as conn:
         again = record_exceptions(conn, _found("BX1", "BX2"), as_of=AS_OF + timedelta(days=2), **kwargs)
-    assert dict(zip(again["claim_no"], again["status"], strict=True)) == {"BX1": "open", "BX2": "ignored"}
-    assert _statuses(warehouse_engine) == {("2026-10", "BX1"): "open", ("2026-10", "BX2"): "ignored"}
+    # found again after it was resolved: reopened (issue 11, "History you can see"), not plain open
+    assert dict(zip(again["claim_no"], again["status"], strict=True)) == {"BX1": "reopened", "BX2": "ignored"}
+    assert _statuses(warehouse_engine) == {("2026-10", "BX1"): "reopened", ("2026-10", "BX2"): "ignored"}
 
 
 def test_the_same_budget_line_over_in_two_months_is_two_exceptions(warehouse_engine):
