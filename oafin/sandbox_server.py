@@ -32,11 +32,12 @@ from oafin.sandbox.twin import Twin, TwinState
 
 
 def sandbox_twins() -> list[Twin]:
-    """The twins the sandbox serves, in this order. The one list (switch it to the registry here)."""
-    from oafin.systems.dingtalk.twin import TWIN as DINGTALK
-    from oafin.systems.kingdee.twin import TWIN as KINGDEE
+    """The twins the sandbox serves: every registered system's (``oafin.systems`` entry points) that
+    has one, in the registry's (name) order."""
+    from oafin.systems.base import twin_of
+    from oafin.systems.registry import systems
 
-    return [DINGTALK, KINGDEE]
+    return [twin for system in systems().values() if (twin := twin_of(system)) is not None]
 
 
 DEFAULT_HOST: Final = "127.0.0.1"

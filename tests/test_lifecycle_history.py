@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
+from oafin.reporting.review_table import exception_review
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from oafin.pipeline.corrections.propose import build_proposals
 from oafin.reporting.context import build_report_data
-from oafin.reporting.review_table import exception_review
 from oafin.review import import_review
 from oafin.warehouse.lifecycle import record_exceptions
 from oafin.warehouse.schema import exception

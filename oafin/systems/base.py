@@ -193,7 +193,12 @@ class WriteAction(Protocol):
 
 @runtime_checkable
 class SourceSystem(Protocol):
-    """One source system. Implementations are plain objects registered as ``oafin.systems`` entry points."""
+    """One source system. Implementations are plain objects registered as ``oafin.systems`` entry points.
+
+    Optionally a ``twin`` attribute: the system's sandbox twin (``oafin.sandbox.twin.Twin``), which
+    ``oafin sandbox serve`` and the demo mount and the conformance suite runs against
+    (``twin_of``). A system without one (a company's in-house OA) still plugs in.
+    """
 
     name: str  # the config's ``system = "..."``
     role: Role
@@ -225,6 +230,11 @@ class SourceSystem(Protocol):
     def hint(self, exc: BaseException, settings: SourceSettings) -> str | None:
         """What an operator should do about ``exc`` (which variables to set, which setting to check)."""
         ...
+
+
+def twin_of(system: SourceSystem) -> Any:
+    """The system's sandbox twin (``oafin.sandbox.twin.Twin``), or None where it has none."""
+    return getattr(system, "twin", None)
 
 
 def client_options(

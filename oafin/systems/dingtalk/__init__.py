@@ -21,6 +21,7 @@ from oafin.systems.dingtalk.actions import StatusComment
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
+    from oafin.sandbox.twin import Twin
     from oafin.systems.dingtalk.client import DingTalkClient
 
 NAME = "dingtalk"
@@ -60,6 +61,13 @@ class DingTalk:
     default_rate_per_second = DINGTALK_REQUESTS_PER_SECOND
     rate_source = "source-systems.md §1.6: errcode 90018 above 40 calls/s per app key and API"
     write_actions: Mapping[str, WriteAction] = {"oa_status_comment": StatusComment()}
+
+    @property
+    def twin(self) -> Twin:
+        """The sandbox twin (imported on use: reading the registry needs no web framework)."""
+        from oafin.systems.dingtalk.twin import TWIN
+
+        return TWIN
 
     def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         assert isinstance(settings, DingTalkSettings)

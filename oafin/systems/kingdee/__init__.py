@@ -21,6 +21,7 @@ from oafin.systems.kingdee.actions import CreateBill, FlagRecall
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
+    from oafin.sandbox.twin import Twin
     from oafin.systems.kingdee.client import KingdeeClient
 
 NAME = "kingdee"
@@ -70,6 +71,13 @@ class Kingdee:
         "finance_create_bill": CreateBill(),
         "finance_flag_recall": FlagRecall(),
     }
+
+    @property
+    def twin(self) -> Twin:
+        """The sandbox twin (imported on use: reading the registry needs no web framework)."""
+        from oafin.systems.kingdee.twin import TWIN
+
+        return TWIN
 
     def record_kinds(self, settings: SourceSettings, mapping: Any) -> list[RecordKind]:
         kinds = []
