@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
-from oafin.reporting.review_table import exception_review
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -17,6 +16,7 @@ from oafin.pipeline.corrections.propose import build_proposals
 from oafin.reporting.context import build_report_data
 from oafin.review import import_review
 from oafin.warehouse.lifecycle import record_exceptions
+from oafin.warehouse.review_table import exception_review
 from oafin.warehouse.schema import exception
 from tests.test_review_import import AS_OF, edit, sheet_of, workbook_for
 

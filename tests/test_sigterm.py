@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from oafin.sandbox.server import running_sandbox
 
+from oafin.sandbox_server import running_sandbox
 from tests.test_orchestration_support import write_config
 
 REPO = Path(__file__).resolve().parents[1]
