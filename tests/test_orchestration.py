@@ -176,6 +176,8 @@ def test_fail_fast_errors_tell_the_operator_what_to_do():
     erp = source_settings({"name": "my-erp", "system": "kingdee", "base_url": "http://unused"})
     auth = operator_hint(AuthError("dingtalk", "gettoken", "errcode 40089"), oa)
     assert "OAFIN_SOURCE_OA_APP_KEY" in auth and "OAFIN_SOURCE_OA_APP_SECRET" in auth and "retry" in auth
+    # credentials are read from the worker's environment: a retry alone cannot pick up new ones
+    assert "restart the worker" in auth and "environment" in auth
     kd_auth = operator_hint(AuthError("kingdee", "login", "refused"), erp)
     assert "OAFIN_SOURCE_MY_ERP_ACCT_ID" in kd_auth and "OAFIN_SOURCE_MY_ERP_APP_SECRET" in kd_auth
     assert "FormId" in operator_hint(SourceError("kingdee", "ExecuteBillQuery", "x"), erp)
