@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oafin.config import ConfigError
+from oafin.preflight import ArgumentError, UnreachableError, check_period
 from oafin.warehouse.errors import WarehouseSchemaError
 
 DEFAULT_PERIOD = "2026-10"
@@ -110,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # "database is locked" noise (prefect-notes.md).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
+        # arguments are checked before anything starts (a server, the sandbox, Prefect)
+        if args.command in ("demo", "sandbox", "corrections"):
+            check_period(getattr(args, "period", None), relative=False)
         if args.command == "demo":
             from oafin.demo import run_demo
 
@@ -151,9 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {len(dataset.claims)} OA claims, each twin's rendering and truth.csv to {args.out}")
             return 0
         return _serve(args)
+    except ArgumentError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"oafin: config error: {exc}", file=sys.stderr)
         return 2
+    except UnreachableError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 1
     except WarehouseSchemaError as exc:
         print(f"oafin: {exc}", file=sys.stderr)
         return 2

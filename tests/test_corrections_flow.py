@@ -71,7 +71,7 @@ def _resume_when_paused(run_input: dict, found: dict, timeout: float = 60.0) -> 
 def test_the_flow_waits_for_an_approval_given_through_prefects_api(
     prefect_harness, corrections_setup, sandbox_dataset
 ) -> None:
-    from flows.corrections import corrections
+    from flows.corrections import corrections, type_field
 
     make, engine, sandbox = corrections_setup
     config = make()
@@ -85,9 +85,8 @@ def test_the_flow_waits_for_an_approval_given_through_prefects_api(
 
     found: dict = {}
     context = contextvars.copy_context()  # the harness's API URL lives in a context variable
-    resumer = threading.Thread(
-        target=context.run, args=(_resume_when_paused, {"approver": approver, "approve": ["all"]}, found)
-    )
+    answer = {"approver": approver, **{type_field(r["action"]): True for r in rows.values()}}
+    resumer = threading.Thread(target=context.run, args=(_resume_when_paused, answer, found))
     resumer.start()
     summary = corrections(config_path=str(config), apply=True)
     resumer.join()
@@ -193,3 +192,17 @@ def test_cli_dry_run_sends_nothing_and_audit_verify_finds_tampering(
         conn.execute(audit_log.update().where(audit_log.c.seq == 2).values(payload='{"preview":"edited"}'))
     assert cli_main(["audit", "verify", "--config", str(config)]) == 1
     assert "seq 2: content does not match its hash" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_apply_prints_the_runs_ui_url_and_exits_non_zero_when_nobody_approves(
+    prefect_harness, corrections_setup, capsys
+) -> None:
+    make, engine, sandbox = corrections_setup
+    config = make("approval_timeout_seconds = 2\n")
+    assert cli_main(["corrections", "--config", str(config), "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert "/runs/flow-run/" in err and "press Resume" in err, err
+    assert "no approval within 2 s" in err
+    assert sandbox.received_writes() == []
+    assert {r["status"] for r in _rows(engine).values()} == {"proposed"}

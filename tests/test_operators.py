@@ -84,3 +84,142 @@ def test_use_sandbox_credentials_is_refused_and_says_where_credentials_come_from
         load_settings(_write(tmp_path, text))
     message = str(err.value)
     assert "use_sandbox_credentials" in message and "OAFIN_SOURCE_OA_APP_SECRET" in message, message
+
+
+# --- errors: one line each, from the real CLI ----------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _oafin(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "PREFECT_API_URL": "", **(env or {})}
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "oafin"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full_env,
+        cwd=ROOT,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _config_on_free_ports(tmp_path: Path) -> Path:
+    oa, erp = _free_port(), _free_port()
+    text = SOURCES.replace("127.0.0.1:1", f"127.0.0.1:{oa}").replace("127.0.0.1:2", f"127.0.0.1:{erp}")
+    return _write(tmp_path, text)
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr and "temporary local Prefect server" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_bad_period_is_refused_before_anything_starts_with_exit_2(tmp_path: Path) -> None:
+    code, _, err = _oafin("run", "--config", str(_config_on_free_ports(tmp_path)), "--period", "2026/10")
+    line = _one_line(err)
+    assert code == 2
+    assert "--period '2026/10'" in line and "YYYY-MM" in line
+
+
+def test_a_bad_as_of_is_refused_with_exit_2(tmp_path: Path) -> None:
+    config = str(_config_on_free_ports(tmp_path))
+    code, _, err = _oafin("run", "--config", config, "--period", "2026-10", "--as-of", "20/10/2026")
+    assert code == 2 and "--as-of '20/10/2026'" in _one_line(err)
+
+
+def test_a_sandbox_that_is_down_is_one_line_with_its_url_and_what_to_do(tmp_path: Path) -> None:
+    config = _config_on_free_ports(tmp_path)
+    code, _, err = _oafin("run", "--config", str(config), "--period", "2026-10")
+    line = _one_line(err)
+    assert code == 1
+    url = load_settings(config).source("oa").base_url
+    assert f"cannot reach source 'oa' (dingtalk) at {url}" in line
+    assert ".venv/bin/oafin sandbox serve" in line and str(config) in line
+
+
+def test_an_unreachable_postgresql_is_one_line_with_the_password_masked(tmp_path: Path) -> None:
+    config = _config_on_free_ports(tmp_path)
+    url = f"postgresql+psycopg://oafin:hunter2@127.0.0.1:{_free_port()}/oafin"
+    # the sources are down too: the warehouse is checked as well, whichever comes first is reported
+    code, _, err = _oafin("corrections", "--config", str(config), env={"OAFIN_WAREHOUSE__URL": url})
+    line = _one_line(err)
+    assert code == 1
+    assert "hunter2" not in err
+    assert "cannot connect to the warehouse postgresql+psycopg://oafin:***@127.0.0.1:" in line
+    assert "OAFIN_WAREHOUSE__URL" in line
+
+
+# --- corrections: a server to approve on, a decision per action ----------------------------------
+
+
+def test_corrections_apply_without_a_prefect_server_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    config = _write(tmp_path, SOURCES + '[warehouse]\nurl = "sqlite:///w.db"\n')
+    code, _, err = _oafin("corrections", "--config", str(config), "--apply")
+    line = _one_line(err)
+    assert code == 2
+    assert "PREFECT_API_URL" in line and ".venv/bin/prefect server start" in line
+
+
+ROWS = [
+    {
+        "idempotency_key": "a" * 64,
+        "action": "finance_create_bill",
+        "system": "kingdee",
+        "target": "ER_ExpReimbursement",
+        "claim_no": "BX-1",
+        "amount_fen": 123456,
+        "preview": "Save+Submit a bill of ¥1,234.56 for BX-1",
+    },
+    {
+        "idempotency_key": "b" * 64,
+        "action": "oa_status_comment",
+        "system": "dingtalk",
+        "target": "proc-inst-9",
+        "claim_no": "BX-2",
+        "amount_fen": 500,
+        "preview": "comment 'paid 2026-10-03'",
+    },
+    {
+        "idempotency_key": "c" * 64,
+        "action": "oa_status_comment",
+        "system": "dingtalk",
+        "target": "proc-inst-10",
+        "claim_no": "BX-3",
+        "amount_fen": 700,
+        "preview": "comment 'rejected in finance'",
+    },
+]
+
+
+def test_the_pause_form_is_a_decision_per_action_with_approve_all_per_type() -> None:
+    from flows.corrections import action_field, approval_form, chosen_keys, type_field
+
+    form = approval_form(ROWS)
+    schema = form.model_json_schema()
+    assert schema["required"] == ["approver"]  # required, and not shown as "(Optional)"
+    props = schema["properties"]
+    assert "Optional" not in props["approver"]["title"]
+    first = props[action_field("a" * 64)]
+    assert (
+        "BX-1" in first["title"] and "¥1,234.56" in first["title"] and "ER_ExpReimbursement" in first["title"]
+    )
+    assert "Save+Submit a bill" in first["description"]
+    assert props[type_field("oa_status_comment")]["title"].startswith("Approve all 2")
+
+    one = form(approver="P0001", **{action_field("a" * 64): True})
+    assert chosen_keys(one, ROWS) == ["a" * 64]
+    by_type = form(approver="P0001", **{type_field("oa_status_comment"): True})
+    assert chosen_keys(by_type, ROWS) == ["b" * 64, "c" * 64]
+    assert chosen_keys(form(approver="P0001"), ROWS) == []
