@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fault-rate", type=float, default=0.0, help="random faults on this share of read calls (0..1)"
     )
+    senv = ssub.add_parser(
+        "env",
+        help="print `export` lines with the sandbox's public fake credentials for a config's sources "
+        '(local URLs only): eval "$(.venv/bin/oafin sandbox env --config FILE)"',
+    )
+    senv.add_argument("--config", type=Path, required=True)
     gen = ssub.add_parser("generate", help="write a seeded company-month and its truth.csv")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
     gen.add_argument("--period", default=DEFAULT_PERIOD)
@@ -146,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from oafin.review import run_review_import
 
             return run_review_import(args.config, args.file)
+        if args.sandbox_command == "env":
+            from oafin.demo import sandbox_env_command
+
+            return sandbox_env_command(args.config)
         if args.sandbox_command == "generate":
             from oafin.sandbox.generator import generate
             from oafin.sandbox_server import write_dataset

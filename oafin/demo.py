@@ -51,6 +51,28 @@ def sandbox_environment(sources: Iterable[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
+def sandbox_env_command(config: Path) -> int:
+    """``oafin sandbox env``: ``export`` lines putting the sandbox's public fake credentials where
+    ``config``'s sources read them. Refused for a source whose URL is not local: the fake
+    credentials are for the sandbox only, and no config key turns them on for a run."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    from oafin.preflight import LOCAL_HOSTS
+
+    settings = load_settings(config)
+    remote = [s for s in settings.sources if (urlsplit(s.base_url).hostname or "") not in LOCAL_HOSTS]
+    if remote:
+        names = ", ".join(f"{s.name!r} ({s.base_url})" for s in remote)
+        raise ConfigError(
+            f"{config}: source {names} is not the local sandbox; the sandbox's fake credentials are "
+            "for localhost only: set the real app's credentials (OAFIN_SOURCE_<NAME>_<FIELD>) instead"
+        )
+    for key, value in sandbox_environment(settings_sources(settings)).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
 def settings_sources(settings: Settings) -> list[tuple[str, str]]:
     return [(s.name, s.system) for s in settings.sources]
 
@@ -116,7 +138,7 @@ def run_demo(
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {period}, {len(dataset.claims)} OA claims")
-        print(f"config:  {config_path}")
+        print(f"config:  {config_path} (relative paths in it resolve against {config_path.parent})")
         try:
             summary = run_flow(config_path, period)
             if fault_rate:
@@ -127,15 +149,37 @@ def run_demo(
             print(f"oafin demo: the daily flow failed: {type(exc).__name__}: {exc}")
             return 1
     print_summary(summary)
+    print(
+        "\nwhat to look at: open report.html in a browser (the first table is what finance must act "
+        "on first: money already paid out wrongly); the workbook is what a reviewer edits and "
+        "imports back; exceptions.csv is for the data team."
+    )
     scores = score_files(Path(summary["reports"]["csv"]), workdir / "sandbox" / "truth.csv")
-    print("\nagainst the sandbox truth (precision / recall per type):")
+    print("\nhow the exceptions score against the sandbox's truth (precision / recall per type):")
     print(scores.to_string(index=False))
-    exports = " ".join(f"{k}={v}" for k, v in sandbox_environment(settings_sources(settings)).items())
-    print(f"\nreproduce: oafin sandbox serve --seed {seed} --period {period}   (in another terminal)")
-    print(f"           export {exports}")
-    print(f"           oafin run --config {config_path} --period {period}")
+    print(f"\nreproduce (from {Path.cwd()}):")
+    for line in reproduce_lines(seed, period, config_path):
+        print(f"  {line}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def reproduce_lines(seed: int, period: str, config_path: Path) -> list[str]:
+    """The demo's run by hand, each line pasteable from the directory the demo ran in."""
+    config = _shown_path(config_path)
+    return [
+        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}   # in another terminal",
+        f'eval "$(.venv/bin/oafin sandbox env --config {config})"',
+        f".venv/bin/oafin run --config {config} --period {period}",
+    ]
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (shorter to paste), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 __all__ = ["run_demo", "ConfigError"]

@@ -44,7 +44,9 @@ def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool 
     check_period(period)  # ArgumentError: exit 2 before anything starts
     check_as_of(as_of)
     settings = load_settings(config_path)
-    print(f"config:  {Path(config_path).resolve()} (relative paths in it resolve against {settings.base_dir})")
+    print(
+        f"config:  {Path(config_path).resolve()} (relative paths in it resolve against {settings.base_dir})"
+    )
     try:
         summary = run_flow(config_path, period, as_of, full=full)
     except UnreachableError as exc:

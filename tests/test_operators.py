@@ -223,3 +223,99 @@ def test_the_pause_form_is_a_decision_per_action_with_approve_all_per_type() -> 
     by_type = form(approver="P0001", **{type_field("oa_status_comment"): True})
     assert chosen_keys(by_type, ROWS) == ["b" * 64, "c" * 64]
     assert chosen_keys(form(approver="P0001"), ROWS) == []
+
+
+# --- the current period's default as-of is now, not its future end -------------------------------
+
+
+def test_the_default_as_of_is_never_in_the_future() -> None:
+    from datetime import UTC, datetime
+
+    from oafin.periods import Period, parse_as_of
+
+    now = datetime(2026, 11, 15, 3, 0, tzinfo=UTC)
+    current, past = Period.parse("2026-11"), Period.parse("2026-10")
+    assert parse_as_of(None, current, now) == now
+    assert parse_as_of(None, past, now) == past.end
+    assert parse_as_of("2026-11-20", current, now) > now  # an explicit --as-of is taken as given
+
+
+def test_flow_runs_are_named_by_kind() -> None:
+    from flows.daily import run_kind
+
+    assert run_kind("current", False) == "daily"
+    assert run_kind("previous", True) == "monthly-close"
+    assert run_kind("2026-10", True) == "monthly-close"
+
+
+# --- the shipped deployments and configs --------------------------------------------------------
+
+
+def _deployments() -> list[dict]:
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    return spec["deployments"]
+
+
+@pytest.mark.parametrize("dep", _deployments(), ids=lambda d: d["name"])
+def test_every_deployment_names_a_config_that_loads_and_parameters_the_flow_accepts(dep: dict) -> None:
+    import inspect
+
+    from flows.daily import daily, resolve_period
+    from oafin.pipeline.sources import check_sources
+
+    signature = inspect.signature(daily.fn)
+    params = dep["parameters"]
+    assert set(params) <= set(signature.parameters), dep["name"]
+    signature.bind(**params)  # every required parameter given
+    resolve_period(params["period"])
+    config = ROOT / params["config_path"]  # the worker's working directory is the repository root
+    settings = load_settings(config)
+    check_sources(settings)  # every source's settings against its mapping
+    assert all(s["active"] is False for s in dep["schedules"]), "schedules start paused"
+    if "sandbox" in dep["name"]:
+        # runs out of the box against `oafin sandbox serve` on its defaults
+        from oafin import sandbox_server
+
+        urls = {s.system: s.base_url for s in settings.sources}
+        assert urls["dingtalk"] == f"http://127.0.0.1:{sandbox_server.DEFAULT_DINGTALK_PORT}"
+        assert urls["kingdee"].startswith(f"http://127.0.0.1:{sandbox_server.DEFAULT_KINGDEE_PORT}/")
+        assert params["period"] == "2026-10"  # what `oafin sandbox serve` serves by default
+
+
+def test_the_sandbox_config_runs_against_the_sandbox(sandbox, tmp_path: Path, monkeypatch) -> None:
+    """config/sandbox-C01.toml, pointed at the test sandbox (OAFIN_SOURCE_<NAME>__BASE_URL), with the
+    credentials `oafin sandbox env` prints: plan and read a page of each source."""
+    import os
+    import shlex
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from oafin.demo import sandbox_env_command
+    from oafin.periods import Period
+    from oafin.pipeline.sources import open_reader, record_kinds
+
+    for key in [k for k in os.environ if k.startswith("OAFIN_SOURCE_")]:  # only what env prints
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OAFIN_SOURCE_OA__BASE_URL", sandbox.dingtalk_url)
+    monkeypatch.setenv("OAFIN_SOURCE_FINANCE__BASE_URL", sandbox.kingdee_url)
+    out = StringIO()
+    with redirect_stdout(out):
+        assert sandbox_env_command(ROOT / "config" / "sandbox-C01.toml") == 0
+    for line in out.getvalue().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        monkeypatch.setenv(key, shlex.split(value)[0])
+    settings = load_settings(ROOT / "config" / "sandbox-C01.toml")
+    period = Period.parse(sandbox.dataset.period)
+    for source in settings.sources:
+        kind = record_kinds(settings, source)[0]
+        with open_reader(source) as reader:
+            first = next(iter(reader.read(kind, period.start, period.end)))
+        assert first is not None
+
+
+def test_sandbox_env_refuses_a_config_with_a_non_local_url() -> None:
+    code, out, err = _oafin("sandbox", "env", "--config", str(ROOT / "config" / "C01.toml"))
+    assert code == 2 and out == ""
+    assert "not the local sandbox" in _one_line(err)
