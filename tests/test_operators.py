@@ -141,9 +141,10 @@ def test_a_bad_as_of_is_refused_with_exit_2(tmp_path: Path) -> None:
 
 def test_a_sandbox_that_is_down_is_one_line_with_its_url_and_what_to_do(tmp_path: Path) -> None:
     config = _config_on_free_ports(tmp_path)
-    code, _, err = _oafin("run", "--config", str(config), "--period", "2026-10")
+    code, out, err = _oafin("run", "--config", str(config), "--period", "2026-10")
     line = _one_line(err)
     assert code == 1
+    assert f"relative paths in it resolve against {tmp_path}" in out  # said in the run's output
     url = load_settings(config).source("oa").base_url
     assert f"cannot reach source 'oa' (dingtalk) at {url}" in line
     assert ".venv/bin/oafin sandbox serve" in line and str(config) in line
@@ -319,3 +320,33 @@ def test_sandbox_env_refuses_a_config_with_a_non_local_url() -> None:
     code, out, err = _oafin("sandbox", "env", "--config", str(ROOT / "config" / "C01.toml"))
     assert code == 2 and out == ""
     assert "not the local sandbox" in _one_line(err)
+
+
+def test_run_with_postgresql_unreachable_is_one_line_before_prefect_starts(sandbox, tmp_path: Path) -> None:
+    text = SOURCES.replace("http://127.0.0.1:1", sandbox.dingtalk_url).replace(
+        "http://127.0.0.1:2/k3cloud/", sandbox.kingdee_url
+    )
+    url = f"postgresql+psycopg://oafin:hunter2@127.0.0.1:{_free_port()}/oafin"
+    config = _write(tmp_path, text + f'[warehouse]\nurl = "{url.replace(":hunter2", "")}"\n')
+    code, _, err = _oafin(
+        "run", "--config", str(config), "--period", "2026-10", env={"OAFIN_WAREHOUSE__URL": url}
+    )
+    line = _one_line(err)
+    assert code == 1 and "hunter2" not in err
+    assert "cannot connect to the warehouse postgresql+psycopg://oafin:***@" in line
+
+
+def test_the_demos_reproduce_lines_paste_from_the_repository_root() -> None:
+    import shlex
+
+    from oafin.cli import _parser
+    from oafin.demo import reproduce_lines
+
+    lines = reproduce_lines(7, "2026-10", ROOT / "demo" / "oafin.toml")
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words[0] == "eval":
+            words = shlex.split(words[1].removeprefix("$(").removesuffix(")"))
+        assert words[0] == ".venv/bin/oafin", line
+        _parser().parse_args(words[1:])
+    assert any("sandbox env --config demo/oafin.toml" in line for line in lines)
