@@ -9,6 +9,7 @@ approved action exactly once (see ``oafin.pipeline.corrections.push``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +18,109 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import BaseModel, Field, create_model
 
 from oafin.config import load_settings
 from oafin.failure import report_failure
 from oafin.pipeline.corrections.approval import Decision, auto_approve, review
 from oafin.pipeline.corrections.service import approval_table, ledger_rows, pending_keys, record_decision
 from oafin.pipeline.runtime import code_tables, settings_from, warehouse
+from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit
 from tasks.corrections import propose_corrections, push_corrections
 
+ACTION_TITLES = {
+    "oa_status_comment": "post finance's status as a comment on the OA approval",
+    "finance_create_bill": "create the missing reimbursement bill in finance",
+    "finance_flag_recall": "flag a duplicate payment for recall in finance",
+}
+
 
 class ApprovalInput(RunInput):
-    """What the approver fills in on the paused run's page (prefect-notes.md: pause_flow_run + RunInput)."""
+    """What the approver fills in on the paused run's page (prefect-notes.md: pause_flow_run + RunInput).
 
-    approver: str = Field(description="your person_id, or your id in one of the systems (identities table)")
-    approve: list[str] = Field(
-        default_factory=list, description='"all", or the ids (first 16 characters) of the actions to push'
+    ``approval_form`` adds, per action type, an "approve all" box, and per action one box titled
+    with its claim, amount and target, described by what will be sent.
+    """
+
+    approver: str = Field(
+        title="Approver (required)",
+        description="your person_id, or your id in one of the systems (identities table)",
     )
+
+
+def _yuan(fen: Any) -> str:
+    return "" if fen is None else f"¥{int(fen) / 100:,.2f}"
+
+
+def action_field(key: str) -> str:
+    return f"action_{key[:16]}"
+
+
+def type_field(action: str) -> str:
+    return f"approve_all_{action}"
+
+
+def approval_form(rows: list[dict[str, Any]]) -> type[ApprovalInput]:
+    """The pause form for ``rows``: approve-all per action type, then a decision per action."""
+    fields: dict[str, Any] = {}
+    for action in sorted({r["action"] for r in rows}):
+        n = sum(r["action"] == action for r in rows)
+        fields[type_field(action)] = (
+            bool,
+            Field(False, title=f"Approve all {n}: {ACTION_TITLES.get(action, action)}"),
+        )
+    for r in rows:
+        title = " · ".join(
+            str(v)
+            for v in (r.get("claim_no"), _yuan(r.get("amount_fen")), f"{r['system']}: {r['target']}")
+            if v
+        )
+        fields[action_field(r["idempotency_key"])] = (
+            bool,
+            Field(False, title=f"Approve {title}", description=f"{r['action']}: {r['preview']}"),
+        )
+    return create_model("ApprovalForm", __base__=ApprovalInput, **fields)
+
+
+def chosen_keys(answer: BaseModel, rows: list[dict[str, Any]]) -> list[str]:
+    """The idempotency keys the approver ticked, one by one or by type."""
+    values = answer.model_dump()
+    return [
+        r["idempotency_key"]
+        for r in rows
+        if values.get(type_field(r["action"])) or values.get(action_field(r["idempotency_key"]))
+    ]
+
+
+def approval_intro(rows: list[dict[str, Any]]) -> str:
+    """The text above the pause form: what to do, and how many actions of each type wait."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["action"]] = counts.get(r["action"], 0) + 1
+    lines = [
+        f"**{len(rows)} corrections wait for your decision.** Type your person_id (or your id in "
+        "one of the systems) as approver, then tick *Approve all* for a type, or single actions: "
+        "each box names the claim, the amount and the target, and its help text says what will be "
+        "sent. Nothing unticked is sent; it waits for a later run. You may not approve actions on "
+        "your own claims.",
+        "",
+    ]
+    lines += [f"- {n} × {md_text(ACTION_TITLES.get(a, a))}" for a, n in sorted(counts.items())]
+    return "\n".join(lines)
+
+
+def _announce_pause(log: Any, waiting: int, timeout: int) -> None:
+    """Print and log where the approver answers: the paused run's page in the Prefect UI."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_API_URL
+    from prefect.utilities.urls import url_for
+
+    api = str(PREFECT_API_URL.value() or "")
+    url = url_for("flow-run", obj_id=flow_run.id, default_base_url=api.removesuffix("/api")) or api
+    line = f"waiting up to {timeout} s for an approval of {waiting} actions: open {url} and press Resume"
+    print(f"oafin: {line}", file=sys.stderr, flush=True)
+    log.info(line)
 
 
 @flow(name="oafin-corrections", flow_run_name="corrections-{period}")
@@ -82,24 +168,26 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
         log.info("auto-approved %d actions by config rules", len(auto))
     manual = [r for r in waiting if r["idempotency_key"] not in auto]
     if manual:
-        description = approval_table(manual)
-        create_markdown_artifact(key="oafin-corrections-approval", markdown=description)
+        create_markdown_artifact(
+            key="oafin-corrections-approval",
+            markdown=approval_table(manual),
+            description="Corrections waiting for a human approval",
+        )
+        description = approval_intro(manual)
+        timeout = settings.corrections.approval_timeout_seconds
+        _announce_pause(log, len(manual), timeout)
         try:
             answer = pause_flow_run(
-                wait_for_input=ApprovalInput.with_initial_data(
-                    description=description, approver="", approve=[]
-                ),
-                timeout=settings.corrections.approval_timeout_seconds,
+                wait_for_input=approval_form(manual).with_initial_data(description=description),
+                timeout=timeout,
                 poll_interval=settings.corrections.approval_poll_seconds,
             )
         except FlowPauseTimeout:
-            log.warning(
-                "no approval within %ss: nothing beyond auto-approved actions is pushed",
-                settings.corrections.approval_timeout_seconds,
-            )
+            log.warning("no approval within %ss: nothing beyond auto-approved actions is pushed", timeout)
+            summary["approval_timed_out"] = timeout
             answer = None
         if answer is not None:
-            decision = review(answer.approver, answer.approve, manual, code_tables(settings))
+            decision = review(answer.approver, chosen_keys(answer, manual), manual, code_tables(settings))
             record_decision(engine, decision)
             summary["approver"] = decision.approver or answer.approver
             summary["refused"] = decision.refused
@@ -134,9 +222,26 @@ def _finish(engine: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+NO_SERVER = (
+    "corrections --apply waits for an approval on the run's page in the Prefect UI, so it needs a "
+    "running Prefect server: start one (`.venv/bin/prefect server start`, in another terminal) and "
+    "set PREFECT_API_URL (`export PREFECT_API_URL=http://127.0.0.1:4200/api`); "
+    "without --apply nothing is sent and no server is needed"
+)
+
+
 def corrections_command(config: Path, period: str | None, apply: bool) -> int:
     """``oafin corrections``: run the flow, print what was proposed and what happened."""
-    load_settings(config)  # a bad config fails here, before Prefect starts
+    from oafin.preflight import ArgumentError, check_sources_reachable, check_warehouse
+
+    settings = load_settings(config)  # a bad config fails here, before Prefect starts
+    check_warehouse(settings, Path(config).resolve())
+    if apply:
+        from oafin.prefect_runtime import uses_ephemeral_server
+
+        if uses_ephemeral_server():  # a temporary server has no UI: nobody could ever approve
+            raise ArgumentError(NO_SERVER)
+        check_sources_reachable(settings, Path(config).resolve())
     try:
         summary = corrections(config_path=str(Path(config).resolve()), period=period, apply=apply)
     except Exception as exc:  # the operator gets one clear line; the traceback is kept
@@ -154,7 +259,21 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
         print(f"  no action for {count} {kind}: {reason}")
     for key, reason in summary["refused"].items():
         print(f"  refused {key[:16]}: {reason}")
+    waiting = 0
     for result in summary["results"]:
+        if result["outcome"] == "not_approved":
+            waiting += 1
+            continue
         print(f"  {result['key'][:16]} {result['action']}: {result['outcome']}")
+    if waiting:
+        print(f"  {waiting} actions not approved: they wait for a later `--apply`")
     print(f"audit log head: {summary['audit_head']}")
+    if summary.get("approval_timed_out"):
+        print(
+            f"oafin: no approval within {summary['approval_timed_out']} s; nothing beyond auto-approved "
+            "actions was pushed. Run `--apply` again and answer on the run's page "
+            "(corrections.approval_timeout_seconds sets the wait)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -48,8 +48,13 @@ def _company(config_path: str) -> str:
         return "unknown"
 
 
+def run_kind(period: str | None, full: bool) -> str:
+    """``monthly-close`` for a full re-extraction or the previous period (the close), else ``daily``."""
+    return "monthly-close" if full or period == "previous" else "daily"
+
+
 def run_name() -> str:
-    """``daily-C01-2026-10``: the flow run says company and period."""
+    """``daily-C01-2026-10`` or ``monthly-close-C01-2026-10``: the flow run says kind, company and period."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
@@ -57,7 +62,63 @@ def run_name() -> str:
         period = resolve_period(params.get("period"))
     except ValueError:
         period = str(params.get("period"))
-    return f"daily-{_company(params.get('config_path', ''))}-{period}"
+    kind = run_kind(params.get("period"), bool(params.get("full")))
+    return f"{kind}-{_company(params.get('config_path', ''))}-{period}"
+
+
+FAILURE_ADVICE = (
+    "Fix the cause named above, then press **Retry** on this run: extractions that had finished "
+    "are not repeated. Credentials and settings from the environment (`OAFIN_SOURCE_<NAME>_<FIELD>`, "
+    "`OAFIN_*`) are read by the worker when it starts: after changing them, restart the worker "
+    "(`.venv/bin/prefect worker start --pool oafin`) before retrying. A config error names the "
+    "file and key to correct; the run's logs hold the details."
+)
+
+
+def failure_markdown(run_name: str, parameters: dict[str, Any], error: BaseException | str | None) -> str:
+    """The failure artifact's text: what failed, with which parameters, and what to do."""
+    from oafin.reporting.markdown import md_text
+    from oafin.reporting.redact import redact_text
+
+    what = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error or "")
+    params = ", ".join(f"{k}={v!r}" for k, v in parameters.items())
+    lines = [
+        f"# {md_text(run_name)} failed",
+        "",
+        f"**What failed:** {md_text(redact_text(what.strip().splitlines()[0] if what.strip() else 'unknown'))}",
+        "",
+        f"**Parameters:** {md_text(params)}",
+        "",
+        f"**What to do:** {FAILURE_ADVICE}",
+    ]
+    return "\n".join(lines)
+
+
+def record_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """``on_failure`` hook: a markdown artifact on the run page saying what failed and what to do."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.logging.loggers import flow_run_logger
+
+    try:
+        error: BaseException | str | None = state.result(raise_on_failure=False)
+    except Exception as exc:  # the result itself may be what failed to load
+        error = exc
+    if not isinstance(error, BaseException):
+        error = state.message
+    try:
+        with get_client(sync_client=True) as client:
+            client.create_artifact(
+                ArtifactCreate(
+                    type="markdown",
+                    key="oafin-run-failed",
+                    description=f"Why {flow_run.name} failed, and what to do",
+                    flow_run_id=flow_run.id,
+                    data=failure_markdown(flow_run.name, dict(flow_run.parameters or {}), error),
+                )
+            )
+    except Exception as exc:  # never hide the run's own failure behind the hook's
+        flow_run_logger(flow_run, flow).warning("could not write the failure artifact: %s", exc)
 
 
 @dataclass
@@ -106,7 +167,7 @@ class FlowSteps:
         return report(self.config_path, result)
 
 
-@flow(name="oafin-daily", flow_run_name=run_name)
+@flow(name="oafin-daily", flow_run_name=run_name, on_failure=[record_failure])
 def daily(
     config_path: str,
     period: str | None = "current",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oafin.config import ConfigError
+from oafin.preflight import ArgumentError, UnreachableError, check_period
 from oafin.warehouse.errors import WarehouseSchemaError
 
 DEFAULT_PERIOD = "2026-10"
@@ -97,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fault-rate", type=float, default=0.0, help="random faults on this share of read calls (0..1)"
     )
+    senv = ssub.add_parser(
+        "env",
+        help="print `export` lines with the sandbox's public fake credentials for a config's sources "
+        '(local URLs only): eval "$(.venv/bin/oafin sandbox env --config FILE)"',
+    )
+    senv.add_argument("--config", type=Path, required=True)
     gen = ssub.add_parser("generate", help="write a seeded company-month and its truth.csv")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
     gen.add_argument("--period", default=DEFAULT_PERIOD)
@@ -117,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         stop_on_first_sigterm()
     try:
+        # arguments are checked before anything starts (a server, the sandbox, Prefect)
+        if args.command in ("demo", "sandbox", "corrections"):
+            check_period(getattr(args, "period", None), relative=False)
         if args.command == "demo":
             from oafin.demo import run_demo
 
@@ -149,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from oafin.review import run_review_import
 
             return run_review_import(args.config, args.file)
+        if args.sandbox_command == "env":
+            from oafin.demo import sandbox_env_command
+
+            return sandbox_env_command(args.config)
         if args.sandbox_command == "generate":
             from oafin.sandbox.generator import generate
             from oafin.sandbox_server import write_dataset
@@ -158,9 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {len(dataset.claims)} OA claims, each twin's rendering and truth.csv to {args.out}")
             return 0
         return _serve(args)
+    except ArgumentError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"oafin: config error: {exc}", file=sys.stderr)
         return 2
+    except UnreachableError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 1
     except WarehouseSchemaError as exc:
         print(f"oafin: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ file's own folder, so a config written next to its reports works from any workin
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -56,15 +58,25 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
 
 
-class WarehouseConfig(BaseModel):
+class _Section(BaseModel):
+    """A config section: an unknown key is refused (``unknown_keys`` names the nearest valid one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarehouseConfig(_Section):
     url: str = "sqlite:///oafin.db"
 
 
-class ReportsConfig(BaseModel):
+class ReportsConfig(_Section):
     dir: Path = Path("reports")
+    # Where ``dir`` is published for people (a web server or share serving the reports folder,
+    # e.g. "https://reports.example.com/oafin/"): the run page links the reports under it. Unset:
+    # the links are the worker's file paths, which a browser elsewhere cannot open.
+    public_url: str | None = None
 
 
-class ReconcileConfig(BaseModel):
+class ReconcileConfig(_Section):
     """Tolerances and windows (DESIGN, "Reconciliation")."""
 
     amount_tolerance_fen: int = Field(1, ge=0)
@@ -73,7 +85,7 @@ class ReconcileConfig(BaseModel):
     lookback_days: int = Field(62, ge=0)
 
 
-class AutoApproveRule(BaseModel):
+class AutoApproveRule(_Section):
     """A correction the flow may push without a human (issue #6): its action, and optionally a
     cap on the claim amount and the exception types it applies to (empty: any)."""
 
@@ -83,7 +95,7 @@ class AutoApproveRule(BaseModel):
     exception_types: list[str] = []
 
 
-class CorrectionsConfig(BaseModel):
+class CorrectionsConfig(_Section):
     """Pushing corrections back (DESIGN, "Corrections"); see pipeline/corrections."""
 
     allow_audit: bool = False  # Kingdee: also Audit the bills oafin creates (else Save + Submit only)
@@ -162,9 +174,20 @@ class Settings(BaseSettings):
         return url
 
 
+SANDBOX_CREDENTIALS_KEY = "use_sandbox_credentials"
+
+
 def source_settings(data: dict[str, Any]) -> SourceSettings:
     """One ``[[sources]]`` entry validated by its system's settings model (``ValueError`` if not)."""
     name = data.get("name", "?")
+    if SANDBOX_CREDENTIALS_KEY in data:
+        # An old demo config's switch: no config key can make a run use the sandbox's fake
+        # credentials (only ``oafin demo`` puts them in its own environment, demo.sandbox_environment).
+        fields = get_system(str(data["system"])).secret_fields if "system" in data else ("<FIELD>",)
+        raise ValueError(
+            f"source {name!r}: {SANDBOX_CREDENTIALS_KEY} no longer exists; credentials come only from "
+            f"the environment ({', '.join(env_name(str(name), f) for f in fields)}); remove the key"
+        )
     if "system" not in data:
         raise ValueError(f"source {name!r}: no system key")
     try:
@@ -184,6 +207,44 @@ def source_settings(data: dict[str, Any]) -> SourceSettings:
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"source {name!r}: {details}") from None
+
+
+def unknown_keys(model: type[BaseModel], data: Any, trail: str = "") -> list[str]:
+    """Every key of ``data`` (a parsed config or one of its sections, at any depth) that ``model``
+    does not have, each with the nearest valid name. ``sources`` entries are left to their system's
+    settings model (``source_settings``)."""
+    if not isinstance(data, dict):
+        return []
+    valid = [k for k in model.model_fields if k != "base_dir"]
+    problems = []
+    for key, value in data.items():
+        where = f"{trail}.{key}" if trail else str(key)
+        if key not in model.model_fields:
+            near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+            problems.append(f"unknown key {where!r}{hint}")
+            continue
+        if key == "sources":
+            continue
+        sub = _section_model(model.model_fields[key].annotation)
+        if sub is None:
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                problems += unknown_keys(sub, item, f"{where}[{i}]")
+        else:
+            problems += unknown_keys(sub, value, where)
+    return problems
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or as ``list[Model]``; None for plain values."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
 
 
 def _find_secrets(data: Any, trail: str = "") -> list[str]:
@@ -280,6 +341,9 @@ def load_settings(path: Path | str) -> Settings:
             + legacy_rewrite(data)
             + ("\n\nand rename the credential variables: " + ", ".join(env) if env else "")
         )
+    problems = unknown_keys(Settings, data)
+    if problems:
+        raise ConfigError(f"{path}: {'; '.join(problems)}")
     _source_env_overrides(data, dict(os.environ))
     data.setdefault("base_dir", str(path.parent))
 

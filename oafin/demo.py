@@ -59,6 +59,28 @@ def sandbox_environment(sources: Iterable[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
+def sandbox_env_command(config: Path) -> int:
+    """``oafin sandbox env``: ``export`` lines putting the sandbox's public fake credentials where
+    ``config``'s sources read them. Refused for a source whose URL is not local: the fake
+    credentials are for the sandbox only, and no config key turns them on for a run."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    from oafin.preflight import LOCAL_HOSTS
+
+    settings = load_settings(config)
+    remote = [s for s in settings.sources if (urlsplit(s.base_url).hostname or "") not in LOCAL_HOSTS]
+    if remote:
+        names = ", ".join(f"{s.name!r} ({s.base_url})" for s in remote)
+        raise ConfigError(
+            f"{config}: source {names} is not the local sandbox; the sandbox's fake credentials are "
+            "for localhost only: set the real app's credentials (OAFIN_SOURCE_<NAME>_<FIELD>) instead"
+        )
+    for key, value in sandbox_environment(settings_sources(settings)).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
 def settings_sources(settings: Settings) -> list[tuple[str, str]]:
     return [(s.name, s.system) for s in settings.sources]
 
@@ -132,7 +154,7 @@ def serve_and_run(
             print(f"faults:  {fault_rate:.0%} of read calls get a random fault (seed {seed})")
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {dataset.period}, {len(dataset.claims)} OA claims")
-        print(f"config:  {config_path}")
+        print(f"config:  {config_path} (relative paths in it resolve against {config_path.parent})")
         summary = run_flow(config_path, dataset.period)
         if fault_rate:
             faulted = [c for c in sandbox.calls if c.fault]
@@ -165,14 +187,36 @@ def run_demo(
         report_failure("demo's daily flow", exc)
         return 1
     print_summary(demo.summary)
-    print("\nagainst the sandbox truth (precision / recall per type):")
+    print(
+        "\nwhat to look at: open report.html in a browser (the first table is what finance must act "
+        "on first: money already paid out wrongly); the workbook is what a reviewer edits and "
+        "imports back; exceptions.csv is for the data team."
+    )
+    print("\nhow the exceptions score against the sandbox's truth (precision / recall per type):")
     print(demo.scores.to_string(index=False))
-    exports = " ".join(f"{k}={v}" for k, v in sandbox_environment(settings_sources(demo.settings)).items())
-    print(f"\nreproduce: oafin sandbox serve --seed {seed} --period {period}   (in another terminal)")
-    print(f"           export {exports}")
-    print(f"           oafin run --config {demo.config_path} --period {period}")
+    print(f"\nreproduce (from {Path.cwd()}):")
+    for line in reproduce_lines(seed, period, demo.config_path):
+        print(f"  {line}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def reproduce_lines(seed: int, period: str, config_path: Path) -> list[str]:
+    """The demo's run by hand, each line pasteable from the directory the demo ran in."""
+    config = _shown_path(config_path)
+    return [
+        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}   # in another terminal",
+        f'eval "$(.venv/bin/oafin sandbox env --config {config})"',
+        f".venv/bin/oafin run --config {config} --period {period}",
+    ]
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (shorter to paste), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 __all__ = ["DemoRun", "run_demo", "serve_and_run", "ConfigError"]

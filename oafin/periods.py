@@ -46,10 +46,11 @@ def period_of(t: datetime) -> str:
     return t.astimezone(SHANGHAI).strftime("%Y-%m")
 
 
-def parse_as_of(text: str | None, period: Period) -> datetime:
-    """``--as-of``: an ISO date or datetime (China time when no zone is given); default period end."""
+def parse_as_of(text: str | None, period: Period, now: datetime | None = None) -> datetime:
+    """``--as-of``: an ISO date or datetime (China time when no zone is given); default: the end of
+    the period, or now if that is earlier (the current period: nothing is known about the future)."""
     if not text:
-        return period.end
+        return min(period.end, now or datetime.now(UTC))
     t = datetime.fromisoformat(text)
     if t.tzinfo is None:
         t = t.replace(tzinfo=SHANGHAI)

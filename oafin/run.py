@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -21,18 +22,37 @@ if TYPE_CHECKING:
 def run_flow(
     config_path: Path, period: str, as_of: str | None = None, *, full: bool = False
 ) -> dict[str, Any]:
+    from oafin.preflight import check_sources_reachable, check_warehouse
+
+    # fail on a database or system that does not answer, a bad config or mapping, before Prefect
+    # is even imported
+    settings = load_settings(config_path)
+    check_sources_reachable(settings, Path(config_path).resolve())
+    check_warehouse(settings, Path(config_path).resolve())
+
     from flows.daily import daily
     from oafin.pipeline.sources import check_sources
     from oafin.prefect_runtime import ephemeral_server
 
-    check_sources(load_settings(config_path))  # fail on a bad config or mapping before Prefect starts
+    check_sources(settings)
     with ephemeral_server():  # a generous wait for Prefect's temporary server on a busy machine
         return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
 
 
 def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool = False) -> int:
+    from oafin.preflight import UnreachableError, check_as_of, check_period
+
+    check_period(period)  # ArgumentError: exit 2 before anything starts
+    check_as_of(as_of)
+    settings = load_settings(config_path)
+    print(
+        f"config:  {Path(config_path).resolve()} (relative paths in it resolve against {settings.base_dir})"
+    )
     try:
         summary = run_flow(config_path, period, as_of, full=full)
+    except UnreachableError as exc:
+        print(f"oafin: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # the flow's own logs hold the details; the operator gets one clear line
         from oafin.config import ConfigError
 
@@ -44,17 +64,28 @@ def run_period(config_path: Path, period: str, as_of: str | None, *, full: bool 
     return 0
 
 
+REPORT_LABELS = {
+    "html": "open this first: KPIs, money at risk, the exceptions to act on first",
+    "xlsx": "this run's workbook for finance: edit Status / Comment, then `.venv/bin/oafin review import`",
+    "csv": "exceptions.csv: the machine interface (UTF-8), for the data team",
+    "summary": "the KPIs as JSON",
+    "data_docs": "Data Docs: the data-quality checks (Great Expectations)",
+}
+
+
 def print_summary(summary: dict[str, Any]) -> None:
+    """What to look at first: the reports, each with what it is for, then the counts."""
     stats = summary["stats"]
+    reports = summary["reports"]
+    print(f"\nreports, {summary.get('company_code', '')} {summary['period']}:")
+    for name in sorted(reports, key=lambda n: list(REPORT_LABELS).index(n) if n in REPORT_LABELS else 99):
+        print(f"  {reports[name]}\n      {REPORT_LABELS.get(name, name)}")
     print(
-        f"period {summary['period']}: {stats['exceptions']} exceptions, auto-match rate {stats['auto_match_rate']}"
+        f"{stats['exceptions']} exceptions, auto-match rate {stats['auto_match_rate']} "
+        "(the report's first table lists what to act on first)"
     )
-    for name, path in summary["reports"].items():
-        print(f"  {name:8} {path}")
-    if summary["reports"].get("xlsx"):  # each run writes its own; this one is current
-        print(
-            f"  review in {Path(summary['reports']['xlsx']).name} (current workbook; earlier ones are kept)"
-        )
+    if reports.get("xlsx"):  # each run writes its own; this one is current
+        print(f"review in {Path(reports['xlsx']).name} (the current workbook; earlier ones are kept)")
 
 
 @dataclass

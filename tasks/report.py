@@ -8,7 +8,9 @@ rates and file links only (and every text passes ``redact_text`` anyway).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -66,6 +68,39 @@ def kpi_markdown(data: ReportData) -> str:
     return redact_text("\n".join(lines)) or ""
 
 
+def report_link(path: Path, reports_dir: Path, public_url: str | None) -> str:
+    """Where a browser opens ``path``: under ``reports.public_url`` when set (the reports folder as
+    published), else the worker's ``file://`` path (which opens only on the worker itself)."""
+    path = path.resolve()
+    if public_url:
+        try:
+            relative = path.relative_to(reports_dir.resolve()).as_posix()
+        except ValueError:
+            relative = path.name
+        return public_url.rstrip("/") + "/" + quote(relative)
+    return path.as_uri()
+
+
+def links_markdown(links: list[tuple[str, str, str]], public: bool) -> str:
+    """The reports as a markdown list (text, url, what it is for), with a note when not published."""
+    lines = ["", "## Reports", ""]
+    lines += [f"- [{md_text(text)}]({url}): {md_text(purpose)}" for text, url, purpose in links]
+    if not public:
+        lines += [
+            "",
+            "These are paths on the worker: set `reports.public_url` in the config to where the "
+            "reports folder is published to make them links that open from here.",
+        ]
+    return "\n".join(lines)
+
+
+LINK_PURPOSES = {
+    "html": "open this first: KPIs, money at risk, the exceptions to act on first",
+    "xlsx": "the workbook finance reviews (Status / Comment)",
+    "data_docs": "the data-quality checks",
+}
+
+
 @task(name="report", cache_policy=NO_CACHE, task_run_name="report-{result.period}")
 def report(config_path: str, result: PeriodResult) -> dict[str, str]:
     settings = settings_from(config_path)
@@ -80,14 +115,27 @@ def report(config_path: str, result: PeriodResult) -> dict[str, str]:
         table=counts_table(data),
         description=f"Exceptions by type, {result.company_code} {result.period} as of {as_of}",
     )
-    create_markdown_artifact(
-        key=f"{key}-kpis", markdown=kpi_markdown(data), description=f"KPIs as of {as_of}"
-    )
-    links = [("xlsx", "workbook", paths["xlsx"].name), ("html", "report", "report.html")]
+    public_url = settings.reports.public_url
+    links = [("html", "report", "report.html"), ("xlsx", "workbook", paths["xlsx"].name)]
     if "data_docs" in paths:
         links.append(("data_docs", "data-docs", "Data Docs (Great Expectations)"))
+    urls = {name: report_link(paths[name], settings.reports_dir, public_url) for name, _, _ in links}
+    create_markdown_artifact(
+        key=f"{key}-kpis",
+        markdown=kpi_markdown(data)
+        + links_markdown(
+            [(text, urls[name], LINK_PURPOSES[name]) for name, _, text in links], bool(public_url)
+        ),
+        description=f"Summary: KPIs and the reports, {result.company_code} {result.period} as of {as_of}",
+    )
+    where = "" if public_url else " (a path on the worker; set reports.public_url to publish)"
     for name, suffix, text in links:
-        create_link_artifact(key=f"{key}-{suffix}", link=paths[name].resolve().as_uri(), link_text=text)
+        create_link_artifact(
+            key=f"{key}-{suffix}",
+            link=urls[name],
+            link_text=text,
+            description=f"{LINK_PURPOSES[name].capitalize()}{where}",
+        )
     q = data.quality or {}
     if q.get("error") or q.get("failures"):
         logger.warning(

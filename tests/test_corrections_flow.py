@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.corrections import corrections_command
 from oafin.cli import main as cli_main
 from oafin.config import load_settings
 from oafin.pipeline.corrections.service import propose
@@ -71,7 +72,7 @@ def _resume_when_paused(run_input: dict, found: dict, timeout: float = 60.0) -> 
 def test_the_flow_waits_for_an_approval_given_through_prefects_api(
     prefect_harness, corrections_setup, sandbox_dataset
 ) -> None:
-    from flows.corrections import corrections
+    from flows.corrections import corrections, type_field
 
     make, engine, sandbox = corrections_setup
     config = make()
@@ -85,9 +86,8 @@ def test_the_flow_waits_for_an_approval_given_through_prefects_api(
 
     found: dict = {}
     context = contextvars.copy_context()  # the harness's API URL lives in a context variable
-    resumer = threading.Thread(
-        target=context.run, args=(_resume_when_paused, {"approver": approver, "approve": ["all"]}, found)
-    )
+    answer = {"approver": approver, **{type_field(r["action"]): True for r in rows.values()}}
+    resumer = threading.Thread(target=context.run, args=(_resume_when_paused, answer, found))
     resumer.start()
     summary = corrections(config_path=str(config), apply=True)
     resumer.join()
@@ -202,7 +202,11 @@ def test_a_failing_corrections_run_says_one_line_and_keeps_the_traceback(
     make, engine, sandbox = corrections_setup
     monkeypatch.setenv("OAFIN_LOG_DIR", str(tmp_path))
     monkeypatch.delenv("OAFIN_VERBOSE", raising=False)
-    assert cli_main(["corrections", "--config", str(make()), "--period", "2026-10\n"]) == 1
+    # the CLI refuses such a period before anything starts (exit 2); the command itself, reached
+    # another way (a deployment, a script), fails in one line and keeps the traceback
+    assert cli_main(["corrections", "--config", str(make()), "--period", "2026-10\n"]) == 2
+    capsys.readouterr()
+    assert corrections_command(make(), "2026-10\n", False) == 1
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if x.startswith("oafin: corrections failed"))
     assert "period must look like 2026-10" in line and "oafin-errors.log" in line
@@ -210,3 +214,16 @@ def test_a_failing_corrections_run_says_one_line_and_keeps_the_traceback(
     assert "Traceback (most recent call last)" in kept and "Period.parse" not in line
     assert "periods.py" in kept  # where it was raised, which the one line does not say
     assert sandbox.received_writes() == []
+
+
+def test_apply_prints_the_runs_ui_url_and_exits_non_zero_when_nobody_approves(
+    prefect_harness, corrections_setup, capsys
+) -> None:
+    make, engine, sandbox = corrections_setup
+    config = make("approval_timeout_seconds = 2\n")
+    assert cli_main(["corrections", "--config", str(config), "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert "/runs/flow-run/" in err and "press Resume" in err, err
+    assert "no approval within 2 s" in err
+    assert sandbox.received_writes() == []
+    assert {r["status"] for r in _rows(engine).values()} == {"proposed"}

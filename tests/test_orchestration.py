@@ -176,6 +176,8 @@ def test_fail_fast_errors_tell_the_operator_what_to_do():
     erp = source_settings({"name": "my-erp", "system": "kingdee", "base_url": "http://unused"})
     auth = operator_hint(AuthError("dingtalk", "gettoken", "errcode 40089"), oa)
     assert "OAFIN_SOURCE_OA_APP_KEY" in auth and "OAFIN_SOURCE_OA_APP_SECRET" in auth and "retry" in auth
+    # credentials are read from the worker's environment: a retry alone cannot pick up new ones
+    assert "restart the worker" in auth and "environment" in auth
     kd_auth = operator_hint(AuthError("kingdee", "login", "refused"), erp)
     assert "OAFIN_SOURCE_MY_ERP_ACCT_ID" in kd_auth and "OAFIN_SOURCE_MY_ERP_APP_SECRET" in kd_auth
     assert "FormId" in operator_hint(SourceError("kingdee", "ExecuteBillQuery", "x"), erp)
@@ -234,6 +236,8 @@ def test_a_retried_run_does_not_extract_again_what_had_finished(prefect_harness,
 
     sb = sandbox_fresh
     config = write_config(tmp_path, sb, f"sqlite:///{tmp_path / 'w.db'}")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('dir = "reports"', f'dir = "reports"\npublic_url = "{PUBLIC}"'), "utf-8")
     forms = sb.kingdee.forms
     # The first query of AP_PAYBILL is refused ("业务对象不存在": no retry can heal that), so its
     # task fails at once and so does the run's first attempt; the run is then retried.
@@ -251,6 +255,61 @@ def test_a_retried_run_does_not_extract_again_what_had_finished(prefect_harness,
     assert sb.calls.count("/gettoken") == 1
     assert sb.calls.count("/processinstance/get") == summary["extracted"]["oa"] > 100
     assert summary["extracted"]["finance"] > 100
+
+    # the run page (issue #11): a full run is named as the close, the summary is inline, every
+    # artifact says what it is, and the links open under reports.public_url
+    run, artifacts = _latest_run_artifacts(f"monthly-close-C01-{sb.dataset.period}")
+    assert run.state.is_completed()
+    ours = [a for a in artifacts if a.key]  # without a key: Prefect's own (persisted results)
+    assert len(ours) >= 4 and all(a.description for a in ours), [(a.key, a.type) for a in ours]
+    links = [a for a in artifacts if a.type == "markdown" and "## Reports" in str(a.data)]
+    assert len(links) == 1 and f"({PUBLIC}{sb.dataset.period}/report.html)" in str(links[0].data)
+    assert "Auto-match rate" in str(links[0].data)
+    # link artifacts are stored as markdown "[text](url)"
+    hrefs = [str(a.data) for a in ours if a.key.endswith(("-report", "-workbook", "-data-docs"))]
+    assert len(hrefs) >= 2 and all(f"]({PUBLIC}" in h for h in hrefs), hrefs
+
+
+PUBLIC = "https://reports.example.com/oafin/"
+
+
+def _latest_run_artifacts(name: str):  # noqa: ANN202 - (FlowRun, list[Artifact])
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        assert runs, f"no flow run named {name}"
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0].id]))
+        )
+    return runs[0], artifacts
+
+
+def test_a_failed_run_leaves_an_artifact_saying_what_failed_and_what_to_do(prefect_harness, tmp_path):
+    from flows.daily import daily
+
+    config = tmp_path / "oafin.toml"
+    config.write_text("chain = []\n", encoding="utf-8")  # no sources: the run fails on its config
+    with pytest.raises(Exception, match="sources"):
+        daily(config_path=str(config), period="previous")
+    run, artifacts = _latest_run_artifacts(f"monthly-close-unknown-{resolve_period('previous')}")
+    assert run.state.is_failed()
+    failed = [a for a in artifacts if a.key == "oafin-run-failed"]
+    assert len(failed) == 1 and failed[0].description
+    text = str(failed[0].data)
+    assert "What failed:" in text and "sources" in text
+    assert "press **Retry**" in text and "restart the worker" in text
 
 
 # --- deployments -----------------------------------------------------------------------------

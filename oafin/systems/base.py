@@ -265,6 +265,7 @@ def auth_hint(settings: SourceSettings, fields: tuple[str, ...]) -> str:
     """The operator hint for refused credentials, naming the source's own variables."""
     names = ", ".join(env_name(settings.name, f) for f in fields)
     return (
-        f"credentials or permissions were refused: check {names} and the app's API permissions, "
-        "then retry the run"
+        f"credentials or permissions were refused: check {names} and the app's API permissions; "
+        "credentials are read from the environment of the process running the flow, so set them "
+        "there and restart the worker (`prefect worker start`) before you retry the run"
     )
