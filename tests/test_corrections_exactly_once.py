@@ -42,6 +42,7 @@ def _actions(dataset, n: int = N_ACTIONS) -> list[Action]:
             exception_id=f"e{i:03d}",
             exception_type="STATUS_MISMATCH",
             action="oa_status_comment",
+            system="dingtalk",
             target=f"dingtalk instance {inst['process_instance_id']}",
             content={
                 "instance_id": inst["process_instance_id"],

@@ -317,7 +317,7 @@ def test_recall_flags_follow_the_configured_amount_tolerance(corrections_setup, 
     the 3rd is; the 2nd completes the bill). The configured tolerance is used (issue #10 item 16)."""
     from sqlalchemy import insert, select
 
-    from oafin.warehouse.schema import STANDARD_TABLES
+    from oafin.warehouse.schema import STANDARD_TABLES, match
 
     make, engine, sandbox = corrections_setup
     docs = STANDARD_TABLES["finance_doc"]
@@ -355,12 +355,17 @@ def test_recall_flags_follow_the_configured_amount_tolerance(corrections_setup, 
         }
         third["paid_at"] = pays[-1]["paid_at"] + pd.Timedelta(days=1)
         conn.execute(insert(docs).values(**third))
+        # proposals read the engine's stored links: the third payment is linked as the second is
+        linked = conn.execute(select(match).where(match.c.doc_id == pays[-1]["doc_id"])).mappings().all()
+        assert linked, "the engine stored no link for the second payment"
+        for row in linked:
+            conn.execute(insert(match).values(**{**dict(row), "doc_id": third["doc_id"]}))
     add_exception(engine, "DUPLICATE_PAYMENT", claim_no)
     settings = load_settings(make())
-    people = code_tables(settings).people
+    tables = code_tables(settings)
 
     def flagged(tolerance: int) -> set[str]:
-        proposed = propose(engine, people, comment_userid="oafin-bot", tolerance_fen=tolerance)
+        proposed = propose(engine, tables, comment_userid="oafin-bot", tolerance_fen=tolerance)
         rows = _rows(engine)
         return {
             json.loads(rows[k]["content"])["doc_no"]

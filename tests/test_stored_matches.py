@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pandas as pd
 from sqlalchemy import Engine
 
 from data_contracts.frames import to_frame
+from mappings.code_tables import load_code_tables
 from oafin.engine.reconcile import ReconcileParams, reconcile
 from oafin.periods import Period
 from oafin.pipeline.corrections.propose import build_proposals
@@ -95,7 +95,7 @@ def test_a_proposal_names_the_rule_matched_payment_the_engine_stored(warehouse_e
         store_matches(conn, result.matches, period="2026-10", company_code="C01")
         record_exceptions(conn, result.exceptions, period="2026-10", as_of=AS_OF, company_code="C01")
     with warehouse_engine.connect() as conn:
-        proposals = build_proposals(conn, pd.DataFrame(columns=["person_id"]), comment_userid="U1")
+        proposals = build_proposals(conn, load_code_tables(), comment_userid="U1")
     (action,) = proposals.actions
     assert action.action == "oa_status_comment"
     assert "付款单 FK201 已付款 ¥100.00 2026-10-14" in action.content["text"]
