@@ -232,6 +232,26 @@ class SourceSystem(Protocol):
         ...
 
 
+class ClientReader:
+    """A ``RecordReader`` over one client: owns it and closes it. A system subclasses it and writes
+    ``read`` for its own API (its client, paging and windowing)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> ClientReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def twin_of(system: SourceSystem) -> Any:
     """The system's sandbox twin (``oafin.sandbox.twin.Twin``), or None where it has none."""
     return getattr(system, "twin", None)

@@ -10,6 +10,7 @@ from oafin.connectors.errors import AuthError, RateLimitedError, SourceError
 from oafin.connectors.limits import DINGTALK_REQUESTS_PER_SECOND
 from oafin.records import RawRecord
 from oafin.systems.base import (
+    ClientReader,
     RecordKind,
     Role,
     SourceSettings,
@@ -33,23 +34,13 @@ class DingTalkSettings(SourceSettings):
     process_code: str = "PROC-OAFIN-EXPENSE"
 
 
-class DingTalkReader:
+class DingTalkReader(ClientReader):
     """Approval instances of one process code, listed by create time (``listids`` cursor paging)."""
 
-    def __init__(self, client: DingTalkClient) -> None:
-        self.client = client
+    client: DingTalkClient
 
     def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
         yield from self.client.iter_instances(kind.name, start, end)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> DingTalkReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class DingTalk:

@@ -10,6 +10,7 @@ from oafin.connectors.errors import AuthError, RateLimitedError, SourceError
 from oafin.connectors.limits import KINGDEE_REQUESTS_PER_SECOND
 from oafin.records import RawRecord
 from oafin.systems.base import (
+    ClientReader,
     RecordKind,
     Role,
     SourceSettings,
@@ -38,25 +39,15 @@ class KingdeeSettings(SourceSettings):
     auth: Literal["session", "signature"] = "session"
 
 
-class KingdeeReader:
+class KingdeeReader(ClientReader):
     """Rows of one FormId dated in the window (ExecuteBillQuery, StartRow/Limit paging, §7.3)."""
 
-    def __init__(self, client: KingdeeClient) -> None:
-        self.client = client
+    client: KingdeeClient
 
     def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
         yield from self.client.iter_bills(
             kind.name, list(kind.fields), kind.windowed_on, start, end, id_field=kind.id_field or "FID"
         )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> KingdeeReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Kingdee:
