@@ -22,19 +22,19 @@ if TYPE_CHECKING:
 def run_flow(
     config_path: Path, period: str, as_of: str | None = None, *, full: bool = False
 ) -> dict[str, Any]:
+    from oafin.pipeline.sources import check_sources
     from oafin.preflight import check_sources_reachable, check_warehouse
 
-    # fail on a database or system that does not answer, a bad config or mapping, before Prefect
-    # is even imported
+    # before Prefect is even imported: a bad config or mapping (no network needed), then a
+    # database or system that does not answer
     settings = load_settings(config_path)
+    check_sources(settings)
     check_sources_reachable(settings, Path(config_path).resolve())
     check_warehouse(settings, Path(config_path).resolve())
 
     from flows.daily import daily
-    from oafin.pipeline.sources import check_sources
     from oafin.prefect_runtime import ephemeral_server
 
-    check_sources(settings)
     with ephemeral_server():  # a generous wait for Prefect's temporary server on a busy machine
         return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
 

@@ -15,12 +15,16 @@ from oafin.prefect_runtime import (
     ephemeral_server,
     startup_timeout,
 )
+from oafin.sandbox_server import SandboxHandle
 
 
-def _run_cli(tmp_path: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    tmp_path: Path, extra_env: dict[str, str], sandbox: SandboxHandle
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "oafin.toml"
-    # nothing listens on port 9: the run must fail at Prefect's start, before any extraction
-    config.write_text(OaFinDefaults.demo_toml("http://127.0.0.1:9", "http://127.0.0.1:9"), encoding="utf-8")
+    # the sources answer (the run checks that before Prefect starts); the run must then fail at
+    # Prefect's start, before any extraction
+    config.write_text(OaFinDefaults.demo_toml(sandbox.dingtalk_url, sandbox.kingdee_url), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), **extra_env)
     return subprocess.run(
@@ -43,9 +47,16 @@ def _run_cli(tmp_path: Path, extra_env: dict[str, str]) -> subprocess.CompletedP
     )
 
 
-def test_a_temporary_server_that_does_not_start_says_what_to_do(tmp_path: Path) -> None:
+def test_a_temporary_server_that_does_not_start_says_what_to_do(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
     # 0 s: Prefect gives up at once, exactly as it does after 20 s on a loaded machine
-    done = _run_cli(tmp_path, {TIMEOUT_ENV: "0"})
+    before = len(sandbox.calls.snapshot())
+    done = _run_cli(tmp_path, {TIMEOUT_ENV: "0"}, sandbox)
+    reads = [
+        c for c in sandbox.calls.snapshot()[before:] if "listids" in c.path or "ExecuteBillQuery" in c.path
+    ]
+    assert reads == []  # nothing was extracted
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "starting a temporary local Prefect server" in output
