@@ -425,22 +425,8 @@ class SandboxMiddleware:
 
     async def _truncated(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The real answer cut in half: a body no JSON parser accepts, with a matching length."""
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, capture)
-        body = b"".join(chunks)
-        body = body[: max(1, len(body) // 2)]
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        start, body = await self._captured(scope, receive)
+        await _send_replaced(send, start, body[: max(1, len(body) // 2)])
 
     async def _captured(self, scope: Scope, receive: Receive) -> tuple[dict[str, Any], bytes]:
         start: dict[str, Any] = {}
@@ -487,10 +473,15 @@ class SandboxMiddleware:
                 body = body.replace(
                     f'"{DEEP_JSON_MARK}"'.encode(), b"[" * DEEP_LEVELS + b"]" * DEEP_LEVELS, 1
                 )
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_replaced(send, start, body)
+
+
+async def _send_replaced(send: Send, start: dict[str, Any], body: bytes) -> None:
+    """A captured answer sent on with ``body`` in place of its own (the length header to match)."""
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send(
