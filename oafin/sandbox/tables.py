@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 TABLES_DIR = Path(__file__).resolve().parents[2] / "mappings" / "tables"
@@ -37,6 +38,11 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
 BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 
+# The ids people have in the other systems, derived from their number n (P0001 -> 1) without new
+# random draws, so adding a system changes no other table. A new system adds one entry; its rows
+# come after the DingTalk and Kingdee ones in identities.csv, grouped by system.
+OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {}
+
 
 def build_people(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """The people (one row per human) and their identities (one row per account in a system).
@@ -63,6 +69,12 @@ def build_people(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[st
             n += 1
             add(n, None, dept_name, role)
     add(n + 1, "钱总", "财务部", "cfo")
+    for system, external_id in OTHER_SYSTEM_IDS.items():
+        for person in people:
+            n = int(person["person_id"][1:])
+            identities.append(
+                {"person_id": person["person_id"], "system": system, "external_id": external_id(n)}
+            )
     return people, identities
 
 
