@@ -52,8 +52,9 @@ class Auth(Protocol):
         """Put the credential on ``request``; return a marker naming the credential used."""
         ...
 
-    def invalidate(self, marker: object) -> None:
-        """Forget the credential ``marker`` names, if it is still the current one."""
+    def invalidate(self, marker: object) -> bool | None:
+        """Forget the credential ``marker`` names, if it is still the current one. False: it was
+        already forgotten or replaced (another thread got there first); None: cannot tell."""
         ...
 
     def on_response(self, response: httpx.Response) -> None:
@@ -112,11 +113,15 @@ class CredentialCache:
         with self._lock:
             self._current = credential
 
-    def invalidate(self, generation: object) -> None:
+    def invalidate(self, generation: object) -> bool:
+        """Drop the credential of ``generation``; False when it was already dropped or replaced
+        (another thread saw the same dead credential first), so the caller's refresh is not its own."""
         with self._lock:
-            if generation == self._generation:
+            if generation == self._generation and self._current is not None:
                 self._current = None
                 self._deadline = None
+                return True
+            return False
 
 
 class TokenAuth:
@@ -153,8 +158,8 @@ class TokenAuth:
             request.headers[self.name] = self.prefix + token
         return generation
 
-    def invalidate(self, marker: object) -> None:
-        self.cache.invalidate(marker)
+    def invalidate(self, marker: object) -> bool:
+        return self.cache.invalidate(marker)
 
     def on_response(self, response: httpx.Response) -> None:
         return None
@@ -191,8 +196,8 @@ class CookieSessionAuth:
         request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in credential.value.items())
         return generation
 
-    def invalidate(self, marker: object) -> None:
-        self.cache.invalidate(marker)
+    def invalidate(self, marker: object) -> bool:
+        return self.cache.invalidate(marker)
 
     def on_response(self, response: httpx.Response) -> None:
         session = self._cookies()

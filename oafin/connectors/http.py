@@ -71,6 +71,7 @@ SENSITIVE_PARAMS = frozenset(
 _PARAM_RE = re.compile(r"(?i)\b(" + "|".join(sorted(SENSITIVE_PARAMS)) + r")=([^&\s\"'#]+)")
 SNIPPET_CHARS = 200
 MAX_EXPIRED_REFRESHES = 3  # credential refreshes per call when the system says "expired"
+MAX_SUPERSEDED = 8  # dead credentials per call that other threads had already reported
 # No API in source-systems.md nests deeper than ~6 levels; Python's decoder gives up near 1000.
 MAX_JSON_DEPTH = 64
 
@@ -315,7 +316,7 @@ class ApiClient:
         """Send ``call`` until it succeeds, cannot heal, or the retry budget is spent."""
         check = check or self.check
         attempt = 0
-        refreshes = 0
+        refreshes = others = 0
         while True:
             attempt += 1
             try:
@@ -325,14 +326,21 @@ class ApiClient:
             except TokenExpiredError as exc:
                 # Once per call; a system that says the token is *expired* (not invalid) may say
                 # so again when threads sharing the token race a refresh (``retryable``; issue #5).
-                allowed = MAX_EXPIRED_REFRESHES if exc.retryable else 1
-                if refreshes >= allowed or not authed or self.auth is None:
+                # A dead credential another thread already reported is not this call's refresh
+                # (issue #16: bursts of expiries across threads), up to MAX_SUPERSEDED times.
+                if not authed or self.auth is None:
                     raise self._redacted(exc) from exc.__cause__
-                refreshes += 1
+                superseded = self.auth.invalidate(exc.marker) is False and others < MAX_SUPERSEDED
+                allowed = MAX_EXPIRED_REFRESHES if exc.retryable else 1
+                if superseded:
+                    others += 1
+                elif refreshes >= allowed:
+                    raise self._redacted(exc) from exc.__cause__
+                else:
+                    refreshes += 1
                 attempt -= 1  # the refresh is not a retry: the budget stays whole
                 self.stats.count(self.stats.refreshes, call.name)
                 logger.info("%s %s: credential expired, fetching a new one", call.system, call.label)
-                self.auth.invalidate(exc.marker)
             except ConnectorError as exc:
                 if not exc.retryable or attempt >= self.retry.max_attempts:
                     if exc.retryable:
