@@ -115,6 +115,12 @@ def report(config_path: str, result: PeriodResult) -> dict[str, str]:
         table=counts_table(data),
         description=f"Exceptions by type, {result.company_code} {result.period} as of {as_of}",
     )
+    # The run's scalar figures, for the group close's summary across companies (flows/group_close.py).
+    create_table_artifact(
+        key=f"{key}-stats",
+        table=[{k: v for k, v in result.stats.items() if not isinstance(v, dict | list)}],
+        description=f"Run figures, {result.company_code} {result.period} as of {as_of}",
+    )
     public_url = settings.reports.public_url
     links = [("html", "report", "report.html"), ("xlsx", "workbook", paths["xlsx"].name)]
     if "data_docs" in paths:

@@ -261,19 +261,24 @@ def _deployments() -> list[dict]:
 
 @pytest.mark.parametrize("dep", _deployments(), ids=lambda d: d["name"])
 def test_every_deployment_names_a_config_that_loads_and_parameters_the_flow_accepts(dep: dict) -> None:
+    import importlib
     import inspect
 
-    from flows.daily import daily, resolve_period
+    from flows.daily import resolve_period
     from oafin.pipeline.sources import check_sources
 
-    signature = inspect.signature(daily.fn)
+    path, name = dep["entrypoint"].split(":")
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+    signature = inspect.signature(flow.fn)
     params = dep["parameters"]
     assert set(params) <= set(signature.parameters), dep["name"]
     signature.bind(**params)  # every required parameter given
     resolve_period(params["period"])
-    config = ROOT / params["config_path"]  # the worker's working directory is the repository root
-    settings = load_settings(config)
-    check_sources(settings)  # every source's settings against its mapping
+    # the worker's working directory is the repository root
+    configs = params.get("config_paths") or [params["config_path"]]
+    for config in configs:
+        settings = load_settings(ROOT / config)
+        check_sources(settings)  # every source's settings against its mapping
     assert all(s["active"] is False for s in dep["schedules"]), "schedules start paused"
     if "sandbox" in dep["name"]:
         # runs out of the box against `oafin sandbox serve` on its defaults
