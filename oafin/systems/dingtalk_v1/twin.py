@@ -199,6 +199,7 @@ def create_dingtalk_v1_app(
             "result": "NONE",
             "remark": str(text),
             "showName": "",
+            "attachments": [],
         }
         # A new list: the generated dataset the instance came from stays untouched.
         instance["operationRecords"] = [*instance.get("operationRecords", []), record]

@@ -111,6 +111,9 @@ def _record(userid: str, when: datetime, op: str, result: str, remark: str = "")
         "result": result,
         "remark": remark,
         "showName": "",
+        # files attached to the action: none in the sandbox month, but the key is there (the
+        # SDK's model always has the list, source-systems.md §1.3 lists it)
+        "attachments": [],
     }
 
 
