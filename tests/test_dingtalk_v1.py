@@ -312,3 +312,43 @@ def test_random_faults_never_hit_the_comment_write(v1: SandboxHandle, month: Dat
     # the read call, at rate 1.0, was faulted (in the v1.0 envelope): only the writes were spared
     assert [c.fault for c in v1.calls if c.path == GET_PATH] == ["http_500"]
     assert read.status_code == 500 and read.json()["code"] == "InternalError"
+
+
+# -- write-back: the v1.0 comment ------------------------------------------------------------------
+
+
+def test_the_status_comment_is_sent_once_and_seen_to_have_landed(v1: SandboxHandle, month: Dataset) -> None:
+    from oafin.systems.base import ActionInput, CannotPropose
+    from oafin.systems.dingtalk_v1 import SYSTEM
+    from oafin.systems.dingtalk_v1.client import DingTalkV1Client
+
+    v1.reset()
+    action = SYSTEM.write_actions["oa_status_comment"]
+    claim = month.claims[2]
+    data = ActionInput(
+        claim={"claim_id": f"dingtalk-v1:{claim.source_id}", "claim_no": claim.claim_no},
+        text="财务状态: 已付款",
+        options={"comment_userid": "0123456789"},
+    )
+    with pytest.raises(CannotPropose, match="comment_userid"):
+        action.plan(ActionInput(claim=data.claim, text="x"))
+    plan = action.plan(data)
+    assert plan.content == {
+        "instance_id": claim.source_id,
+        "comment_userid": "0123456789",
+        "text": "财务状态: 已付款",
+    }
+    creds = V1_TWIN.credentials
+    marker = "[oafin:abc123]"
+    with DingTalkV1Client(v1.url("dingtalk-v1"), str(creds["app_key"]), str(creds["app_secret"])) as client:
+        assert action.landed(client, plan.content, marker, {}) is None
+        reply = action.send(client, plan.content, marker, {})
+        landed = action.landed(client, plan.content, marker, {})
+    assert reply == {"result": {"success": True}, "success": True}
+    assert landed is not None and landed["found"] == "ADD_REMARK"
+    [write] = [w for w in v1.state("dingtalk-v1").writes if w["body"]["processInstanceId"] == claim.source_id]
+    assert write["body"] == {
+        "processInstanceId": claim.source_id,
+        "text": f"财务状态: 已付款 {marker}",
+        "commentUserId": "0123456789",
+    }
