@@ -104,7 +104,18 @@ def _holds(conditions: list[tuple[Callable[[Any], Any], frozenset[str]]], obj: A
 class _Record:
     """What one field evaluation can see: the source record, the mapped values so far, the tables."""
 
-    __slots__ = ("root", "kind", "source_id", "system", "context", "tables", "values", "cells", "parent")
+    __slots__ = (
+        "root",
+        "kind",
+        "source_id",
+        "system",
+        "context",
+        "tables",
+        "values",
+        "cells",
+        "parent",
+        "identity_system",
+    )
 
     def __init__(
         self,
@@ -117,6 +128,7 @@ class _Record:
         values: dict[str, Any],
         cells: dict[str, Any] | None,
         parent: dict[str, Any] | None = None,
+        identity_system: str | None = None,
     ) -> None:
         self.root = root  # the record (inside `unwrap`), or the table row of a child
         self.kind = kind
@@ -127,6 +139,8 @@ class _Record:
         self.values = values  # standard columns mapped so far
         self.cells = cells  # form fields (or a row's cells) by label, built on first use
         self.parent = parent  # the parent record's values, for a child
+        # whose ids ``via: identity`` looks up: the mapping's ``identity_system``, else its system
+        self.identity_system = identity_system or system
 
 
 class _Field:
@@ -197,13 +211,15 @@ class _Field:
                 return value
 
             return known_person
-        if spec.via is not None:  # identity: the person with this id in the mapping's own system
+        if spec.via is not None:  # identity: the person with this id in the mapping's identity system
 
             def person(rec: _Record, value: Any) -> Any:
-                found = rec.tables.identity_lookup(rec.system).get(value)
+                found = rec.tables.identity_lookup(rec.identity_system).get(value)
                 if found is None:
                     raise _Problem(
-                        "UNMAPPED_CODE", value, f"no person has the {rec.system} id {value!r} in identities"
+                        "UNMAPPED_CODE",
+                        value,
+                        f"no person has the {rec.identity_system} id {value!r} in identities",
                     )
                 return found
 
@@ -412,7 +428,16 @@ def _children(
                 cells.setdefault(_label(cell[spec.label_key]), cell.get(spec.value_key))
         values = dict(child.blank)
         row_rec = _Record(
-            row, rec.kind, rec.source_id, rec.system, rec.context, rec.tables, values, cells, rec.values
+            row,
+            rec.kind,
+            rec.source_id,
+            rec.system,
+            rec.context,
+            rec.tables,
+            values,
+            cells,
+            rec.values,
+            rec.identity_system,
         )
         _evaluate(child.fields, row_rec, issues, prefix=where + ".")
         out.append(values)
@@ -443,7 +468,18 @@ def _map(
         source_id = normalize_text(root[plan.id_field])
     values = dict(plan.blank)
     issues: list[Issue] = []
-    rec = _Record(root, raw.kind, source_id, mapping.system, context, tables, values, None)
+    rec = _Record(
+        root,
+        raw.kind,
+        source_id,
+        mapping.system,
+        context,
+        tables,
+        values,
+        None,
+        None,
+        mapping.identity_system,
+    )
     _evaluate(plan.fields, rec, issues)
     children = {child.entity: _children(child, rec, plan.components, issues) for child in plan.children}
     return MappedRecord(

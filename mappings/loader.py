@@ -66,9 +66,10 @@ def default_mapping_path(system: str) -> Path:
     return path
 
 
-def load_mapping(path: str | Path) -> SourceMapping:
-    """Read and validate one mapping file. Raises ``MappingError`` naming the file, line and key."""
-    path = Path(path)
+EXTENDS: Final = "extends"
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -83,6 +84,44 @@ def load_mapping(path: str | Path) -> SourceMapping:
         loader.dispose()
     if not isinstance(data, dict):
         raise MappingError(f"{path}: a mapping file is a YAML mapping with system, entity and forms")
+    return data, root
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any], key: str = "") -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced; a field
+    under ``fields`` is replaced whole (a field spec is one unit: its keys never mix with the base's)."""
+    out = dict(base)
+    for k, v in over.items():
+        if key != "fields" and isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merged(out[k], v, str(k))
+        else:
+            out[k] = v
+    return out
+
+
+def _resolved(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The file's data with its ``extends:`` base (a mapping file, relative to this one) merged under it.
+
+    A mapping that differs from another only in some places (the same form read over another API
+    of the same system) says ``extends: other.yaml`` and gives only what differs.
+    """
+    data, root = _read_yaml(path)
+    base_name = data.pop(EXTENDS, None)
+    if base_name is None:
+        return data, root
+    if not isinstance(base_name, str) or not base_name:
+        raise MappingError(f"{path}: {EXTENDS}: give the base mapping's file name")
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise MappingError(f"{path}: {EXTENDS}: {base_name} extends this file again (a cycle)")
+    base, _ = _resolved(base_path, (*seen, path.resolve()))
+    return _merged(base, data), root
+
+
+def load_mapping(path: str | Path) -> SourceMapping:
+    """Read and validate one mapping file. Raises ``MappingError`` naming the file, line and key."""
+    path = Path(path)
+    data, root = _resolved(path)
     try:
         return SourceMapping.model_validate(data)
     except ValidationError as exc:

@@ -14,7 +14,7 @@ A mapping file says where each standard field comes from and how its values tran
    with ``items``) and ``when`` (standard fields already mapped, e.g. ``{status: approved}``);
 3. how it is read: ``split`` (text → list), ``parse`` (``mappings.parse`` kinds) with ``format`` and
    ``tz``, then at most one of ``codes`` (a code table), ``via`` (``identity``: the person whose
-   id in the mapping's own ``system`` is the value, from identities.csv; ``person_id``: the value
+   id in the mapping's ``identity_system`` (default: its own ``system``) is the value, from identities.csv; ``person_id``: the value
    is a person_id of people.csv) and ``values`` (a value map; ``"*"`` matches anything; the first
    matching entry wins). A value no table knows is not guessed: the record gets ``UNMAPPED_CODE``.
 
@@ -273,6 +273,9 @@ class SourceMapping(BaseModel):
 
     system: str
     entity: str
+    # whose ids ``via: identity`` reads in identities.csv; None: ``system``'s own. Two systems that
+    # are one company's same accounts (DingTalk's topapi and v1.0 APIs) share one set of ids.
+    identity_system: str | None = None
     unwrap: str | None = None  # a payload with this key holds the record under it (the API envelope)
     form_components: FormComponents = Field(default_factory=FormComponents)
     fields: dict[str, FieldSpec] = Field(default_factory=dict)  # shared by every form

@@ -55,7 +55,8 @@ def sandbox_environment(sources: Iterable[tuple[str, str]]) -> dict[str, str]:
     env = {}
     for source, system in sources:
         for field in get_system(system).secret_fields:
-            env[env_name(source, field)] = str(getattr(credentials, f"{system.upper()}_{field.upper()}"))
+            constant = f"{system.upper()}_{field.upper()}".replace("-", "_")  # dingtalk-v1 -> DINGTALK_V1
+            env[env_name(source, field)] = str(getattr(credentials, constant))
     return env
 
 

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -140,3 +141,11 @@ def add_exception(engine: Engine, exception_type: str, claim_no: str, period: st
             )
         )
     return row["exception_id"]
+
+
+def chain_targets(settings: Any) -> dict[str, str]:
+    """Action -> system from the config's chain, as the corrections task passes them (an action two
+    registered systems offer, e.g. both DingTalk APIs' comment, goes where the chain says)."""
+    from oafin.pipeline.corrections.propose import action_targets
+
+    return action_targets([s.system for s in settings.chain_sources])

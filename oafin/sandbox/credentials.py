@@ -20,3 +20,8 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# DingTalk v1.0: POST /v1.0/oauth2/accessToken {appKey, appSecret} (source-systems.md §1.1). The
+# same company's DingTalk app: an app's key and secret serve the old and the v1.0 API alike.
+DINGTALK_V1_APP_KEY: Final = DINGTALK_APP_KEY
+DINGTALK_V1_APP_SECRET: Final = DINGTALK_APP_SECRET

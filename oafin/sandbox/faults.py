@@ -162,6 +162,16 @@ class FaultProfile:
     data_paths: Mapping[str, str] = field(default_factory=dict)
     change: Callable[[str, Any, Any], Any] | None = None
     shift_request: Callable[[str, Any], Any] | None = None
+    # The HTTP status the rate-limit answer comes with (DingTalk v1.0 throttles with 403), and the
+    # key its request id goes under (``request_id`` on topapi, ``requestid`` on v1.0).
+    rate_limit_status: int = 200
+    request_id_key: str = "request_id"
+    # The body of an injected HTTP error (status -> JSON), for a system whose clients need its
+    # error envelope on every 4xx/5xx (the DingTalk v1.0 SDK); None: plain text.
+    http_error_body: Callable[[int], Mapping[str, Any]] | None = None
+    # Which paths are read calls that random faults may hit; None: any path containing one of
+    # READ_PATHS. A system whose write paths extend a read path says it exactly.
+    is_read: Callable[[str], bool] | None = None
 
 
 def applies(kind: str, profile: FaultProfile, path: str, *, authed: bool) -> bool:
@@ -287,11 +297,13 @@ class FaultPlan:
                 if fault.times == 0:
                     self._faults.remove(fault)
                 return fault
-            if self.rate <= 0 or not any(p in path for p in READ_PATHS):
+            if self.rate <= 0:
+                return None
+            profile = self.profile(system)
+            if not (profile.is_read(path) if profile.is_read else any(p in path for p in READ_PATHS)):
                 return None
             if self._random.random() >= self.rate:
                 return None
-            profile = self.profile(system)
             candidates = [k for k in self.kinds if applies(k, profile, path, authed=authed)]
             return Fault(system, self._random.choice(candidates), path, 0) if candidates else None
 
@@ -403,10 +415,25 @@ class SandboxMiddleware:
             await _send(logged, fault.status, fault.body, "application/json")
         elif kind in _HTTP_FAULTS:
             headers = {"retry-after": "0"} if kind == "http_429" else {}
-            await _send(logged, _HTTP_FAULTS[kind], b"sandbox fault: " + kind.encode(), "text/plain", headers)
+            status = _HTTP_FAULTS[kind]
+            if self.profile.http_error_body is not None:
+                error = {
+                    **self.profile.http_error_body(status),
+                    self.profile.request_id_key: uuid.uuid4().hex,
+                }
+                await _send(
+                    logged,
+                    status,
+                    json.dumps(error, ensure_ascii=False).encode(),
+                    "application/json",
+                    headers,
+                )
+            else:
+                await _send(logged, status, b"sandbox fault: " + kind.encode(), "text/plain", headers)
         elif kind == "rate_limit_code":
-            body = {**(self.profile.rate_limit_body or {}), "request_id": uuid.uuid4().hex}
-            await _send(logged, 200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
+            body = {**(self.profile.rate_limit_body or {}), self.profile.request_id_key: uuid.uuid4().hex}
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            await _send(logged, self.profile.rate_limit_status, raw, "application/json")
         elif kind == "malformed_json":
             await self._truncated(scope, receive, logged)
         elif kind == "slow":
