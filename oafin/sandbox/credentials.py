@@ -20,3 +20,9 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# Yonyou YonBIP self-built app: GET .../selfAppAuth/getAccessToken?appKey=&timestamp=&signature=
+# (source-systems.md §8.1; real-clients.md §1.9, §2.6)
+YONYOU_APP_KEY: Final = "yyoafinsandboxappkey0001"
+YONYOU_APP_SECRET: Final = "sandbox-yonyou-secret-not-a-secret"
+YONYOU_ACCBOOK_CODE: Final = "C01"  # the sandbox company's 账簿 (accbookCode = company_code)
