@@ -20,6 +20,7 @@ from oafin.pipeline.corrections.approval import (
     review,
     select_keys,
 )
+from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.corrections.push import push_approved
 from oafin.pipeline.corrections.service import propose, record_decision
 from oafin.pipeline.runtime import code_tables
@@ -39,7 +40,15 @@ def _propose(config, engine, sandbox_dataset):
     for claim_no in sandbox_dataset.truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no:
         add_exception(engine, "DUPLICATE_PAYMENT", claim_no)  # whether or not the engine raises it yet
     settings = load_settings(config)
-    return settings, propose(engine, code_tables(settings), comment_userid="oafin-bot")
+    return settings, propose(
+        engine, code_tables(settings), comment_userid="oafin-bot", targets=_targets(settings)
+    )
+
+
+def _targets(settings):
+    """Action → system from the config's chain, as the flow passes them (two registered ERPs both
+    offer finance_create_bill, so the registry alone names no target for it)."""
+    return action_targets([s.system for s in settings.chain_sources])
 
 
 def _approve_all(engine, keys, by="审批人 (P0002)"):
@@ -54,7 +63,7 @@ def _rows(engine):
 def test_proposals_cover_the_open_exceptions_and_keys_are_stable(corrections_setup, sandbox_dataset) -> None:
     make, engine, sandbox = corrections_setup
     settings, first = _propose(make(), engine, sandbox_dataset)
-    second = propose(engine, code_tables(settings), comment_userid="oafin-bot")
+    second = propose(engine, code_tables(settings), comment_userid="oafin-bot", targets=_targets(settings))
     rows = _rows(engine)
 
     assert first.keys == second.keys and second.new == []  # same exceptions, same keys, nothing new
@@ -365,7 +374,9 @@ def test_recall_flags_follow_the_configured_amount_tolerance(corrections_setup, 
     tables = code_tables(settings)
 
     def flagged(tolerance: int) -> set[str]:
-        proposed = propose(engine, tables, comment_userid="oafin-bot", tolerance_fen=tolerance)
+        proposed = propose(
+            engine, tables, comment_userid="oafin-bot", tolerance_fen=tolerance, targets=_targets(settings)
+        )
         rows = _rows(engine)
         return {
             json.loads(rows[k]["content"])["doc_no"]

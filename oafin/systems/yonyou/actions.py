@@ -32,14 +32,25 @@ def _local(moment: Any) -> datetime:
     return value.astimezone(_ZONE)
 
 
-def find_voucher(client: Any, claim_no: str, make_time: str) -> dict[str, Any] | None:
+def _shift(period: str, months: int) -> str:
+    year, month = map(int, period.split("-"))
+    index = year * 12 + month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def find_voucher(client: Any, claim_no: str, make_time: str, around: int = 0) -> dict[str, Any] | None:
     """The voucher of the book carrying ``claim_no`` in ``defines.define1``, if any.
 
-    queryVouchers has no filter on 自定义项 (§2.6 lists the filters), so the period of the voucher's
-    date is read and matched here; whoever made the voucher, oafin never adds a second.
+    queryVouchers has no filter on 自定义项 (§2.6 lists the filters), so the periods from ``around``
+    months before the voucher's date to ``around`` after are read and matched here; whoever made
+    the voucher, oafin never adds a second.
     """
     period = make_time[:7]
-    query = {"accbookCode": client.accbook_code, "periodStart": period, "periodEnd": period}
+    query = {
+        "accbookCode": client.accbook_code,
+        "periodStart": _shift(period, -around),
+        "periodEnd": _shift(period, around),
+    }
     for record in client.iter_records(query):
         header = record.get("header") or {}
         if str((header.get("defines") or {}).get("define1") or "").strip() == claim_no:
@@ -130,7 +141,8 @@ class CreateVoucher:
             data = client.add_voucher(voucher)
         except DuplicateVoucherError as exc:
             logger.info("yonyou addVoucher for OA %s: already there (%s)", content["claim_no"], exc.detail)
-            header = find_voucher(client, content["claim_no"], voucher["makeTime"]) or {}
+            # the voucher Yonyou has may be booked in another period than the one planned
+            header = find_voucher(client, content["claim_no"], voucher["makeTime"], around=12) or {}
             return {
                 "already": True,
                 "found": header.get("billcode"),
