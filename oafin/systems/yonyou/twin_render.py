@@ -60,7 +60,7 @@ def _aux(kind: str, name: str, code: str, value_name: str) -> dict[str, Any]:
     return {"type": {"code": kind, "name": name}, "code": code, "name": value_name}
 
 
-def _line(
+def voucher_line(
     voucher_id: int,
     number: int,
     description: str,
@@ -72,6 +72,7 @@ def _line(
     aux: list[dict[str, Any]],
     defines: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """One entry line of voucher ``voucher_id`` (its ``number`` from 1), debit or credit ``fen``."""
     amount = _amount(fen, as_text)
     zero: int | str = "0.00" if as_text else 0
     return {
@@ -90,7 +91,7 @@ def _line(
     }
 
 
-def _header(
+def voucher_header(
     doc_id: int,
     doc_no: str,
     kind: dict[str, str],
@@ -99,7 +100,13 @@ def _header(
     as_text: bool,
     oa_no: str,
     company: str,
+    *,
+    srcsystem: str = "GL",
+    defines: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A voucher header as queryVouchers returns it. Public for other renderings of the month (a
+    three-way chain books an expense system's documents as vouchers: ``srcsystem`` and a second
+    自定义项 in ``defines`` can carry that document's code)."""
     amount = _amount(fen, as_text)
     return {
         "id": VOUCHER_ID_BASE + doc_id,  # a JSON number of 19 digits, as YonBIP sends it (§2.6)
@@ -110,18 +117,18 @@ def _header(
         "period": when[:7],
         "ts": when,
         "maker": dict(MAKER),
-        "srcsystem": "GL",
+        "srcsystem": srcsystem,
         "accbook": {"code": company, "name": f"{company} 主账簿"},
         "currency": dict(CNY),
         "totaldebit_org": amount,
         "totalcredit_org": amount,
-        "defines": {"define1": oa_no},
+        "defines": {"define1": oa_no, **(defines or {})},
     }
 
 
 def bill_voucher(bill: Bill, company: str) -> dict[str, Any]:
     when = bill.when.astimezone(_zone()).strftime(YONYOU_FORMAT)
-    header = _header(
+    header = voucher_header(
         bill.doc_id,
         bill.doc_no,
         ACCRUAL_TYPE,
@@ -137,17 +144,19 @@ def bill_voucher(bill: Bill, company: str) -> dict[str, Any]:
     vid = header["id"]
     text = f"报销 {bill.causa}"
     body = [
-        _line(
+        voucher_line(
             vid, 1, text, EXPENSE, bill.amount_fen, debit=True, as_text=bill.amount_as_text, aux=[staff, dept]
         ),
-        _line(vid, 2, text, PAYABLE, bill.amount_fen, debit=False, as_text=bill.amount_as_text, aux=[staff]),
+        voucher_line(
+            vid, 2, text, PAYABLE, bill.amount_fen, debit=False, as_text=bill.amount_as_text, aux=[staff]
+        ),
     ]
     return {"header": header, "body": body}
 
 
 def payment_voucher(pay: Payment, company: str) -> dict[str, Any]:
     when = pay.when.astimezone(_zone()).strftime(YONYOU_FORMAT)
-    header = _header(
+    header = voucher_header(
         pay.doc_id, pay.doc_no, PAYMENT_TYPE, when, pay.amount_fen, False, pay.oa_no_text, company
     )
     person = pay.payee
@@ -156,7 +165,7 @@ def payment_voucher(pay: Payment, company: str) -> dict[str, Any]:
     vid = header["id"]
     text = f"支付报销款 {settled or pay.oa_no_text}".strip()
     body = [
-        _line(
+        voucher_line(
             vid,
             1,
             text,
@@ -167,7 +176,7 @@ def payment_voucher(pay: Payment, company: str) -> dict[str, Any]:
             aux=[staff],
             defines={"define1": settled},
         ),
-        _line(vid, 2, text, BANK, pay.amount_fen, debit=False, as_text=False, aux=[]),
+        voucher_line(vid, 2, text, BANK, pay.amount_fen, debit=False, as_text=False, aux=[]),
     ]
     return {"header": header, "body": body}
 
