@@ -30,7 +30,7 @@ from oafin.truth import score
 
 # The baseline pair first: every other system is compared with it.
 OA_SYSTEMS = ["dingtalk", "dingtalk-v1"]
-FINANCE_SYSTEMS = ["kingdee"]
+FINANCE_SYSTEMS = ["kingdee", "yonyou"]
 BASE_OA, BASE_FINANCE = OA_SYSTEMS[0], FINANCE_SYSTEMS[0]
 
 SEED = 23

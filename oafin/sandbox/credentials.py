@@ -25,3 +25,8 @@ KINGDEE_LCID: Final = 2052  # zh-CN
 # same company's DingTalk app: an app's key and secret serve the old and the v1.0 API alike.
 DINGTALK_V1_APP_KEY: Final = DINGTALK_APP_KEY
 DINGTALK_V1_APP_SECRET: Final = DINGTALK_APP_SECRET
+# Yonyou YonBIP self-built app: GET .../selfAppAuth/getAccessToken?appKey=&timestamp=&signature=
+# (source-systems.md §8.1; real-clients.md §1.9, §2.6)
+YONYOU_APP_KEY: Final = "yyoafinsandboxappkey0001"
+YONYOU_APP_SECRET: Final = "sandbox-yonyou-secret-not-a-secret"
+YONYOU_ACCBOOK_CODE: Final = "C01"  # the sandbox company's 账簿 (accbookCode = company_code)

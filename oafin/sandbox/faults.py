@@ -85,6 +85,8 @@ READ_PATHS: Final = (
     "/processinstance/get",
     "LoginByAppSecret",
     "ExecuteBillQuery",
+    "selfAppAuth/",  # Yonyou token (both paths)
+    "queryVouchers",
 )
 DEFAULT_SLOW_SECONDS: Final = 1.5
 # A twin's ``invalid_utf8`` change writes this into a text value; the bytes go out as 0xFF 0xFE.
