@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from mappings.code_tables import DEFAULT_TABLES_DIR, CodeTableError, load_code_tables
+from oafin.sandbox.tables import OTHER_SYSTEM_IDS
 
 
 def _csv_rows(name: str) -> list[dict[str, str]]:
@@ -30,7 +31,8 @@ def test_identity_ids_are_text_with_leading_zeros(tables):
 
 def test_every_person_has_one_id_per_shipped_system(tables):
     people = [r["person_id"] for r in _csv_rows("people")]
-    assert tables.systems == ["dingtalk", "kingdee"]
+    # the two the sandbox was drawn for, then one per OTHER_SYSTEM_IDS entry (oafin/sandbox/tables.py)
+    assert tables.systems == ["dingtalk", "kingdee", *OTHER_SYSTEM_IDS]
     for system in tables.systems:
         assert sorted(tables.external_ids(system)) == sorted(people)
     assert list(tables.people.columns) == ["person_id", "name", "department", "role"]

@@ -16,7 +16,7 @@ from oafin.sandbox.dataset import TRUTH_COLUMNS, Dataset
 from oafin.sandbox.finance_fields import luhn_check_digit, uscc_check
 from oafin.sandbox.generator import CLAIM_FINDINGS, generate
 from oafin.sandbox.tables import TABLES_DIR
-from oafin.sandbox_server import write_dataset
+from oafin.sandbox_server import sandbox_twins, write_dataset
 from oafin.standard import EXCEPTION_TYPES
 from oafin.systems.dingtalk.twin_render import FORM
 from oafin.systems.dingtalk.twin_render import instances as dingtalk_instances
@@ -232,14 +232,12 @@ def test_noise_of_every_kind_is_present(sandbox_dataset_full: Dataset) -> None:
 def test_write_and_read_round_trip(sandbox_dataset: Dataset, tmp_path: Path) -> None:
     write_dataset(sandbox_dataset, tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [
-        "dingtalk_instances.json",
-        "kingdee_AP_PAYBILL.json",
-        "kingdee_ER_ExpReimbursement.json",
-        "manifest.json",
-        "month.json",
-        "truth.csv",
-    ]
+    # every registered twin's rendering (sandbox_twins), besides the month itself
+    twin_files = [name for twin in sandbox_twins() for name in twin.files(sandbox_dataset)]
+    assert names == sorted([*twin_files, "manifest.json", "month.json", "truth.csv"])
+    assert {"dingtalk_instances.json", "kingdee_AP_PAYBILL.json", "kingdee_ER_ExpReimbursement.json"} <= set(
+        names
+    )
     again = Dataset.read(tmp_path)
     assert again.claims == sandbox_dataset.claims
     assert (again.bills, again.payments) == (sandbox_dataset.bills, sandbox_dataset.payments)

@@ -20,3 +20,7 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# WeCom: GET /cgi-bin/gettoken?corpid=&corpsecret= (source-systems.md §2.1)
+WECOM_CORP_ID: Final = "wwoafinsandbox0001"
+WECOM_CORP_SECRET: Final = "sandbox-wecom-secret-not-a-secret"
