@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from oafin.connectors import RateLimitedError, RetryPolicy, SourceError
+from oafin.connectors import BadResponseError, RateLimitedError, RetryPolicy, SourceError
 from oafin.connectors.limits import no_limit
 from oafin.connectors.windows import split_window
 from oafin.sandbox import credentials
@@ -191,3 +191,28 @@ def test_the_twins_minute_throttle_answers_45009_and_a_reset_turns_it_off(
     with client(fresh) as wc:
         for _ in range(5):
             wc.get_detail(no)
+
+
+@pytest.mark.parametrize("style", ["new_cursor", "cursor"])
+def test_a_page_starting_one_record_early_repeats_no_approval(
+    fresh: SandboxHandle, sandbox_dataset: Dataset, style: str
+) -> None:
+    start, end = month(sandbox_dataset)
+    fresh.faults.inject("wecom", "duplicate_record", path_contains="/oa/getapprovalinfo", times=3)
+    with client(fresh, page_size=10, cursor_style=style) as wc:
+        sp_nos = list(wc.iter_sp_nos(DEFAULT_TEMPLATE_ID, start, end))
+    assert sum(c.fault == "duplicate_record" for c in fresh.calls) >= 2  # the first page cannot shift
+    assert sp_nos == applied_in(sandbox_dataset, start, end)
+
+
+@pytest.mark.parametrize("style", ["new_cursor", "cursor"])
+def test_a_cursor_advancing_over_empty_pages_for_ever_is_an_error_naming_the_call(
+    fresh: SandboxHandle, sandbox_dataset: Dataset, style: str
+) -> None:
+    start, end = month(sandbox_dataset)
+    fresh.faults.inject("wecom", "empty_pages", path_contains="/oa/getapprovalinfo", times=1000)
+    with (
+        client(fresh, page_size=10, cursor_style=style) as wc,
+        pytest.raises(BadResponseError, match=r"^wecom oa/getapprovalinfo.*empty pages"),
+    ):
+        list(wc.iter_sp_nos(DEFAULT_TEMPLATE_ID, start, end))
