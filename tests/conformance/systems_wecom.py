@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from oafin.connectors import AuthError, BadResponseError, RateLimitedError, SourceError, TransientError
@@ -12,7 +13,7 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.model import Claim
 from oafin.sandbox.twin import TwinState
 from oafin.systems.wecom import DEFAULT_TEMPLATE_ID
-from oafin.systems.wecom.client import WeComClient
+from oafin.systems.wecom.client import CursorStyle, WeComClient
 from oafin.systems.wecom.twin import TWIN as WECOM_TWIN
 from oafin.systems.wecom.twin import WeComState
 from oafin.systems.wecom.twin_render import seconds
@@ -22,7 +23,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INFO, DETAIL = "/oa/getapprovalinfo", "/oa/getapprovaldetail"
 
 
-def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool = False) -> SystemClient:
+def _open(
+    base_url: str,
+    *,
+    page_size: int | None = None,
+    bad_credentials: bool = False,
+    cursor_style: CursorStyle = "new_cursor",
+) -> SystemClient:
     creds = WECOM_TWIN.credentials
     secret = "not-the-secret" if bad_credentials else str(creds["corp_secret"])
     return WeComClient(
@@ -30,10 +37,17 @@ def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool 
         str(creds["corp_id"]),
         secret,
         page_size=page_size or 100,
+        cursor_style=cursor_style,
         retry=FAST,
         limiter=no_limit,
         workers=1,
     )
+
+
+def _open_legacy(
+    base_url: str, *, page_size: int | None = None, bad_credentials: bool = False
+) -> SystemClient:
+    return _open(base_url, page_size=page_size, bad_credentials=bad_credentials, cursor_style="cursor")
 
 
 def _served(dataset: Dataset, kind: str) -> Served:
@@ -118,3 +132,8 @@ WECOM = SystemUnderTest(
     month_item=_claim_of,
     mapping_context={"company_code": "C01"},
 )
+
+
+# The same twin paged with the legacy int cursor (source setting ``cursor = "cursor"``), whose end
+# is signalled by ``next_cursor`` being absent (real-clients.md §2.1).
+WECOM_LEGACY_CURSOR = dataclasses.replace(WECOM, variant="legacy-cursor", open=_open_legacy)
