@@ -14,6 +14,7 @@ Child issues (an invoice's bad amount) are on the parent record, their field nam
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,7 @@ from oafin.records import Issue, IssueCode, MappedRecord, RawRecord
 from oafin.standard import ENTITIES
 
 _MAX_VALUE_CHARS: Final = 200
+_INDEX: Final = re.compile(r"-?\d+")
 _SCALARS: Final = (str, int, float, Decimal, date)  # date covers datetime
 # What a parser may raise on a value it cannot read: ParseError, an overflow moving year 1 to UTC,
 # decimal.InvalidOperation (an ArithmeticError).
@@ -78,8 +80,8 @@ def _getter(path: str) -> Callable[[Any], Any]:
         for part in parts:
             if isinstance(obj, dict):
                 obj = obj.get(part)
-            elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
-                obj = obj[int(part)]
+            elif isinstance(obj, list) and _INDEX.fullmatch(part) and -len(obj) <= int(part) < len(obj):
+                obj = obj[int(part)]  # -1: the last item (WeCom's last approval node)
             else:
                 return None
         return obj
@@ -170,6 +172,9 @@ class _Field:
             return lambda rec: get(rec.root)
         if spec.form is not None or spec.label is not None:
             label = normalize_text(spec.form if spec.form is not None else spec.label)
+            if spec.value_path is not None:
+                inner = _getter(spec.value_path)
+                return lambda rec: inner(_cells(rec, components).get(label))
             return lambda rec: _cells(rec, components).get(label)
         if spec.constant is not None:
             constant = spec.constant
@@ -330,13 +335,20 @@ def _cells(rec: _Record, components: tuple[str, str, str]) -> dict[str, Any]:
     """The record's form fields by normalised label, built once per record (first label wins)."""
     if rec.cells is None:
         path, label_key, value_key = components
-        cells: dict[str, Any] = {}
-        listed = _getter(path)(rec.root)
-        for item in listed if isinstance(listed, list) else ():
-            if isinstance(item, dict) and item.get(label_key) is not None:
-                cells.setdefault(_label(item[label_key]), item.get(value_key))
-        rec.cells = cells
+        rec.cells = _labelled(_getter(path)(rec.root), label_key, value_key)
     return rec.cells
+
+
+def _labelled(listed: Any, label_key: str, value_key: str) -> dict[str, Any]:
+    """Items ``{<label_key>: label, <value_key>: value}`` by normalised label (first label wins);
+    the keys are paths (WeCom's label is ``title.0.text``)."""
+    get_label, get_value = _getter(label_key), _getter(value_key)
+    cells: dict[str, Any] = {}
+    for item in listed if isinstance(listed, list) else ():
+        label = get_label(item) if isinstance(item, dict) else None
+        if label is not None:
+            cells.setdefault(_label(label), get_value(item))
+    return cells
 
 
 def _blank(entity: str) -> dict[str, Any]:
@@ -399,6 +411,8 @@ def _children(
     """The child rows of a TableField: JSON ``[{"rowValue": [{"label", "value"}]}]`` (§1.3)."""
     spec = child.spec
     raw = _cells(rec, components).get(normalize_text(spec.form))
+    if spec.rows_path is not None and isinstance(raw, dict):
+        raw = _getter(spec.rows_path)(raw)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return []
     try:
@@ -422,10 +436,7 @@ def _children(
                 Issue("CONTRACT_VIOLATION", where, _shown(row), f"the row has no {spec.rows_key} list")
             )
             continue
-        cells: dict[str, Any] = {}
-        for cell in cells_list:
-            if isinstance(cell, dict) and cell.get(spec.label_key) is not None:
-                cells.setdefault(_label(cell[spec.label_key]), cell.get(spec.value_key))
+        cells = _labelled(cells_list, spec.label_key, spec.value_key)
         values = dict(child.blank)
         row_rec = _Record(
             row,

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from oafin.standard import BUSINESS_TZ
 
-ParseKind = Literal["text", "id", "money", "datetime", "epoch_ms", "date", "percent_bp", "int"]
+ParseKind = Literal[
+    "text", "id", "money", "datetime", "epoch_ms", "epoch_s", "epoch_s_date", "date", "percent_bp", "int"
+]
 PARSE_KINDS: Final[tuple[str, ...]] = ParseKind.__args__  # type: ignore[attr-defined]
 
 # The standard column kind (oafin.standard) each parser yields.
@@ -29,6 +31,8 @@ PARSE_OUTPUT: Final[dict[str, str]] = {
     "money": "fen",
     "datetime": "ts",
     "epoch_ms": "ts",
+    "epoch_s": "ts",
+    "epoch_s_date": "date",
     "date": "date",
     "percent_bp": "int",
     "int": "int",
@@ -174,6 +178,18 @@ def parse_epoch_ms(value: object) -> datetime:
     return _EPOCH + timedelta(milliseconds=parse_int(value))
 
 
+def parse_epoch_s(value: object) -> datetime:
+    """Seconds since the epoch, as a number or a string of digits (WeCom ``apply_time``, ``sptime``,
+    a Date control's ``s_timestamp``: source-systems.md §2.3, real-clients.md §2.1) → aware UTC."""
+    return _EPOCH + timedelta(seconds=parse_int(value))
+
+
+def parse_epoch_s_date(value: object, tz: str = BUSINESS_TZ) -> date:
+    """The business date (in ``tz``) of an epoch-seconds value: a WeCom Date control of type
+    ``day`` holds the local midnight of the day as ``s_timestamp``."""
+    return parse_epoch_s(value).astimezone(zone(tz)).date()
+
+
 def parse_date(value: object, format: str = "%Y-%m-%d", tz: str = BUSINESS_TZ) -> date:
     """A business date. An aware date-time is first moved into ``tz`` (Asia/Shanghai)."""
     if isinstance(value, datetime):
@@ -202,11 +218,14 @@ def parser(kind: str, format: str | None = None, tz: str = BUSINESS_TZ) -> Calla
     if kind == "date":
         fmt = format or "%Y-%m-%d"
         return lambda value: parse_date(value, fmt, tz)
+    if kind == "epoch_s_date":
+        return lambda value: parse_epoch_s_date(value, tz)
     simple: dict[str, Callable[[Any], Any]] = {
         "text": parse_text,
         "id": parse_id,
         "money": parse_money,
         "epoch_ms": parse_epoch_ms,
+        "epoch_s": parse_epoch_s,
         "percent_bp": parse_percent_bp,
         "int": parse_int,
     }

@@ -10,6 +10,8 @@ A mapping file says where each standard field comes from and how its values tran
    ``from_context`` (a key of the source's config, e.g. ``company_code``), ``template``
    (``"{system}:{kind}:{source_id}"``), ``parent`` (a column of the parent record) and
    ``period_of`` (the Asia/Shanghai ``yyyy-MM`` of the first of these timestamp fields that is set);
+   with ``form`` or ``label``, ``value_path`` reads a path inside the field's value where the value
+   is an object (WeCom controls: ``new_money``, ``selector.options.0.value.0.text``);
 2. when it applies: ``where`` (source values, e.g. ``{operation_result: AGREE}``; on each item
    with ``items``) and ``when`` (standard fields already mapped, e.g. ``{status: approved}``);
 3. how it is read: ``split`` (text → list), ``parse`` (``mappings.parse`` kinds) with ``format`` and
@@ -97,6 +99,7 @@ class FieldSpec(BaseModel):
     template: str | None = None
     parent: str | None = None
     period_of: Annotated[Texts | None, BeforeValidator(_tuple)] = None
+    value_path: str | None = None  # with form/label: a path inside the field's value
 
     where: Conditions = None
     when: Conditions = None
@@ -126,6 +129,8 @@ class FieldSpec(BaseModel):
             raise ValueError(
                 f"give exactly one source of {', '.join(SOURCES)}; got {', '.join(given) or 'none'}"
             )
+        if self.value_path is not None and self.form is None and self.label is None:
+            raise ValueError("value_path reads inside a form field's value: use it with form: or label:")
         translations = [name for name in ("codes", "via", "values") if getattr(self, name) is not None]
         if len(translations) > 1:
             raise ValueError(f"use at most one of codes, via, values; got {', '.join(translations)}")
@@ -232,12 +237,16 @@ class ChildMapping(BaseModel):
     """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``).
 
     The field's value is JSON: a list of rows ``{"rowValue": [{"label": ..., "value": ...}]}``
-    (source-systems.md §1.3); child fields read cells with ``label:``.
+    (source-systems.md §1.3); child fields read cells with ``label:``. Elsewhere the rows sit
+    inside the field's value object: ``rows_path`` is where (WeCom Table controls:
+    ``children``, each row ``{"list": [<controls>]}``, source-systems.md §2.3). ``label_key`` and
+    ``value_key`` are paths (``title.0.text``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     form: str
+    rows_path: str | None = None  # a path inside the field's value to the list of rows
     rows_key: str = "rowValue"
     label_key: str = "label"
     value_key: str = "value"
@@ -245,7 +254,8 @@ class ChildMapping(BaseModel):
 
 
 class FormComponents(BaseModel):
-    """Where DingTalk keeps form fields: ``form_component_values[].name/value`` (§1.3)."""
+    """Where the form fields are: DingTalk ``form_component_values[].name/value`` (§1.3); WeCom
+    ``apply_data.contents[].title.0.text/value`` (§2.3). ``label_key`` and ``value_key`` are paths."""
 
     model_config = ConfigDict(extra="forbid")
 

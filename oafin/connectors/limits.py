@@ -18,6 +18,9 @@ Acquire = Callable[[], None]
 
 # source-systems.md §1.6: 90018 is one app key calling one API more than 40 times a second.
 DINGTALK_REQUESTS_PER_SECOND = 40.0
+# real-clients.md §2.1 (corrects source-systems.md §0): WeCom getapprovalinfo and getapprovaldetail
+# are each limited to 600 calls a minute ("接口频率限制 600次/分钟"), answered with errcode 45009.
+WECOM_REQUESTS_PER_SECOND = 10.0
 # source-systems.md §7.5: Kingdee documents no rate limit; stay gentle with a customer's ERP.
 KINGDEE_REQUESTS_PER_SECOND = 10.0
 

@@ -30,3 +30,6 @@ DINGTALK_V1_APP_SECRET: Final = DINGTALK_APP_SECRET
 YONYOU_APP_KEY: Final = "yyoafinsandboxappkey0001"
 YONYOU_APP_SECRET: Final = "sandbox-yonyou-secret-not-a-secret"
 YONYOU_ACCBOOK_CODE: Final = "C01"  # the sandbox company's 账簿 (accbookCode = company_code)
+# WeCom: GET /cgi-bin/gettoken?corpid=&corpsecret= (source-systems.md §2.1)
+WECOM_CORP_ID: Final = "wwoafinsandbox0001"
+WECOM_CORP_SECRET: Final = "sandbox-wecom-secret-not-a-secret"

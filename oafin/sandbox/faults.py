@@ -83,6 +83,8 @@ READ_PATHS: Final = (
     "/gettoken",
     "/processinstance/listids",
     "/processinstance/get",
+    "/oa/getapprovalinfo",  # WeCom
+    "/oa/getapprovaldetail",
     "LoginByAppSecret",
     "ExecuteBillQuery",
     "selfAppAuth/",  # Yonyou token (both paths)

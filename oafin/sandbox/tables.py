@@ -44,6 +44,8 @@ BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
     # Yonyou YonBIP staff codes (人员编码): numeric text with leading zeros, kept as text
     "yonyou": lambda n: f"0{n:07d}",
+    # WeCom userids are the member's account, letters and digits (source-systems.md §2.3 applyer.userid)
+    "wecom": lambda n: f"WeCom{n:05d}",
 }
 
 

@@ -19,9 +19,18 @@ from oafin.sandbox_server import running_sandbox
 from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
 from tests.conformance.systems_dingtalk_v1 import DINGTALK_V1
+from tests.conformance.systems_wecom import WECOM, WECOM_LEGACY_CURSOR
 from tests.conformance.systems_yonyou import YONYOU
 
-SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE, KINGDEE_SIGNATURE, DINGTALK_V1, YONYOU]
+SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [
+    DINGTALK,
+    KINGDEE,
+    KINGDEE_SIGNATURE,
+    DINGTALK_V1,
+    YONYOU,
+    WECOM,
+    WECOM_LEGACY_CURSOR,
+]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the
 # deliberately broken DingTalk twin instead, to prove the suite fails against it.
