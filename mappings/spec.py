@@ -232,26 +232,32 @@ class ChildMapping(BaseModel):
     """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``).
 
     The field's value is JSON: a list of rows ``{"rowValue": [{"label": ..., "value": ...}]}``
-    (source-systems.md §1.3); child fields read cells with ``label:``.
+    (source-systems.md §1.3); child fields read cells with ``label:``. ``rows_key: null``: each
+    row is itself the list of cells (a Feishu ``fieldList``'s 2-D list of widgets, §3.3).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     form: str
-    rows_key: str = "rowValue"
+    rows_key: str | None = "rowValue"
     label_key: str = "label"
     value_key: str = "value"
     fields: dict[str, FieldSpec]
 
 
 class FormComponents(BaseModel):
-    """Where DingTalk keeps form fields: ``form_component_values[].name/value`` (§1.3)."""
+    """Where DingTalk keeps form fields: ``form_component_values[].name/value`` (§1.3).
+
+    ``json: true``: the value at ``path`` is JSON text to decode first (Feishu's ``form``, a JSON
+    string of widgets, source-systems.md §3.3); numbers are decoded as ``Decimal``, never float.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     path: str = "form_component_values"
     label_key: str = "name"
     value_key: str = "value"
+    json_text: bool = Field(False, alias="json")
 
 
 class FormMapping(BaseModel):

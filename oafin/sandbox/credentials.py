@@ -20,3 +20,7 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# Feishu: POST /open-apis/auth/v3/tenant_access_token/internal {app_id, app_secret} (source-systems.md §3.1)
+FEISHU_APP_ID: Final = "cli_oafinsandbox0001"
+FEISHU_APP_SECRET: Final = "sandbox-feishu-secret-not-a-secret"

@@ -162,6 +162,11 @@ class FaultProfile:
     data_paths: Mapping[str, str] = field(default_factory=dict)
     change: Callable[[str, Any, Any], Any] | None = None
     shift_request: Callable[[str, Any], Any] | None = None
+    # Whether a path is one of the twin's read calls (random faults hit only those); None: READ_PATHS.
+    is_read: Callable[[str], bool] | None = None
+
+    def reads(self, path: str) -> bool:
+        return self.is_read(path) if self.is_read is not None else any(p in path for p in READ_PATHS)
 
 
 def applies(kind: str, profile: FaultProfile, path: str, *, authed: bool) -> bool:
@@ -287,11 +292,11 @@ class FaultPlan:
                 if fault.times == 0:
                     self._faults.remove(fault)
                 return fault
-            if self.rate <= 0 or not any(p in path for p in READ_PATHS):
+            profile = self.profile(system)
+            if self.rate <= 0 or not profile.reads(path):
                 return None
             if self._random.random() >= self.rate:
                 return None
-            profile = self.profile(system)
             candidates = [k for k in self.kinds if applies(k, profile, path, authed=authed)]
             return Fault(system, self._random.choice(candidates), path, 0) if candidates else None
 
