@@ -234,6 +234,7 @@ def test_write_and_read_round_trip(sandbox_dataset: Dataset, tmp_path: Path) -> 
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "dingtalk_instances.json",
+        "feishu_instances.json",
         "kingdee_AP_PAYBILL.json",
         "kingdee_ER_ExpReimbursement.json",
         "manifest.json",

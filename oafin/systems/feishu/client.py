@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -125,6 +126,7 @@ class FeishuClient(SystemClient):
         limiter: Acquire | None = None,
         workers: int = 4,
         token_refresh_margin: float = TOKEN_REFRESH_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE} (real-clients.md §2.2)")
@@ -138,6 +140,7 @@ class FeishuClient(SystemClient):
             name="Authorization",
             prefix="Bearer ",
             refresh_margin=token_refresh_margin,
+            clock=clock,
         )
         self.api = ApiClient(
             SYSTEM,
