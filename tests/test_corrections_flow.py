@@ -77,7 +77,12 @@ def test_the_flow_waits_for_an_approval_given_through_prefects_api(
     make, engine, sandbox = corrections_setup
     config = make()
     settings = load_settings(config)
-    proposed = propose(engine, code_tables(settings), comment_userid=helpers.COMMENT_USER)
+    proposed = propose(
+        engine,
+        code_tables(settings),
+        comment_userid=helpers.COMMENT_USER,
+        targets=helpers.chain_targets(settings),
+    )
     rows = _rows(engine)
     # The approver is the applicant of the first proposal's claim: that one must be refused.
     own = rows[proposed.keys[0]]
@@ -122,7 +127,12 @@ def test_a_crash_between_push_and_ledger_write_does_not_push_twice(
     make, engine, sandbox = corrections_setup
     config = make(AUTO_ALL)
     settings = load_settings(config)
-    proposed = propose(engine, code_tables(settings), comment_userid=helpers.COMMENT_USER)
+    proposed = propose(
+        engine,
+        code_tables(settings),
+        comment_userid=helpers.COMMENT_USER,
+        targets=helpers.chain_targets(settings),
+    )
     victim = next(k for k in proposed.keys if _rows(engine)[k]["action"] == "finance_create_bill")
     claim_no = _rows(engine)[victim]["claim_no"]
 

@@ -12,12 +12,14 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
 from oafin.config import OaFinDefaults, load_settings
 from oafin.periods import Period
+from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.reconcile import reconcile_period
 from oafin.pipeline.runtime import code_tables
 from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
@@ -102,6 +104,12 @@ def corrections_setup(reconciled_warehouse: Path, fresh_sandbox: SandboxHandle, 
     engine = connect(url)
     yield make, engine, fresh_sandbox
     engine.dispose()
+
+
+def chain_targets(settings: Any) -> dict[str, str]:
+    """Action -> system from the config's chain, as the corrections task passes them: several
+    registered OA systems offer ``oa_status_comment``, so the registry alone names none."""
+    return action_targets([s.system for s in settings.chain_sources])
 
 
 def add_exception(engine: Engine, exception_type: str, claim_no: str, period: str = "2026-10") -> str:

@@ -27,7 +27,7 @@ from oafin.sandbox import credentials
 from oafin.systems.kingdee.client import KingdeeClient
 from oafin.warehouse import ledger
 from tests import test_corrections_helpers as helpers
-from tests.test_corrections_helpers import add_exception
+from tests.test_corrections_helpers import add_exception, chain_targets
 
 # Fixtures shared with the other corrections tests.
 reconciled_warehouse = helpers.reconciled_warehouse
@@ -39,7 +39,9 @@ def _propose(config, engine, sandbox_dataset):
     for claim_no in sandbox_dataset.truth.query("exception_type == 'DUPLICATE_PAYMENT'").claim_no:
         add_exception(engine, "DUPLICATE_PAYMENT", claim_no)  # whether or not the engine raises it yet
     settings = load_settings(config)
-    return settings, propose(engine, code_tables(settings), comment_userid="oafin-bot")
+    return settings, propose(
+        engine, code_tables(settings), comment_userid="oafin-bot", targets=chain_targets(settings)
+    )
 
 
 def _approve_all(engine, keys, by="审批人 (P0002)"):
@@ -54,7 +56,9 @@ def _rows(engine):
 def test_proposals_cover_the_open_exceptions_and_keys_are_stable(corrections_setup, sandbox_dataset) -> None:
     make, engine, sandbox = corrections_setup
     settings, first = _propose(make(), engine, sandbox_dataset)
-    second = propose(engine, code_tables(settings), comment_userid="oafin-bot")
+    second = propose(
+        engine, code_tables(settings), comment_userid="oafin-bot", targets=chain_targets(settings)
+    )
     rows = _rows(engine)
 
     assert first.keys == second.keys and second.new == []  # same exceptions, same keys, nothing new
@@ -365,7 +369,13 @@ def test_recall_flags_follow_the_configured_amount_tolerance(corrections_setup, 
     tables = code_tables(settings)
 
     def flagged(tolerance: int) -> set[str]:
-        proposed = propose(engine, tables, comment_userid="oafin-bot", tolerance_fen=tolerance)
+        proposed = propose(
+            engine,
+            tables,
+            comment_userid="oafin-bot",
+            tolerance_fen=tolerance,
+            targets=chain_targets(settings),
+        )
         rows = _rows(engine)
         return {
             json.loads(rows[k]["content"])["doc_no"]
