@@ -465,6 +465,17 @@ def _map(
     values = dict(plan.blank)
     issues: list[Issue] = []
     rec = _Record(root, raw.kind, source_id, mapping.system, context, tables, values, None)
+    path = plan.components[0]
+    if path.endswith(JSON_SUFFIX):  # say why the form's fields are all missing, if they are
+        text = _getter(path[: -len(JSON_SUFFIX)])(root)
+        try:
+            decoded = _decoded(text)
+        except ValueError as exc:
+            decoded, reason = None, f"{path[: -len(JSON_SUFFIX)]} is not JSON: {exc}"
+        else:
+            reason = f"{path[: -len(JSON_SUFFIX)]} is not a list of form fields"
+        if text is not None and not isinstance(decoded, list):
+            issues.append(Issue("CONTRACT_VIOLATION", path[: -len(JSON_SUFFIX)], _shown(text), reason))
     _evaluate(plan.fields, rec, issues)
     children = {child.entity: _children(child, rec, plan.components, issues) for child in plan.children}
     return MappedRecord(

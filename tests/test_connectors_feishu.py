@@ -272,3 +272,13 @@ def test_data_faults_on_every_call_change_nothing_that_is_read(
     ]
     if kind == "schema_drift":
         assert all("instance_ext_v2" in r.payload for r in faulted)
+
+
+@pytest.mark.parametrize("form", ['[{"name": "报销金额", "value": 1', '{"name": "报销金额"}'])
+def test_a_form_that_is_not_a_json_list_is_a_contract_violation_naming_it(
+    form, sandbox_dataset, mapping
+) -> None:
+    inst = {**instances(sandbox_dataset)[0], "form": form}
+    record = map_record(mapping, RawRecord("feishu", APPROVAL_CODE, "x", inst), load_code_tables(), CONTEXT)
+    assert record.values["amount_fen"] is None
+    assert any(i.code == "CONTRACT_VIOLATION" and i.field == "form" for i in record.issues), record.issues
