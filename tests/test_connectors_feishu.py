@@ -21,7 +21,7 @@ import pytest
 from mappings.apply import map_record, map_records
 from mappings.code_tables import load_code_tables
 from mappings.loader import default_mapping_path, load_mapping
-from oafin.connectors import RetryPolicy
+from oafin.connectors import RetryPolicy, TransientError
 from oafin.connectors.limits import no_limit
 from oafin.records import RawRecord
 from oafin.sandbox import credentials
@@ -282,3 +282,21 @@ def test_a_form_that_is_not_a_json_list_is_a_contract_violation_naming_it(
     record = map_record(mapping, RawRecord("feishu", APPROVAL_CODE, "x", inst), load_code_tables(), CONTEXT)
     assert record.values["amount_fen"] is None
     assert any(i.code == "CONTRACT_VIOLATION" and i.field == "form" for i in record.issues), record.issues
+
+
+def test_random_faults_hit_the_read_calls_never_the_comment(feishu, sandbox_dataset) -> None:
+    claim = sandbox_dataset.claims[2]
+    with client(feishu) as fs:
+        fs.auth.cache.get()  # the token first: every read call is faulted below
+        feishu.faults.set_rate(1.0, kinds=["http_500"])
+        try:
+            reply = fs.add_comment(
+                claim.source_id, "paid oafin:random-faults", claim.originator.identities["feishu"]
+            )
+            with pytest.raises(TransientError):
+                fs.get_instance(claim.source_id)
+        finally:
+            feishu.faults.set_rate(0.0)
+    assert reply["code"] == 0
+    faulted = {c.path.rsplit("/", 1)[-1] for c in feishu.calls if c.fault == "http_500"}
+    assert faulted == {claim.source_id}, "only the instance get was faulted"
