@@ -14,6 +14,7 @@ with the twin's state (``profile(state)``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
@@ -36,8 +37,6 @@ def is_read(path: str) -> bool:
 
 
 def _decoded_form(data: dict[str, Any]) -> list[Any] | None:
-    import json
-
     try:
         form = json.loads(data.get("form") or "", parse_float=Decimal)
     except ValueError:
