@@ -13,7 +13,6 @@ Child issues (an invoice's bad amount) are on the parent record, their field nam
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,11 +23,13 @@ from typing import Any, Final
 from mappings.code_tables import CODE_LOOKUPS, CodeTables
 from mappings.parse import ParseError, normalize_text, parser, period_of
 from mappings.spec import WILDCARD, ChildMapping, FieldSpec, SourceMapping
+from oafin.connectors.http import parse_json
 from oafin.records import Issue, IssueCode, MappedRecord, RawRecord
 from oafin.standard import ENTITIES
 
 _MAX_VALUE_CHARS: Final = 200
 _INDEX: Final = re.compile(r"-?\d+")
+JSON_SUFFIX: Final = ":json"  # a form_components path whose value is JSON text to decode
 _SCALARS: Final = (str, int, float, Decimal, date)  # date covers datetime
 # What a parser may raise on a value it cannot read: ParseError, an overflow moving year 1 to UTC,
 # decimal.InvalidOperation (an ArithmeticError).
@@ -331,11 +332,28 @@ class _Field:
         return self.translate(rec, tuple(key))  # type: ignore[misc]
 
 
+def _decoded(value: Any) -> Any:
+    """JSON text decoded with non-integer numbers as ``Decimal`` (never float), at most
+    ``MAX_JSON_DEPTH`` deep; raises ``ValueError`` for text that is not JSON."""
+    return parse_json(value) if isinstance(value, str) else value
+
+
 def _cells(rec: _Record, components: tuple[str, str, str]) -> dict[str, Any]:
-    """The record's form fields by normalised label, built once per record (first label wins)."""
+    """The record's form fields by normalised label, built once per record (first label wins).
+
+    A path ending in ``:json`` holds JSON text (``form_components.json``); text that is not JSON
+    gives no fields, and the record's own fields then say what is missing.
+    """
     if rec.cells is None:
         path, label_key, value_key = components
-        rec.cells = _labelled(_getter(path)(rec.root), label_key, value_key)
+        if path.endswith(JSON_SUFFIX):
+            try:
+                listed = _decoded(_getter(path[: -len(JSON_SUFFIX)])(rec.root))
+            except ValueError:
+                listed = None
+        else:
+            listed = _getter(path)(rec.root)
+        rec.cells = _labelled(listed, label_key, value_key)
     return rec.cells
 
 
@@ -379,14 +397,14 @@ def _plan(mapping: SourceMapping, kind: str) -> _Plan:
     if kind in cache:
         return cache[kind]
     fc = mapping.form_components
-    components = (fc.path, fc.label_key, fc.value_key)
+    components = (fc.path + (JSON_SUFFIX if fc.json_text else ""), fc.label_key, fc.value_key)
     specs = mapping.fields_for(kind)
     columns = ENTITIES[mapping.entity]
     fields = [_Field(n, columns[n], specs[n], components) for n in mapping.order(kind)]
     children = []
     for child, spec in mapping.form(kind).children.items():
         child_columns = ENTITIES[child]
-        row = (spec.rows_key, spec.label_key, spec.value_key)
+        row = (spec.rows_key or "", spec.label_key, spec.value_key)
         child_fields = [_Field(n, child_columns[n], spec.fields[n], row) for n in mapping.order(kind, child)]
         children.append(_Child(child, spec, child_fields, _blank(child)))
     plan = _Plan(
@@ -416,8 +434,8 @@ def _children(
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return []
     try:
-        rows = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError as exc:
+        rows = _decoded(raw)
+    except ValueError as exc:
         issues.append(
             Issue("CONTRACT_VIOLATION", child.entity, _shown(raw), f"{spec.form} is not JSON: {exc}")
         )
@@ -430,11 +448,15 @@ def _children(
     out = []
     for i, row in enumerate(rows):
         where = f"{child.entity}[{i}]"
-        cells_list = row.get(spec.rows_key) if isinstance(row, dict) else None
+        if spec.rows_key is None:  # the row is the list of cells (Feishu fieldList, §3.3)
+            cells_list = row if isinstance(row, list) else None
+        else:
+            cells_list = row.get(spec.rows_key) if isinstance(row, dict) else None
         if not isinstance(cells_list, list):
-            issues.append(
-                Issue("CONTRACT_VIOLATION", where, _shown(row), f"the row has no {spec.rows_key} list")
+            what = (
+                f"the row has no {spec.rows_key} list" if spec.rows_key else "the row is not a list of cells"
             )
+            issues.append(Issue("CONTRACT_VIOLATION", where, _shown(row), what))
             continue
         cells = _labelled(cells_list, spec.label_key, spec.value_key)
         values = dict(child.blank)
@@ -491,6 +513,17 @@ def _map(
         None,
         mapping.identity_system,
     )
+    path = plan.components[0]
+    if path.endswith(JSON_SUFFIX):  # say why the form's fields are all missing, if they are
+        text = _getter(path[: -len(JSON_SUFFIX)])(root)
+        try:
+            decoded = _decoded(text)
+        except ValueError as exc:
+            decoded, reason = None, f"{path[: -len(JSON_SUFFIX)]} is not JSON: {exc}"
+        else:
+            reason = f"{path[: -len(JSON_SUFFIX)]} is not a list of form fields"
+        if text is not None and not isinstance(decoded, list):
+            issues.append(Issue("CONTRACT_VIOLATION", path[: -len(JSON_SUFFIX)], _shown(text), reason))
     _evaluate(plan.fields, rec, issues)
     children = {child.entity: _children(child, rec, plan.components, issues) for child in plan.children}
     return MappedRecord(

@@ -240,14 +240,15 @@ class ChildMapping(BaseModel):
     (source-systems.md §1.3); child fields read cells with ``label:``. Elsewhere the rows sit
     inside the field's value object: ``rows_path`` is where (WeCom Table controls:
     ``children``, each row ``{"list": [<controls>]}``, source-systems.md §2.3). ``label_key`` and
-    ``value_key`` are paths (``title.0.text``).
+    ``value_key`` are paths (``title.0.text``). ``rows_key: null``: each row is itself the list
+    of cells (a Feishu ``fieldList``'s 2-D list of widgets, §3.3).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     form: str
     rows_path: str | None = None  # a path inside the field's value to the list of rows
-    rows_key: str = "rowValue"
+    rows_key: str | None = "rowValue"
     label_key: str = "label"
     value_key: str = "value"
     fields: dict[str, FieldSpec]
@@ -255,13 +256,18 @@ class ChildMapping(BaseModel):
 
 class FormComponents(BaseModel):
     """Where the form fields are: DingTalk ``form_component_values[].name/value`` (§1.3); WeCom
-    ``apply_data.contents[].title.0.text/value`` (§2.3). ``label_key`` and ``value_key`` are paths."""
+    ``apply_data.contents[].title.0.text/value`` (§2.3). ``label_key`` and ``value_key`` are paths.
+
+    ``json: true``: the value at ``path`` is JSON text to decode first (Feishu's ``form``, a JSON
+    string of widgets, source-systems.md §3.3); numbers are decoded as ``Decimal``, never float.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     path: str = "form_component_values"
     label_key: str = "name"
     value_key: str = "value"
+    json_text: bool = Field(False, alias="json")
 
 
 class FormMapping(BaseModel):

@@ -207,6 +207,9 @@ def serve(
     """Serve until Ctrl-C (``oafin sandbox serve``); ``fault_rate``: random faults (oafin.sandbox.faults).
 
     ``ports``: twin name -> port, for twins other than the two with their own parameters."""
+    # every other twin on its own default port (feishu 18705, ...), unless ``ports`` says otherwise
+    defaults = {t.name: t.default_port for t in sandbox_twins() if t.name not in ("dingtalk", "kingdee")}
+    ports = {**defaults, **(ports or {})}
     with running_sandbox(dataset, host, dingtalk_port, kingdee_port, ports=ports) as sandbox:
         if fault_rate:
             sandbox.faults.set_rate(fault_rate, seed=dataset.seed)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from oafin.config import OaFinDefaults, load_settings
 from oafin.periods import Period
+from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.reconcile import reconcile_period
 from oafin.pipeline.runtime import code_tables
 from oafin.pipeline.standardize import map_source, store_reference_tables, store_standard
@@ -105,6 +106,12 @@ def corrections_setup(reconciled_warehouse: Path, fresh_sandbox: SandboxHandle, 
     engine.dispose()
 
 
+def chain_targets(settings: Any) -> dict[str, str]:
+    """Action -> system from the config's chain, as the corrections task passes them: several
+    registered OA systems offer ``oa_status_comment``, so the registry alone names none."""
+    return action_targets([s.system for s in settings.chain_sources])
+
+
 def add_exception(engine: Engine, exception_type: str, claim_no: str, period: str = "2026-10") -> str:
     """Insert an open exception row as the engine would record it (for types it may not raise yet)."""
     with engine.begin() as conn:
@@ -141,11 +148,3 @@ def add_exception(engine: Engine, exception_type: str, claim_no: str, period: st
             )
         )
     return row["exception_id"]
-
-
-def chain_targets(settings: Any) -> dict[str, str]:
-    """Action -> system from the config's chain, as the corrections task passes them (an action two
-    registered systems offer, e.g. both DingTalk APIs' comment, goes where the chain says)."""
-    from oafin.pipeline.corrections.propose import action_targets
-
-    return action_targets([s.system for s in settings.chain_sources])

@@ -12,7 +12,7 @@ import pandas as pd
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from oafin.pipeline.corrections.propose import build_proposals
+from oafin.pipeline.corrections.propose import action_targets, build_proposals
 from oafin.reporting.context import build_report_data
 from oafin.review import import_review
 from oafin.warehouse.lifecycle import record_exceptions
@@ -122,7 +122,12 @@ def test_a_reopened_duplicate_payment_is_not_proposed_for_recall_again(warehouse
     import_review(warehouse_engine, book)
     run(warehouse_engine, PAID_TWICE, 3)
     with warehouse_engine.connect() as conn:
-        proposals = build_proposals(conn, pd.DataFrame(columns=["person_id"]), comment_userid=None)
+        proposals = build_proposals(
+            conn,
+            pd.DataFrame(columns=["person_id"]),
+            comment_userid=None,
+            targets=action_targets(["dingtalk", "kingdee"]),
+        )
         eid = conn.execute(
             select(exception.c.exception_id).where(exception.c.claim_no == "BX100")
         ).scalar_one()

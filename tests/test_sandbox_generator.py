@@ -236,6 +236,7 @@ def test_write_and_read_round_trip(sandbox_dataset: Dataset, tmp_path: Path) -> 
     twin_files = {name for twin in sandbox_twins() for name in twin.files(sandbox_dataset)}
     assert {
         "dingtalk_instances.json",
+        "feishu_instances.json",
         "kingdee_AP_PAYBILL.json",
         "kingdee_ER_ExpReimbursement.json",
     } <= twin_files

@@ -15,7 +15,7 @@ from data_contracts.frames import to_frame
 from mappings.code_tables import load_code_tables
 from oafin.engine.reconcile import ReconcileParams, reconcile
 from oafin.periods import Period
-from oafin.pipeline.corrections.propose import build_proposals
+from oafin.pipeline.corrections.propose import action_targets, build_proposals
 from oafin.pipeline.reconcile import store_matches
 from oafin.reporting.context import build_report_data
 from oafin.warehouse.lifecycle import record_exceptions
@@ -95,7 +95,9 @@ def test_a_proposal_names_the_rule_matched_payment_the_engine_stored(warehouse_e
         store_matches(conn, result.matches, period="2026-10", company_code="C01")
         record_exceptions(conn, result.exceptions, period="2026-10", as_of=AS_OF, company_code="C01")
     with warehouse_engine.connect() as conn:
-        proposals = build_proposals(conn, load_code_tables(), comment_userid="U1")
+        proposals = build_proposals(
+            conn, load_code_tables(), comment_userid="U1", targets=action_targets(["dingtalk", "kingdee"])
+        )
     (action,) = proposals.actions
     assert action.action == "oa_status_comment"
     assert "付款单 FK201 已付款 ¥100.00 2026-10-14" in action.content["text"]

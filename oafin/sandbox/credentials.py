@@ -33,3 +33,6 @@ YONYOU_ACCBOOK_CODE: Final = "C01"  # the sandbox company's 账簿 (accbookCode 
 # WeCom: GET /cgi-bin/gettoken?corpid=&corpsecret= (source-systems.md §2.1)
 WECOM_CORP_ID: Final = "wwoafinsandbox0001"
 WECOM_CORP_SECRET: Final = "sandbox-wecom-secret-not-a-secret"
+# Feishu: POST /open-apis/auth/v3/tenant_access_token/internal {app_id, app_secret} (source-systems.md §3.1)
+FEISHU_APP_ID: Final = "cli_oafinsandbox0001"
+FEISHU_APP_SECRET: Final = "sandbox-feishu-secret-not-a-secret"

@@ -177,6 +177,9 @@ class FaultProfile:
     # READ_PATHS. A system whose write paths extend a read path says it exactly.
     is_read: Callable[[str], bool] | None = None
 
+    def reads(self, path: str) -> bool:
+        return self.is_read(path) if self.is_read is not None else any(p in path for p in READ_PATHS)
+
 
 def applies(kind: str, profile: FaultProfile, path: str, *, authed: bool) -> bool:
     """Whether ``kind`` can hit this call (a random fault is drawn only among those that can)."""
@@ -301,10 +304,8 @@ class FaultPlan:
                 if fault.times == 0:
                     self._faults.remove(fault)
                 return fault
-            if self.rate <= 0:
-                return None
             profile = self.profile(system)
-            if not (profile.is_read(path) if profile.is_read else any(p in path for p in READ_PATHS)):
+            if self.rate <= 0 or not profile.reads(path):
                 return None
             if self._random.random() >= self.rate:
                 return None

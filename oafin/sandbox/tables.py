@@ -8,6 +8,7 @@ Shapes from reference/default-forms.md, "Code tables the sandbox ships".
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,13 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
 BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 
+
+def feishu_open_id(n: int) -> str:
+    """Feishu's ``open_id`` of person ``n``: ``ou_`` and 32 hex digits (source-systems.md §3.3,
+    real-clients.md §2.2), derived from ``n`` alone."""
+    return "ou_" + hashlib.sha256(f"oafin-feishu-{n}".encode()).hexdigest()[:32]
+
+
 # The ids people have in the other systems, derived from their number n (P0001 -> 1) without new
 # random draws, so adding a system changes no other table. A new system adds one entry; its rows
 # come after the DingTalk and Kingdee ones in identities.csv, grouped by system.
@@ -46,6 +54,7 @@ OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
     "yonyou": lambda n: f"0{n:07d}",
     # WeCom userids are the member's account, letters and digits (source-systems.md §2.3 applyer.userid)
     "wecom": lambda n: f"WeCom{n:05d}",
+    "feishu": feishu_open_id,
 }
 
 

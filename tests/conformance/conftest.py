@@ -19,6 +19,7 @@ from oafin.sandbox_server import running_sandbox
 from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
 from tests.conformance.systems_dingtalk_v1 import DINGTALK_V1
+from tests.conformance.systems_feishu import FEISHU
 from tests.conformance.systems_wecom import WECOM, WECOM_LEGACY_CURSOR
 from tests.conformance.systems_yonyou import YONYOU
 
@@ -27,9 +28,10 @@ SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [
     KINGDEE,
     KINGDEE_SIGNATURE,
     DINGTALK_V1,
-    YONYOU,
     WECOM,
     WECOM_LEGACY_CURSOR,
+    YONYOU,
+    FEISHU,
 ]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the

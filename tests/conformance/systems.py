@@ -78,6 +78,9 @@ class SystemUnderTest:
     month_item: Callable[[Dataset, RawRecord], Claim | Bill | Payment]
     mapping_context: dict[str, Any] = field(default_factory=dict)
     variant: str = ""  # a second way of speaking to the same system (Kingdee: "signature" auth)
+    # Which calls whose path contains ``list_path`` are list calls, where other calls' paths contain
+    # it too (Feishu's instance get is the list path plus "/<code>"); None: all of them.
+    is_list_path: Callable[[str], bool] | None = None
 
     def mapping(self) -> Any:
         return load_mapping(default_mapping_path(self.name))
