@@ -229,19 +229,40 @@ class FieldSpec(BaseModel):
 
 
 class ChildMapping(BaseModel):
-    """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``).
+    """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``), or from a
+    detail table elsewhere in the record (Weaver's ``workflowDetailTableInfos``).
 
-    The field's value is JSON: a list of rows ``{"rowValue": [{"label": ..., "value": ...}]}``
-    (source-systems.md §1.3); child fields read cells with ``label:``.
+    ``form``: the TableField's label; its value is JSON, a list of rows
+    ``{"rowValue": [{"label": ..., "value": ...}]}`` (source-systems.md §1.3). Or ``path``: a list
+    in the record; ``where`` keeps its items whose keys hold these values (a table by
+    ``tableDBName``) and ``rows_path`` reads the rows inside each kept item (source-systems.md §4.2:
+    ``workflowDetailTableInfos[].workflowRequestTableRecords[]``). Each row's ``rows_key`` list holds
+    its cells; child fields read cells with ``label:``.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    form: str
+    form: str | None = None
+    path: str | None = None
+    where: dict[str, str] | None = None
+    rows_path: str | None = None
     rows_key: str = "rowValue"
     label_key: str = "label"
     value_key: str = "value"
     fields: dict[str, FieldSpec]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChildMapping:
+        if (self.form is None) == (self.path is None):
+            raise ValueError("give exactly one of form (a TableField label) or path (a list in the record)")
+        if self.path is None and (self.where is not None or self.rows_path is not None):
+            raise ValueError("where and rows_path only apply with path")
+        return self
+
+    @property
+    def source(self) -> str:
+        """How the rows are named in messages."""
+        return self.form if self.form is not None else str(self.path)
 
 
 class FormComponents(BaseModel):

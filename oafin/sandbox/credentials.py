@@ -20,3 +20,9 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# Weaver e-cology 9: the app id registered in ECOLOGY_BIZ_EC, sent as the ``appid`` header of
+# regist/applytoken and every call (source-systems.md §4.1). The server-issued secret and RSA key
+# (``secrit``/``spk``) come from regist at run time; the user impersonated is a config key.
+WEAVER_APP_ID: Final = "oafin-sandbox-weaver-app"
+WEAVER_ADMIN_USERID: Final = "1"  # e-cology's built-in sysadmin (HrmResource id 1)

@@ -41,7 +41,11 @@ BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 # The ids people have in the other systems, derived from their number n (P0001 -> 1) without new
 # random draws, so adding a system changes no other table. A new system adds one entry; its rows
 # come after the DingTalk and Kingdee ones in identities.csv, grouped by system.
-OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {}
+OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
+    # Weaver e-cology 9: HrmResource ids are integers sent as text ("18781" in
+    # source-systems.md §4.2's list samples; 1 is the built-in sysadmin, so people start above it).
+    "weaver": lambda n: str(18000 + n),
+}
 
 
 def build_people(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
