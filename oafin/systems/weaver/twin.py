@@ -29,8 +29,10 @@ import base64
 import json
 import secrets
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -49,6 +51,7 @@ from oafin.sandbox.twin import Twin
 from oafin.systems.weaver.twin_faults import FAULTS
 from oafin.systems.weaver.twin_render import WORKFLOW_ID, WeaverRequest, requests, weaver_id
 
+SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 AUTH_PREFIX: Final = "/api/ec/dev/auth/"
 PA: Final = "/api/workflow/paService/"
 TOKEN_LIFETIME: Final = 1800.0  # seconds; a Node client caches the token 30 minutes (§4.1)
@@ -169,8 +172,24 @@ def _int(value: Any, default: int | None = None) -> int | None:
         return None
 
 
-def _workflow_filter(conditions: Any) -> Callable[[WeaverRequest], bool] | None:
-    """``conditions`` (a JSON string): ``workflowIds`` "1,2,3" narrows the list; None if unreadable."""
+def _bound(value: Any, end: bool) -> datetime | None:
+    """A ``createdatefrom``/``createdateto`` value: a day (inclusive) or a second (inclusive)."""
+    text = str(value).strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            moment = datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI)
+        except ValueError:
+            continue
+        if fmt == "%Y-%m-%d" and end:
+            return moment + timedelta(days=1) - timedelta(seconds=1)
+        return moment
+    return None
+
+
+def _filter(conditions: Any) -> Callable[[WeaverRequest], bool] | None:
+    """``conditions`` (a JSON string): ``workflowIds`` "1,2,3", and ``createdatefrom``/``createdateto``
+    as e-cology's search form filters ``createdate`` (a day or a second, inclusive) [U];
+    None if unreadable."""
     if conditions in (None, ""):
         return lambda r: True
     try:
@@ -180,7 +199,17 @@ def _workflow_filter(conditions: Any) -> Callable[[WeaverRequest], bool] | None:
     if not isinstance(parsed, dict):
         return None
     ids = {i.strip() for i in str(parsed.get("workflowIds") or "").split(",") if i.strip()}
-    return lambda r: not ids or WORKFLOW_ID in ids
+    low = _bound(parsed["createdatefrom"], False) if parsed.get("createdatefrom") else None
+    high = _bound(parsed["createdateto"], True) if parsed.get("createdateto") else None
+    if (parsed.get("createdatefrom") and low is None) or (parsed.get("createdateto") and high is None):
+        return None
+
+    def keep(r: WeaverRequest) -> bool:
+        if ids and WORKFLOW_ID not in ids:
+            return False
+        return (low is None or r.created >= low) and (high is None or r.created <= high)
+
+    return keep
 
 
 def create_weaver_app(
@@ -230,7 +259,7 @@ def create_weaver_app(
                 return refused
             assert user is not None
             form = await _form(request)
-            keep = _workflow_filter(form.get("conditions"))
+            keep = _filter(form.get("conditions"))
             if keep is None:
                 return state.refuse("PARAM_ERROR", {"conditions": "conditions不是JSON"})
             rows = [r for r in state.listed(which, user) if keep(r)]
