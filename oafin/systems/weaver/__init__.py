@@ -53,8 +53,8 @@ class WeaverSettings(SourceSettings):
     # Server-side date conditions merged into ``conditions``, for a build whose lists take them
     # (none is documented, §4.2 [U]): key -> template with {start_date}, {end_date} (yyyy-MM-dd)
     # or {start_time}, {end_time} (yyyy-MM-dd HH:mm:ss), Beijing time, both ends inclusive.
-    # Empty: every page of each list is read and createTime filters.
-    date_conditions: dict[str, str] = Field(default_factory=dict)
+    # None: every page of each list is read and createTime filters.
+    date_conditions: dict[str, str] | None = None
 
 
 class WeaverReader(ClientReader):
@@ -137,7 +137,7 @@ class Weaver:
             lists=settings.lists,
             token_seconds=settings.token_seconds,
             read_log=settings.read_log,
-            date_conditions=settings.date_conditions,
+            date_conditions=settings.date_conditions or {},
             **client_options(settings, limiter, retry),
         )
         return WeaverReader(client)
