@@ -262,3 +262,36 @@ def test_a_child_table_is_read_from_a_path_or_a_form_never_both() -> None:
     with pytest.raises(ValueError, match="only apply with path"):
         ChildMapping.model_validate({"form": "发票明细", "rows_path": "rows", "fields": fields})
     assert ChildMapping.model_validate({"path": "a.b", "where": {"t": "x"}, "fields": fields}).source == "a.b"
+
+
+def test_request_status_has_a_node_id_but_no_node_name(weaver: SandboxHandle, month: Dataset) -> None:
+    """real-clients.md §2.3: getRequestStatus's ``status`` is an exit label, not a node name."""
+    pending = next(r for r in requests(month) if r.pending)
+    with _client(weaver) as client:
+        status = client.get_status(pending.request_id)
+        detail = client.get_request(pending.request_id)
+    assert status["currentNodeId"] == detail["currentNodeId"]
+    assert "currentNodeName" not in status and "至" in status["status"]
+
+
+def test_the_run_keeps_the_visibility_note(month: Dataset, tmp_path: Path) -> None:
+    """The note reaches the run's summary (``run_plain(...)["notes"]``; the flow's ``notes``)."""
+    from oafin.config import OaFinDefaults, load_settings
+    from oafin.demo import sandbox_environment, settings_sources
+    from oafin.run import run_plain
+    from oafin.systems.kingdee.twin import TWIN as KINGDEE_TWIN
+
+    with running_sandbox(month, twins=[TWIN, KINGDEE_TWIN]) as handle:
+        text = OaFinDefaults.demo_toml(handle.url("weaver"), handle.urls["kingdee"], oa="weaver")
+        text = text.replace('url = "sqlite:///oafin.db"', f'url = "sqlite:///{tmp_path / "w.db"}"')
+        config = tmp_path / "oafin.toml"
+        config.write_text(text, encoding="utf-8")
+        env = sandbox_environment(settings_sources(load_settings(config)))
+        handle.faults.answer("weaver", 10_000, path_contains="getHandledWorkflowRequestCount", times=3)
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            run = run_plain(config, month.period, full=True, retry=FAST)
+    notes = run["notes"]
+    assert len(notes) == 1 and "Handled list of user 1" in notes[0] and "counts 10000" in notes[0], notes
+    assert run["landed"]["oa"] > 0

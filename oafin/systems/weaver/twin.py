@@ -14,6 +14,9 @@ Shapes from source-systems.md §4 and real-clients.md §2.3 (newer):
   (``userid`` 1) has every pending request to do and every finished one handled; anyone else sees
   what they created (my), approved or refused (handled), or must approve as a manager or director
   of the creator's department (to-do). The twin lists newest first (``createTime``, then id) [U].
+  ``conditions`` may narrow by ``workflowIds`` and, as e-cology's search form filters
+  ``createdate``, by ``createdatefrom``/``createdateto`` (a day or a second, inclusive) [U]: what
+  oafin's opt-in ``date_conditions`` setting sends.
 - ``GET .../getWorkflowRequest``, ``getRequestLog``, ``getRequestStatus`` (``requestId``) answer
   ``{code, data, errMsg}``; ``code`` is spelt as the build does (``WeaverState.code_style``:
   ``"SUCCESS"``, ``{"statusCode": "1"}`` or ``{"name": "SUCCESS"}``).
