@@ -26,7 +26,13 @@ from oafin.sandbox.generator import generate
 from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.systems.base import RecordKind
 from oafin.systems.weaver import SYSTEM, WeaverReader, WeaverSettings, mapped_field_names
-from oafin.systems.weaver.client import WeaverClient, code_ok, render_date_conditions, rsa_encrypt_b64
+from oafin.systems.weaver.client import (
+    WeaverClient,
+    check_list,
+    code_ok,
+    render_date_conditions,
+    rsa_encrypt_b64,
+)
 from oafin.systems.weaver.twin import ADMIN, CODE_STYLES, TWIN, WeaverState
 from oafin.systems.weaver.twin_render import WORKFLOW_ID, requests, weaver_id
 from tests.conformance.systems import period_window
@@ -295,3 +301,30 @@ def test_the_run_keeps_the_visibility_note(month: Dataset, tmp_path: Path) -> No
     notes = run["notes"]
     assert len(notes) == 1 and "Handled list of user 1" in notes[0] and "counts 10000" in notes[0], notes
     assert run["landed"]["oa"] > 0
+
+
+def test_the_http_layer_sends_form_fields_and_extra_headers(weaver: SandboxHandle) -> None:
+    """``ApiClient.request(data=..., headers=...)``: what Weaver's calls need (source-systems.md §4.1)."""
+    from oafin.connectors.http import ApiClient, Call
+
+    api = ApiClient("weaver", weaver.url("weaver"), retry=FAST)
+    try:
+        reg = api.request(
+            Call("weaver", "regist"), "POST", "/api/ec/dev/auth/regist", headers={"appid": APP_ID, "cpk": "x"}
+        )
+        refused = api.request(
+            Call("weaver", "regist"), "POST", "/api/ec/dev/auth/regist", headers={"appid": "no"}
+        )
+    finally:
+        api.close()
+    assert reg["status"] is True and reg["spk"]
+    assert refused["status"] is False  # the header is what the twin judged
+    with _client(weaver, page_size=3) as client:
+        rows = client.api.request(
+            Call("weaver", "list"),
+            "POST",
+            "/api/workflow/paService/getAllWorkflowRequestList",
+            data={"pageNo": "2", "pageSize": "3", "conditions": "{}"},
+            check=check_list,
+        )
+    assert len(rows) == 3 and rows[0]["requestId"] == _state(weaver).requests[3].request_id
