@@ -42,6 +42,7 @@ def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool 
         date_conditions=DATE_CONDITIONS,
         retry=FAST,
         limiter=no_limit,
+        workers=1,  # as the DingTalk adapter: a canned answer counts down on one request's retries
     )
 
 

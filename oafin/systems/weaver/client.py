@@ -24,7 +24,9 @@ import base64
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -214,6 +216,7 @@ class WeaverClient(SystemClient):
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         limiter: Acquire | None = None,
         token_refresh_margin: float = 60.0,
+        workers: int = 4,
     ) -> None:
         unknown = [name for name in lists if name not in LISTS]
         if unknown or not lists:
@@ -226,6 +229,7 @@ class WeaverClient(SystemClient):
         self.page_size = page_size
         self.token_seconds = token_seconds
         self.read_log = read_log
+        self.workers = max(1, workers)
         self.date_conditions = dict(date_conditions or {})
         self._lock = threading.Lock()
         self._registered: tuple[str, str] | None = None  # (secrit, spk)
@@ -451,12 +455,32 @@ class WeaverClient(SystemClient):
         is landed, naming the field and the fields the form has.
         """
         checked = not check_fields
-        for request_id in self.iter_request_ids(workflow_id, start, end):
-            payload = self.read_request(request_id)
+        for request_id, payload in self._details(self.iter_request_ids(workflow_id, start, end)):
             if not checked and "workflowRequest" in payload:
                 check_form_fields(payload["workflowRequest"], check_fields, request_id)
                 checked = True
             yield RawRecord(system=SYSTEM, kind=workflow_id, source_id=request_id, payload=payload)
+
+    def _details(self, ids: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``read_request`` for each id, ``workers`` at a time, in the order of ``ids``."""
+        if self.workers == 1:
+            for request_id in ids:
+                yield request_id, self.read_request(request_id)
+            return
+        # A bounded window of futures: ordered output, at most 2 x workers in flight.
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="weaver-get")
+        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
+        try:
+            for request_id in ids:
+                pending.append((request_id, pool.submit(self.read_request, request_id)))
+                if len(pending) >= 2 * self.workers:
+                    done_id, future = pending.popleft()
+                    yield done_id, future.result()
+            while pending:
+                done_id, future = pending.popleft()
+                yield done_id, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 DATE_PLACEHOLDERS: Final = ("start_date", "end_date", "start_time", "end_time")
