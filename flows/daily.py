@@ -203,6 +203,7 @@ def daily(
         "extracted": run.extracted,
         "extract_modes": {f"{r['system']}:{r['kind']}": r["mode"] for r in run.landed},
         "standardized": run.standardized,
+        "notes": run.notes,
         "stats": result.stats,
         "reports": paths,
     }

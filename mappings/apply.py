@@ -426,23 +426,27 @@ def _evaluate(fields: list[_Field], rec: _Record, issues: list[Issue], prefix: s
 def _children(
     child: _Child, rec: _Record, components: tuple[str, str, str], issues: list[Issue]
 ) -> list[dict[str, Any]]:
-    """The child rows of a TableField: JSON ``[{"rowValue": [{"label", "value"}]}]`` (§1.3)."""
+    """The child rows of a TableField: JSON ``[{"rowValue": [{"label", "value"}]}]`` (§1.3), or of
+    a detail table found by ``path`` (+ ``where``, ``rows_path``; Weaver §4.2)."""
     spec = child.spec
-    raw = _cells(rec, components).get(normalize_text(spec.form))
-    if spec.rows_path is not None and isinstance(raw, dict):
-        raw = _getter(spec.rows_path)(raw)
+    if spec.form is not None:
+        raw = _cells(rec, components).get(normalize_text(spec.form))
+        if spec.rows_path is not None and isinstance(raw, dict):
+            raw = _getter(spec.rows_path)(raw)
+    else:
+        raw = _path_rows(spec, rec.root)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return []
     try:
         rows = _decoded(raw)
     except ValueError as exc:
         issues.append(
-            Issue("CONTRACT_VIOLATION", child.entity, _shown(raw), f"{spec.form} is not JSON: {exc}")
+            Issue("CONTRACT_VIOLATION", child.entity, _shown(raw), f"{spec.source} is not JSON: {exc}")
         )
         return []
     if not isinstance(rows, list):
         issues.append(
-            Issue("CONTRACT_VIOLATION", child.entity, _shown(raw), f"{spec.form} is not a list of rows")
+            Issue("CONTRACT_VIOLATION", child.entity, _shown(raw), f"{spec.source} is not a list of rows")
         )
         return []
     out = []
@@ -475,6 +479,25 @@ def _children(
         _evaluate(child.fields, row_rec, issues, prefix=where + ".")
         out.append(values)
     return out
+
+
+def _path_rows(spec: ChildMapping, root: Any) -> Any:
+    """The rows a ``path`` child reads: the list at ``path``, its items kept by ``where``, and the
+    rows at ``rows_path`` inside each (None when the record has no such list)."""
+    listed = _getter(str(spec.path))(root)
+    if not isinstance(listed, list) or (spec.where is None and spec.rows_path is None):
+        return listed
+    wanted = [(_getter(k), normalize_text(v)) for k, v in (spec.where or {}).items()]
+    rows: list[Any] = []
+    for item in listed:
+        if any(get(item) is None or normalize_text(get(item)) != value for get, value in wanted):
+            continue
+        inner = _getter(spec.rows_path)(item) if spec.rows_path else item
+        if isinstance(inner, list):
+            rows.extend(inner)
+        elif spec.rows_path is None:
+            rows.append(inner)
+    return rows
 
 
 def _check_context(mapping: SourceMapping, context: Mapping[str, Any]) -> None:

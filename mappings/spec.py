@@ -234,24 +234,43 @@ class FieldSpec(BaseModel):
 
 
 class ChildMapping(BaseModel):
-    """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``).
+    """Child records read from a DingTalk TableField (default-forms.md, ``发票明细``), or from a
+    detail table elsewhere in the record (Weaver's ``workflowDetailTableInfos``).
 
-    The field's value is JSON: a list of rows ``{"rowValue": [{"label": ..., "value": ...}]}``
-    (source-systems.md §1.3); child fields read cells with ``label:``. Elsewhere the rows sit
-    inside the field's value object: ``rows_path`` is where (WeCom Table controls:
-    ``children``, each row ``{"list": [<controls>]}``, source-systems.md §2.3). ``label_key`` and
-    ``value_key`` are paths (``title.0.text``). ``rows_key: null``: each row is itself the list
-    of cells (a Feishu ``fieldList``'s 2-D list of widgets, §3.3).
+    ``form``: the TableField's label; its value is JSON, a list of rows
+    ``{"rowValue": [{"label": ..., "value": ...}]}`` (source-systems.md §1.3); child fields read
+    cells with ``label:``. Where the rows sit inside the field's value object, ``rows_path`` says
+    where (WeCom Table controls: ``children``, each row ``{"list": [<controls>]}``, §2.3);
+    ``label_key`` and ``value_key`` are paths (``title.0.text``); ``rows_key: null``: each row is
+    itself the list of cells (a Feishu ``fieldList``'s 2-D list of widgets, §3.3). Or ``path``: a
+    list in the record; ``where`` keeps its items whose keys hold these values (a table by
+    ``tableDBName``) and ``rows_path`` reads the rows inside each kept item (§4.2:
+    ``workflowDetailTableInfos[].workflowRequestTableRecords[]``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    form: str
-    rows_path: str | None = None  # a path inside the field's value to the list of rows
+    form: str | None = None
+    path: str | None = None
+    where: dict[str, str] | None = None
+    rows_path: str | None = None  # form: inside the field's value; path: inside each kept item
     rows_key: str | None = "rowValue"
     label_key: str = "label"
     value_key: str = "value"
     fields: dict[str, FieldSpec]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChildMapping:
+        if (self.form is None) == (self.path is None):
+            raise ValueError("give exactly one of form (a TableField label) or path (a list in the record)")
+        if self.path is None and self.where is not None:
+            raise ValueError("where only applies with path")
+        return self
+
+    @property
+    def source(self) -> str:
+        """How the rows are named in messages."""
+        return self.form if self.form is not None else str(self.path)
 
 
 class FormComponents(BaseModel):

@@ -129,7 +129,7 @@ class PlainSteps:
                 except Exception as exc:
                     if attempt == self.attempts or not worth_retrying(exc, attempt):
                         raise
-            landed.append({**item, "landed": summary.landed})
+            landed.append({**item, "landed": summary.landed, "notes": summary.notes})
         return landed
 
     def reference_tables(self) -> None:
@@ -197,4 +197,10 @@ def run_plain(
         retry,
     )
     run = run_daily(steps, settings)
-    return {"landed": run.extracted, "plans": steps.plans, "stored": run.standardized, "result": run.result}
+    return {
+        "landed": run.extracted,
+        "plans": steps.plans,
+        "stored": run.standardized,
+        "result": run.result,
+        "notes": run.notes,
+    }

@@ -110,4 +110,13 @@ def extract(config_path: str, config_digest: str, label: str, kind: str, plan: d
         log.error("%s %s: cannot heal by retrying: %s. %s", p.system, p.kind, redact_text(str(exc)), hint)
         raise exc.redacted(lambda detail: f"{detail}. {hint}") from exc
     log.info("%s %s: landed %d records (%s)", p.system, p.kind, summary.landed, p.mode)
-    return {"source": p.source, "system": p.system, "kind": p.kind, "landed": summary.landed, "mode": p.mode}
+    for note in summary.notes:
+        log.warning("%s %s: %s", p.system, p.kind, note)
+    return {
+        "source": p.source,
+        "system": p.system,
+        "kind": p.kind,
+        "landed": summary.landed,
+        "mode": p.mode,
+        "notes": summary.notes,
+    }

@@ -310,17 +310,24 @@ class ApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         authed: bool = True,
         check: Check | None = None,
     ) -> Any:
-        """Send ``call`` until it succeeds, cannot heal, or the retry budget is spent."""
+        """Send ``call`` until it succeeds, cannot heal, or the retry budget is spent.
+
+        ``json`` is sent as a JSON body, ``data`` as form fields (``application/x-www-form-urlencoded``,
+        as Weaver's paService takes them, source-systems.md §4.1); ``headers`` are added to the
+        request (Weaver's regist/applytoken take their credentials as headers).
+        """
         check = check or self.check
         attempt = 0
         refreshes = others = 0
         while True:
             attempt += 1
             try:
-                return self._attempt(call, method, path, params, json, authed, check)
+                return self._attempt(call, method, path, params, json, authed, check, data, headers)
             except _CredentialFailed as failed:
                 raise failed.error from None
             except TokenExpiredError as exc:
@@ -371,8 +378,12 @@ class ApiClient:
         body: Any,
         authed: bool,
         check: Check | None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        request = self.http.build_request(method, self.url(path), params=params, json=body)
+        request = self.http.build_request(
+            method, self.url(path), params=params, json=body, data=data, headers=headers
+        )
         marker = None
         if authed and self.auth is not None:
             try:

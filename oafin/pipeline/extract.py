@@ -72,9 +72,13 @@ class ExtractSummary:
     system: str
     landed: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    # What the reader says an operator should know about the read (e.g. a per-user list that
+    # yielded fewer records than it counts); logged as warnings and kept in the run's summary.
+    notes: list[str] = field(default_factory=list)
 
     def add(self, other: ExtractSummary) -> None:
         self.landed += other.landed
+        self.notes.extend(other.notes)
         for kind, n in other.by_kind.items():
             self.by_kind[kind] = self.by_kind.get(kind, 0) + n
 
@@ -201,9 +205,16 @@ def plan_extraction(
 
 
 def kind_records(
-    settings: Settings, plan: ExtractPlan, limiter: Acquire | None = None, retry: RetryPolicy | None = None
+    settings: Settings,
+    plan: ExtractPlan,
+    limiter: Acquire | None = None,
+    retry: RetryPolicy | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[RawRecord]:
-    """Every record of one kind in the plan's window, straight from the source's API."""
+    """Every record of one kind in the plan's window, straight from the source's API.
+
+    ``notes`` receives, once the read is done, what the reader noted for the operator (a reader's
+    optional ``notes`` attribute)."""
     source: SourceConfig = settings.source(plan.source)
     start, end = plan.window
     if end <= start:
@@ -211,6 +222,8 @@ def kind_records(
     kind = next(k for k in record_kinds(settings, source) if k.name == plan.kind)
     with open_reader(source, limiter=limiter, retry=retry) as reader:
         yield from reader.read(kind, start, end)
+        if notes is not None:
+            notes.extend(str(n) for n in getattr(reader, "notes", None) or ())
 
 
 def extract_kind(
@@ -229,13 +242,15 @@ def extract_kind(
     """
     now = now or datetime.now(UTC)
     summary = ExtractSummary(system=plan.system, by_kind={plan.kind: 0})
-    for batch in _batches(kind_records(settings, plan, limiter, retry), BATCH):
+    for batch in _batches(kind_records(settings, plan, limiter, retry, summary.notes), BATCH):
         batch = _unique(batch)
         with engine.begin() as conn:
             land_raw(conn, batch)
         summary.landed += len(batch)
         summary.by_kind[plan.kind] += len(batch)
         log.info("%s %s: landed %d records so far", plan.system, plan.kind, summary.landed)
+    for note in summary.notes:
+        log.warning("%s %s: %s", plan.system, plan.kind, note)
     start, end = plan.window
     if start < end:
         with engine.begin() as conn:

@@ -54,6 +54,11 @@ class DailyRun:
     reports: dict[str, str] | None
 
     @property
+    def notes(self) -> list[str]:
+        """What the readers noted for the operator (e.g. a per-user list shorter than its count)."""
+        return [str(n) for item in self.landed for n in item.get("notes") or ()]
+
+    @property
     def extracted(self) -> dict[str, int]:
         """Records landed per source name."""
         totals = {name: 0 for name in self.standardized}

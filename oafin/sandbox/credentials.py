@@ -36,3 +36,8 @@ WECOM_CORP_SECRET: Final = "sandbox-wecom-secret-not-a-secret"
 # Feishu: POST /open-apis/auth/v3/tenant_access_token/internal {app_id, app_secret} (source-systems.md §3.1)
 FEISHU_APP_ID: Final = "cli_oafinsandbox0001"
 FEISHU_APP_SECRET: Final = "sandbox-feishu-secret-not-a-secret"
+# Weaver e-cology 9: the app id registered in ECOLOGY_BIZ_EC, sent as the ``appid`` header of
+# regist/applytoken and every call (source-systems.md §4.1). The server-issued secret and RSA key
+# (``secrit``/``spk``) come from regist at run time; the user impersonated is a config key.
+WEAVER_APP_ID: Final = "oafin-sandbox-weaver-app"
+WEAVER_ADMIN_USERID: Final = "1"  # e-cology's built-in sysadmin (HrmResource id 1)

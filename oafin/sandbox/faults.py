@@ -89,6 +89,8 @@ READ_PATHS: Final = (
     "ExecuteBillQuery",
     "selfAppAuth/",  # Yonyou token (both paths)
     "queryVouchers",
+    "/api/ec/dev/auth/",  # Weaver regist/applytoken (source-systems.md §4.1)
+    "/paService/get",  # Weaver lists, counts, details, logs (§4.2); writes are do*/submit*
 )
 DEFAULT_SLOW_SECONDS: Final = 1.5
 # A twin's ``invalid_utf8`` change writes this into a text value; the bytes go out as 0xFF 0xFE.

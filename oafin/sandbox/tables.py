@@ -55,6 +55,9 @@ OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
     # WeCom userids are the member's account, letters and digits (source-systems.md §2.3 applyer.userid)
     "wecom": lambda n: f"WeCom{n:05d}",
     "feishu": feishu_open_id,
+    # Weaver e-cology 9: HrmResource ids are integers sent as text ("18781" in
+    # source-systems.md §4.2's list samples; 1 is the built-in sysadmin, so people start above it).
+    "weaver": lambda n: str(18000 + n),
 }
 
 
