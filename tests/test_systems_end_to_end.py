@@ -29,7 +29,7 @@ from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.truth import score
 
 # The baseline pair first: every other system is compared with it.
-OA_SYSTEMS = ["dingtalk"]
+OA_SYSTEMS = ["dingtalk", "seeyon"]
 FINANCE_SYSTEMS = ["kingdee"]
 BASE_OA, BASE_FINANCE = OA_SYSTEMS[0], FINANCE_SYSTEMS[0]
 

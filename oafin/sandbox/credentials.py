@@ -20,3 +20,7 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# Seeyon REST: POST /seeyon/rest/token {"userName", "password"} (source-systems.md §5)
+SEEYON_USER_NAME: Final = "oafin-rest"
+SEEYON_PASSWORD: Final = "sandbox-seeyon-password-not-a-secret"
