@@ -22,6 +22,7 @@ from oafin.connectors.limits import no_limit
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.systems.base import check_keys
+from oafin.systems.kingdee.twin import TWIN as KINGDEE_TWIN
 from oafin.systems.seeyon import SYSTEM, SeeyonSettings
 from oafin.systems.seeyon.client import MappingFieldsMissingError, SeeyonClient, WhitelistClosedError
 from oafin.systems.seeyon.twin import TWIN, SeeyonState
@@ -33,7 +34,7 @@ CREDS = {k: str(v) for k, v in TWIN.credentials.items()}
 
 @pytest.fixture(scope="module")
 def seeyon(sandbox_dataset: Dataset) -> Iterator[SandboxHandle]:
-    with running_sandbox(sandbox_dataset, twins=[TWIN]) as handle:
+    with running_sandbox(sandbox_dataset, twins=[TWIN, KINGDEE_TWIN]) as handle:
         yield handle
 
 
@@ -194,3 +195,38 @@ def test_the_end_date_setting_reads_the_same_records(fresh: SandboxHandle) -> No
     default = read_all(fresh, mapping)
     wider = read_all(fresh, mapping, end_date_inclusive=False, page_size=7)
     assert [r.source_id for r in wider] == [r.source_id for r in default]  # type: ignore[attr-defined]
+
+
+def test_a_run_with_a_mapping_naming_a_missing_field_stops_before_landing_anything(
+    fresh: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same check inside a run: the run fails on the OA source, naming the field and the form's
+    fields, and no Seeyon record reaches the warehouse."""
+    import sqlalchemy as sa
+
+    from oafin.config import OaFinDefaults, load_settings
+    from oafin.demo import sandbox_environment, settings_sources
+    from oafin.run import run_plain
+
+    edited_mapping(tmp_path, ("masterData.field0005.showValue", "masterData.field0050.showValue"))
+    text = OaFinDefaults.demo_toml(fresh.url("seeyon"), fresh.url("kingdee"), oa="seeyon", finance="kingdee")
+    text = text.replace('url = "sqlite:///oafin.db"', f'url = "sqlite:///{tmp_path / "w.db"}"')
+    text = text.replace('system = "seeyon"\n', 'system = "seeyon"\nmapping = "seeyon.yaml"\n')
+    config = tmp_path / "oafin.toml"
+    config.write_text(text, encoding="utf-8")
+    for key, value in sandbox_environment(settings_sources(load_settings(config))).items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Exception) as caught:
+        run_plain(config, fresh.dataset.period, full=True, retry=FAST)
+    message = str(caught.value)
+    assert "field0050" in message and "field0005 (费用类型)" in message, message
+    assert fresh.calls.count("/flow/state/") == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+        landed = (
+            conn.execute(sa.text("select count(*) from raw_record where system = 'seeyon'")).scalar()
+            if "raw_record" in tables
+            else 0
+        )
+    assert landed == 0

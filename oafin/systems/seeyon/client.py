@@ -28,7 +28,9 @@ import hashlib
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
@@ -115,7 +117,9 @@ def check_envelope(call: Call, body: Any, response: httpx.Response) -> None:
     dead = code in TOKEN_DEAD_CODES or any(m in message for m in TOKEN_DEAD_MESSAGES)
     if response.status_code == 401 or dead:
         if dead:
-            raise call.error(TokenExpiredError, f"token refused (code {code}: {message})")
+            # a dead token, not a wrong one: a fresh token may meet it again when threads race a
+            # refresh, so up to MAX_EXPIRED_REFRESHES refreshes per call (``retryable``)
+            raise call.error(TokenExpiredError, f"token refused (code {code}: {message})", retryable=True)
         raise call.error(AuthError, f"HTTP 401 (code {code}: {message})")
     if code is None or code in SUCCESS_CODES:
         return
@@ -223,6 +227,7 @@ class SeeyonClient(SystemClient):
         record_time_format: str = "%Y-%m-%d %H:%M:%S",
         flow_id_key: str = "summaryId",
         page_size: int = DEFAULT_PAGE_SIZE,
+        workers: int = 4,
         http: httpx.Client | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
@@ -240,6 +245,7 @@ class SeeyonClient(SystemClient):
         self.record_time_format = record_time_format
         self.flow_id_key = flow_id_key
         self.page_size = page_size
+        self.workers = max(1, workers)
         # §5: header "token: <id>" or query "?token=" [C]
         self.auth = TokenAuth(self._fetch_token, place=token_in, name="token", refresh_margin=0.0)
         self.api = ApiClient(
@@ -368,9 +374,24 @@ class SeeyonClient(SystemClient):
         date_path: str = "masterData.start_date.value",
     ) -> Iterator[RawRecord]:
         """Every record of ``template_code`` whose ``date_path`` lies in ``[start, end)``, each once,
-        in the export's order, with its flow state under ``flowState``."""
+        in the export's order, with its flow state under ``flowState`` (read by ``workers`` threads;
+        the order is kept)."""
         if end <= start:
             return
+        selected = self._selected(template_code, start, end, wanted, id_path, date_path)
+        for source_id, payload in self._ordered(selected):
+            yield RawRecord(SYSTEM, template_code, source_id, payload)
+
+    def _selected(
+        self,
+        template_code: str,
+        start: datetime,
+        end: datetime,
+        wanted: tuple[str, ...],
+        id_path: str,
+        date_path: str,
+    ) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """(source id, record, whether its flow state is still to read), each record once."""
         seen: set[str] = set()
         for page in self.export_pages(template_code, start, end, wanted=wanted):
             for record in page:
@@ -389,7 +410,7 @@ class SeeyonClient(SystemClient):
                     if source_id not in seen:
                         seen.add(source_id)
                         reason = f"seeyon {template_code}: the record has no {id_path}"
-                        yield RawRecord(SYSTEM, template_code, source_id, unreadable_payload(reason))
+                        yield source_id, unreadable_payload(reason), False
                     continue
                 if source_id in seen:
                     continue
@@ -404,7 +425,32 @@ class SeeyonClient(SystemClient):
                         date_path,
                     )
                 seen.add(source_id)
-                yield RawRecord(SYSTEM, template_code, source_id, self._with_state(record))
+                yield source_id, record, True
+
+    def _ordered(
+        self, selected: Iterator[tuple[str, dict[str, Any], bool]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        def done(record: dict[str, Any], needs_state: bool) -> dict[str, Any]:
+            return self._with_state(record) if needs_state else record
+
+        if self.workers == 1:
+            for source_id, record, needs_state in selected:
+                yield source_id, done(record, needs_state)
+            return
+        # A bounded window of futures: ordered output, at most 2 x workers in flight (as DingTalk's).
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="seeyon-state")
+        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
+        try:
+            for source_id, record, needs_state in selected:
+                pending.append((source_id, pool.submit(done, record, needs_state)))
+                if len(pending) >= 2 * self.workers:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _with_state(self, record: dict[str, Any]) -> dict[str, Any]:
         flow_id = str(record.get(self.flow_id_key) or "").strip()
