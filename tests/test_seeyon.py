@@ -230,3 +230,18 @@ def test_a_run_with_a_mapping_naming_a_missing_field_stops_before_landing_anythi
             else 0
         )
     assert landed == 0
+
+
+def test_data_faults_in_seeyons_envelopes_are_survived(fresh: SandboxHandle) -> None:
+    """A page carrying a record twice lands it once; a flow state nested too deep lands that one
+    record as unreadable (quarantined later) and the read goes on; a drifted field is ignored."""
+    mapping = load_mapping(default_mapping_path("seeyon"))
+    clean = read_all(fresh, mapping)
+    fresh.faults.inject("seeyon", "duplicate_record", path_contains="/cap4/form/soap/export", times=2)
+    fresh.faults.inject("seeyon", "schema_drift", path_contains="/cap4/form/soap/export")
+    fresh.faults.inject("seeyon", "deep_json", path_contains="/flow/state/")
+    faulted = read_all(fresh, mapping)
+    assert [r.source_id for r in faulted] == [r.source_id for r in clean]  # type: ignore[attr-defined]
+    unreadable = [r for r in faulted if "oafin_unreadable" in r.payload]  # type: ignore[attr-defined]
+    assert len(unreadable) == 1 and "flow/state" in unreadable[0].payload["oafin_unreadable"]  # type: ignore[attr-defined]
+    assert sum(c.fault is not None for c in fresh.calls) == 4
