@@ -25,7 +25,13 @@ def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool 
     creds = SEEYON_TWIN.credentials
     password = "not-the-password" if bad_credentials else str(creds["password"])
     return SeeyonClient(
-        base_url, str(creds["user_name"]), password, page_size=page_size or 100, retry=FAST, limiter=no_limit
+        base_url,
+        str(creds["user_name"]),
+        password,
+        page_size=page_size or 100,
+        retry=FAST,
+        limiter=no_limit,
+        workers=1,  # as DingTalk's adapter: tokens that die every 3 calls and 4 racing threads
     )
 
 
@@ -109,6 +115,18 @@ SEEYON = SystemUnderTest(
             SourceError,
             "cap4/form/soap/export",
             "模板编号",
+        ),
+        ErrorShape(
+            "the CAP4 service refuses inside a success envelope",
+            EXPORT,
+            {
+                "code": 0,
+                "message": "",
+                "data": {"code": 500, "message": "rightId[-1.-2]无权限", "data": None},
+            },
+            SourceError,
+            "cap4/form/soap/export",
+            "rightId",
         ),
         ErrorShape(
             "no data.data.data",

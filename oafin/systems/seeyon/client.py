@@ -322,8 +322,12 @@ class SeeyonClient(SystemClient):
                 **paging,
             }
             answer = self._request(call, "POST", "/cap4/form/soap/export", json=body)
+            service = answer.get("data")  # the CAP4 service's own {code, message, data} [U]
+            code = _code(service) if isinstance(service, dict) else None
+            if code is not None and code not in SUCCESS_CODES:
+                raise call.error(SourceError, f"code {code}: {service.get('message') or ''}")
             inner = dig(answer, "data.data")
-            if not isinstance(inner, dict) or not isinstance(inner.get("data", []), list):
+            if not isinstance(inner, dict) or not isinstance(inner.get("data"), list):
                 raise call.error(BadResponseError, "no data.data.data list in the answer", retryable=False)
             if not checked:
                 definition = inner.get("definition")
