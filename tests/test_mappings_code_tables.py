@@ -30,7 +30,10 @@ def test_identity_ids_are_text_with_leading_zeros(tables):
 
 def test_every_person_has_one_id_per_shipped_system(tables):
     people = [r["person_id"] for r in _csv_rows("people")]
-    assert tables.systems == ["dingtalk", "kingdee"]
+    from oafin.sandbox.tables import OTHER_SYSTEM_IDS
+
+    # DingTalk and Kingdee first, then one group per OTHER_SYSTEM_IDS entry (issue #13 and others)
+    assert tables.systems == ["dingtalk", "kingdee", *OTHER_SYSTEM_IDS]
     for system in tables.systems:
         assert sorted(tables.external_ids(system)) == sorted(people)
     assert list(tables.people.columns) == ["person_id", "name", "department", "role"]
