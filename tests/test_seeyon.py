@@ -245,3 +245,9 @@ def test_data_faults_in_seeyons_envelopes_are_survived(fresh: SandboxHandle) -> 
     unreadable = [r for r in faulted if "oafin_unreadable" in r.payload]  # type: ignore[attr-defined]
     assert len(unreadable) == 1 and "flow/state" in unreadable[0].payload["oafin_unreadable"]  # type: ignore[attr-defined]
     assert sum(c.fault is not None for c in fresh.calls) == 4
+
+
+def test_a_build_without_flow_state_is_a_setting(fresh: SandboxHandle) -> None:
+    records = read_all(fresh, load_mapping(default_mapping_path("seeyon")), read_flow_state=False)
+    assert records and fresh.calls.count("/flow/state/") == 0
+    assert all("flowState" not in r.payload and "masterData" in r.payload for r in records)  # type: ignore[attr-defined]

@@ -59,6 +59,9 @@ class SeeyonSettings(SourceSettings):
     record_time_format: str = "%Y-%m-%d %H:%M:%S"
     # the record key holding the flow id for GET /flow/state/{flowId} (undocumented [U])
     flow_id_key: str = "summaryId"
+    # read each record's flow state (GET /flow/state/{flowId}, §5); false for a build without it,
+    # with a mapping that takes status and approvers from the form record instead
+    read_flow_state: bool = True
 
 
 def wanted_fields(mapping: Any, kind: str) -> tuple[str, ...]:
@@ -168,6 +171,7 @@ class Seeyon:
             end_date_inclusive=settings.end_date_inclusive,
             record_time_format=settings.record_time_format,
             flow_id_key=settings.flow_id_key,
+            read_flow_state=settings.read_flow_state,
             **client_options(settings, limiter, retry),
         )
         return SeeyonReader(client)

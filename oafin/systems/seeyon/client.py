@@ -226,6 +226,7 @@ class SeeyonClient(SystemClient):
         end_date_inclusive: bool = True,
         record_time_format: str = "%Y-%m-%d %H:%M:%S",
         flow_id_key: str = "summaryId",
+        read_flow_state: bool = True,
         page_size: int = DEFAULT_PAGE_SIZE,
         workers: int = 4,
         http: httpx.Client | None = None,
@@ -244,6 +245,7 @@ class SeeyonClient(SystemClient):
         self.end_date_inclusive = end_date_inclusive
         self.record_time_format = record_time_format
         self.flow_id_key = flow_id_key
+        self.read_flow_state = read_flow_state
         self.page_size = page_size
         self.workers = max(1, workers)
         # §5: header "token: <id>" or query "?token=" [C]
@@ -458,8 +460,9 @@ class SeeyonClient(SystemClient):
 
     def _with_state(self, record: dict[str, Any]) -> dict[str, Any]:
         flow_id = str(record.get(self.flow_id_key) or "").strip()
-        if not flow_id:
-            return dict(record)  # a form without a flow: no state to read (the mapping decides)
+        if not flow_id or not self.read_flow_state:
+            # a form without a flow, or a build without /flow/state: the mapping reads what it has
+            return dict(record)
         try:
             return {**record, FLOW_STATE_KEY: self.flow_state(flow_id)}
         except BadRecordError as exc:
