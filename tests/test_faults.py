@@ -121,6 +121,7 @@ def test_a_renamed_field_sends_its_records_to_quarantine_with_the_reason(fault_s
 def test_a_record_read_just_before_an_edit_is_updated_by_the_next_run(fault_sandbox, baseline, tmp_path):
     """A stale read lands the old version; the next (fault-free, full) run replaces it, keeps
     both versions in the history, and leaves no exception counted twice."""
+    # the pair this test runs supports it (other twins may too)
     assert {"dingtalk", "kingdee"} <= set(fault_sandbox.faults.systems_for("edited_record"))
     stale = _run_with("edited_record", fault_sandbox, tmp_path)
     assert (stale["raw_record"]["payload"] != baseline["raw_record"]["payload"]).sum() >= 3

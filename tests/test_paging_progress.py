@@ -150,3 +150,26 @@ def test_honest_paging_is_not_mistaken_for_a_loop() -> None:
             limit=limit,
         )
         assert [r for page in pager.pages(fetch) for r in page] == data
+
+
+def test_a_page_index_without_a_count_stops_at_a_short_page_and_catches_an_ignored_page() -> None:
+    """Seeyon's CAP4 export pages by ``page``/``pageSize`` and reports no count (source-systems.md §5)."""
+    for n in (0, 9, 10, 25, 30):
+        data = _rows(n)
+        asked: list[int] = []
+
+        def fetch(params: dict, data: list = data, asked: list = asked) -> dict:
+            asked.append(params["page"])
+            i = params["page"] - 1
+            return {"rows": data[i * params["pageSize"] : (i + 1) * params["pageSize"]]}
+
+        pager = PageIndexPager(items=lambda p: p["rows"], index_param="page", size_param="pageSize", size=10)
+        assert [r for page in pager.pages(fetch) for r in page] == data
+        assert asked == list(range(1, n // 10 + 2)), (n, asked)  # an exactly full last page: one more
+
+    def ignores_page(params: dict) -> dict:
+        return {"rows": _rows(10)}
+
+    pager = PageIndexPager(items=lambda p: p["rows"], index_param="page", size_param="pageSize", size=10)
+    with pytest.raises(PagingError, match="same 10 rows"):
+        list(pager.pages(ignores_page))

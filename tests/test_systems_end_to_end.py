@@ -29,7 +29,7 @@ from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.truth import score
 
 # The baseline pair first: every other system is compared with it.
-OA_SYSTEMS = ["dingtalk", "dingtalk-v1", "wecom", "feishu", "weaver"]
+OA_SYSTEMS = ["dingtalk", "dingtalk-v1", "wecom", "feishu", "weaver", "seeyon"]
 FINANCE_SYSTEMS = ["kingdee", "yonyou"]
 BASE_OA, BASE_FINANCE = OA_SYSTEMS[0], FINANCE_SYSTEMS[0]
 

@@ -13,7 +13,8 @@ returns the decoded response; the pager yields each page's items.
   a total when the system sends one (Kingdee ``StartRow``/``Limit``, Ekuaibao
   ``start``/``count``).
 - ``PageIndexPager``: a page number and a record count (Yonyou ``pageIndex``
-  from 1 plus ``recordCount``).
+  from 1 plus ``recordCount``); without a count, a short page is the last (Seeyon CAP4
+  export ``page``/``pageSize``, source-systems.md §5).
 
 source-systems.md §9 lists the systems' paging styles side by side.
 
@@ -223,13 +224,16 @@ class OffsetLimitPager:
 
 
 class PageIndexPager:
-    """A page number (from ``first``) and a page size; done at the record count or an empty page."""
+    """A page number (from ``first``) and a page size; done at the record count or an empty page.
+
+    ``total`` None: the system reports no count, so a page shorter than ``size`` is the last.
+    """
 
     def __init__(
         self,
         *,
         items: Extract,
-        total: Extract,
+        total: Extract | None = None,
         index_param: str = "pageIndex",
         size_param: str = "pageSize",
         size: int = 100,
@@ -252,6 +256,11 @@ class PageIndexPager:
             page = fetch(params)
             rows = list(self.items(page) or [])
             progress.check(rows, _at(params))
+            if self.total is None:
+                yield rows
+                if len(rows) < self.size:
+                    return
+                continue
             total = int(self.total(page))
             if seen + len(rows) > total:
                 raise PagingError(

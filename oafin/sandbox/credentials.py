@@ -41,3 +41,6 @@ FEISHU_APP_SECRET: Final = "sandbox-feishu-secret-not-a-secret"
 # (``secrit``/``spk``) come from regist at run time; the user impersonated is a config key.
 WEAVER_APP_ID: Final = "oafin-sandbox-weaver-app"
 WEAVER_ADMIN_USERID: Final = "1"  # e-cology's built-in sysadmin (HrmResource id 1)
+# Seeyon REST: POST /seeyon/rest/token {"userName", "password"} (source-systems.md §5)
+SEEYON_USER_NAME: Final = "oafin-rest"
+SEEYON_PASSWORD: Final = "sandbox-seeyon-password-not-a-secret"

@@ -91,6 +91,9 @@ READ_PATHS: Final = (
     "queryVouchers",
     "/api/ec/dev/auth/",  # Weaver regist/applytoken (source-systems.md §4.1)
     "/paService/get",  # Weaver lists, counts, details, logs (§4.2); writes are do*/submit*
+    "/seeyon/rest/token",
+    "/cap4/form/soap/export",
+    "/seeyon/rest/flow/state/",
 )
 DEFAULT_SLOW_SECONDS: Final = 1.5
 # A twin's ``invalid_utf8`` change writes this into a text value; the bytes go out as 0xFF 0xFE.

@@ -58,6 +58,9 @@ OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
     # Weaver e-cology 9: HrmResource ids are integers sent as text ("18781" in
     # source-systems.md §4.2's list samples; 1 is the built-in sysadmin, so people start above it).
     "weaver": lambda n: str(18000 + n),
+    # Seeyon member ids (orgMembers, start_member_id) are Java longs written as text, often
+    # negative (source-systems.md §5: per-deployment ids; the sign is what a client must keep).
+    "seeyon": lambda n: str(-(4_591_219_347_528_000_000 + 7_919 * n)),
 }
 
 

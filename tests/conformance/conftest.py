@@ -20,6 +20,7 @@ from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
 from tests.conformance.systems_dingtalk_v1 import DINGTALK_V1
 from tests.conformance.systems_feishu import FEISHU
+from tests.conformance.systems_seeyon import SEEYON
 from tests.conformance.systems_weaver import WEAVER
 from tests.conformance.systems_wecom import WECOM, WECOM_LEGACY_CURSOR
 from tests.conformance.systems_yonyou import YONYOU
@@ -30,10 +31,11 @@ SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [
     KINGDEE_SIGNATURE,
     DINGTALK_V1,
     FEISHU,
+    WEAVER,
     WECOM,
     WECOM_LEGACY_CURSOR,
     YONYOU,
-    WEAVER,
+    SEEYON,
 ]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the
