@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ask for approval and push (default: dry run, no system is called)",
     )
+    corr.add_argument(
+        "--check-oa",
+        action="store_true",
+        help="read the open OA approval instances, push what they approved (the scheduled check)",
+    )
 
     audit = sub.add_parser("audit", help="the hash-chained audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True)
@@ -144,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_period(args.config, args.period, args.as_of, full=args.full)
         if args.command == "corrections":
-            from flows.corrections import corrections_command
+            from flows.corrections import check_command, corrections_command
 
+            if args.check_oa:
+                return check_command(args.config)
             return corrections_command(args.config, args.period, args.apply)
         if args.command == "audit":
             from oafin.audit import verify_command

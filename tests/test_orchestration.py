@@ -327,6 +327,8 @@ def test_every_deployment_calls_the_flow_with_parameters_it_accepts():
     accepted = set(inspect.signature(daily.fn).parameters)
     names = set()
     for dep in spec["deployments"]:
+        if dep["entrypoint"].startswith("flows/corrections.py:"):
+            continue  # the corrections deployments: tests/test_operators.py
         module, func = dep["entrypoint"].split(":")
         assert (module, func) == ("flows/daily.py", "daily")
         assert set(dep["parameters"]) <= accepted, dep["name"]

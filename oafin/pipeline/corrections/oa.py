@@ -98,12 +98,13 @@ def system_approvals(source: SourceConfig) -> Approvals:
 
 
 def requires_oa(row: dict[str, Any], settings: Settings) -> bool:
-    """Whether only an OA approval may approve ``row`` (a ledger row): the config says so for
-    every action (``approval = "oa"``), for its action, or for its target system's role."""
-    corr = settings.corrections
-    if corr.approval == "oa" or row["action"] in corr.oa.required_for_actions:
+    """Whether only an OA approval may approve ``row`` (a ledger row), never an auto rule or the
+    Prefect form: the config says so for its action, or for its target system's role (``erp``:
+    every write to the ERP)."""
+    oa = settings.corrections.oa
+    if row["action"] in oa.required_for_actions:
         return True
-    return bool(corr.oa.required_for_roles) and get_system(row["system"]).role in corr.oa.required_for_roles
+    return bool(oa.required_for_roles) and get_system(row["system"]).role in oa.required_for_roles
 
 
 @contextmanager
@@ -418,3 +419,34 @@ def check_and_push(
     ]
     results = push_approved(engine, settings, keys) if keys else []
     return {"batches": outcomes, "results": results}
+
+
+def waiting_keys(engine: Engine, keys: Sequence[str]) -> list[str]:
+    """Those of ``keys`` still waiting for an approval (``proposed`` in the ledger)."""
+    with engine.connect() as conn:
+        status = {r["idempotency_key"]: r["status"] for r in ledger.rows(conn, list(keys))}
+    return [k for k in keys if status.get(k) == "proposed"]
+
+
+def batch_ids_for(engine: Engine, keys: Sequence[str]) -> list[str]:
+    """The latest batch of each of ``keys`` that has one, each once, oldest first."""
+    with engine.connect() as conn:
+        latest = approvals.latest_by_key(conn)
+    return list(dict.fromkeys(latest[k]["batch_id"] for k in keys if k in latest))
+
+
+def mark_waiting(engine: Engine, batch_ids: Sequence[str], flow_run_id: str | None) -> None:
+    """Record the run suspended on these batches (the scheduled check resumes it)."""
+    with ledger.writing(engine) as conn:
+        for batch_id in batch_ids:
+            approvals.set_flow_run(conn, batch_id, flow_run_id)
+
+
+def decided_waiting_runs(engine: Engine) -> list[tuple[str, str]]:
+    """(batch id, flow run id) of decided batches a suspended corrections run still waits on."""
+    with engine.connect() as conn:
+        return [
+            (b["batch_id"], str(b["flow_run_id"]))
+            for b in approvals.batches(conn, approvals.DECIDED)
+            if b["flow_run_id"]
+        ]
