@@ -37,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--finance", default="kingdee", help="the finance system the sandbox plays (registered name)"
     )
+    demo.add_argument(
+        "--corrections",
+        choices=["oa"],
+        default=None,
+        help="then propose corrections and have them approved in the sandbox's OA (a scripted approver)",
+    )
+    demo.add_argument(
+        "--oa-decision",
+        choices=["approve", "reject", "applicant", "withdraw"],
+        default="approve",
+        help="what the sandbox's scripted approver does with the instance (with --corrections oa)",
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -143,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fault_rate=args.fault_rate,
                 oa=args.oa,
                 finance=args.finance,
+                corrections=args.corrections,
+                oa_decision=args.oa_decision,
             )
         if args.command == "run":
             from oafin.run import run_period

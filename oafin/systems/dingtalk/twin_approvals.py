@@ -77,10 +77,17 @@ class ApprovalDesk:
         self.known_users = known_users
         self.default_approvers = default_approvers
         self.applicant_of_claim = applicant_of_claim
+        self.process_code = CORRECTIONS_PROCESS_CODE  # the corrections form an admin made
         self.forms: set[str] = {CORRECTIONS_PROCESS_CODE}
         self.created: dict[str, dict[str, Any]] = {}  # instance id -> {"rows", "reads"}
         self.script: Script | None = None
         self.calls: list[dict[str, Any]] = []  # create/execute/terminate received, in order
+
+    def set_script(self, outcome: str, userid: str | None = None, after_reads: int = 1) -> None:
+        """Let the scripted approver decide every new instance (see the module docstring)."""
+        if outcome not in OUTCOMES:
+            raise DeskError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        self.script = Script(outcome, userid, after_reads)  # type: ignore[arg-type]
 
     # --- the API's side ---------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> str:
