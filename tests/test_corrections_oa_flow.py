@@ -98,3 +98,58 @@ def test_a_deployed_run_suspends_while_the_oa_decides_and_the_check_pushes_once(
     assert all(after[k]["status"] == "proposed" for k in own)
     assert all(after[k]["approved_by"].endswith(f"({approver})") for k in set(rows) - own)
     assert verify_url(load_settings(config).warehouse_url).ok
+
+
+@pytest.mark.e2e
+def test_a_run_killed_after_creating_the_instance_is_finished_by_the_check_pushing_once(
+    prefect_harness, corrections_setup, capsys
+) -> None:
+    import signal
+
+    from prefect.settings import PREFECT_API_URL
+
+    from oafin.cli import main as cli_main
+
+    make, engine, sandbox = corrections_setup
+    tables = code_tables(load_settings(make()))
+    approver = "P0002"
+    config = oa_config(make, tables, _dingtalk_id(tables, "P0001"), [_dingtalk_id(tables, approver)])
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    run = subprocess.run(  # the test-only runner installs the crash; the product has no such switch
+        [
+            sys.executable,
+            "-m",
+            "tests.run_with_crash",
+            "after-create",
+            "corrections",
+            "--config",
+            str(config),
+            "--apply",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr[-3000:]
+    desk = sandbox.dingtalk.desk
+    assert len(desk.calls) == 1 and desk.calls[0]["call"] == "processinstance/create"
+    with engine.connect() as conn:
+        [batch] = approvals.batches(conn)
+        rows = {r["idempotency_key"]: r for r in ledger.rows(conn)}
+    assert batch["status"] == "submitting" and batch["instance_id"] is None
+
+    desk.set_script("approve", after_reads=0)
+    assert cli_main(["corrections", "--config", str(config), "--check-oa"]) == 0
+    out = capsys.readouterr().out
+    assert f"OA instance {desk.calls[0]['instance_id']}" in out and "approved" in out
+    assert [c["call"] for c in desk.calls].count("processinstance/create") == 1, "a second instance"
+    own = {k for k, r in rows.items() if r["applicant_id"] == approver}
+    with engine.connect() as conn:
+        after = {r["idempotency_key"]: r for r in ledger.rows(conn)}
+    assert {k for k, r in after.items() if r["status"] == "done"} == set(rows) - own
+    writes = len(sandbox.received_writes())
+    assert cli_main(["corrections", "--config", str(config), "--check-oa"]) == 0  # the next tick
+    assert len(sandbox.received_writes()) == writes, "pushed twice"
+    assert verify_url(load_settings(config).warehouse_url).ok
