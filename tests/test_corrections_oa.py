@@ -18,7 +18,7 @@ from oafin.pipeline.runtime import code_tables
 from oafin.systems.base import ApprovalRecord, ApprovalState
 from oafin.systems.dingtalk.approvals import records_of, status_of
 from oafin.systems.dingtalk.twin_approvals import CORRECTIONS_PROCESS_CODE, Script
-from oafin.warehouse import approvals, audit, ledger
+from oafin.warehouse import approvals, audit, inflight, ledger
 from tests import test_corrections_helpers as helpers
 
 reconciled_warehouse = helpers.reconciled_warehouse
@@ -217,6 +217,13 @@ def test_a_run_killed_after_the_create_call_finds_its_instance_and_pushes_once(o
     with engine.connect() as conn:
         [batch] = approvals.batches(conn)
     assert batch["status"] == "submitting" and batch["instance_id"] is None  # the answer was lost
+
+    with inflight.hold(engine, approvals.subject(batch["batch_id"])) as mine:  # another process at it
+        assert mine
+        with oa.oa_client(settings) as client:
+            busy = oa.check(engine, settings, tables, batch["batch_id"], client)
+    assert busy.status == "submitting" and busy.instance_id is None
+    assert len([c for c in _desk(sandbox).calls if c["call"] == "processinstance/create"]) == 1
 
     _desk(sandbox).script = Script("approve", after_reads=0)
     result = _check_and_push(settings, engine, tables)

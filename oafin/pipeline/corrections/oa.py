@@ -36,7 +36,7 @@ from oafin.config import Settings, SourceConfig
 from oafin.pipeline.corrections.model import marker_for
 from oafin.systems.base import ApprovalRequest, ApprovalRow, Approvals, ApprovalState, approvals_of
 from oafin.systems.registry import get_system
-from oafin.warehouse import approvals, audit, ledger
+from oafin.warehouse import approvals, audit, inflight, ledger
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,21 @@ def ensure_instance(
     else created (once). Other batches are returned as they are."""
     if batch["status"] != "submitting":
         return batch
+    # one process at a time creates (or finds) a batch's instance: another one holding the lock
+    # is doing it now, so this one leaves the batch as it is (its next check sees the instance)
+    with inflight.hold(engine, approvals.subject(batch["batch_id"])) as mine:
+        if not mine:
+            return batch
+        with engine.connect() as conn:
+            batch = approvals.get(conn, batch["batch_id"]) or batch
+        if batch["status"] != "submitting":
+            return batch
+        return _create_or_find(engine, settings, batch, client, report_link=report_link, title=title)
+
+
+def _create_or_find(
+    engine: Engine, settings: Settings, batch: dict[str, Any], client: Any, *, report_link: str, title: str
+) -> dict[str, Any]:
     source = settings.source(batch["source"])
     api = system_approvals(source)
     rows = _rows_in_order(engine, approvals.keys_of(batch))
@@ -343,6 +358,8 @@ def check(engine: Engine, settings: Settings, tables: CodeTables, batch_id: str,
         raise KeyError(f"no OA approval batch {batch_id}")
     if batch["status"] == "submitting":
         batch = ensure_instance(engine, settings, batch, client)
+        if batch["status"] == "submitting":  # another process is creating its instance right now
+            return OaOutcome(batch_id, None, "submitting")
     if batch["status"] in approvals.DECIDED:
         return _outcome(engine, batch, newly=False)
     source = settings.source(batch["source"])
