@@ -20,6 +20,10 @@ The parts (names are the contract between the pipeline, the sandbox and the conf
   HTTP client (``client`` is what write actions call).
 - ``WriteAction``: a correction the system can receive: how to build it from the warehouse's
   facts, how to see whether it already landed, and how to send it.
+- ``Approvals`` (optional ``approvals`` attribute, issue #17): an OA that can hold a correction
+  batch as an approval instance: create it (``ApprovalRequest``: form, originator, one
+  ``ApprovalRow`` per action, report link), find it again after a lost answer, and read it
+  (``ApprovalState``: status and the human decisions on record, ``ApprovalRecord``).
 """
 
 from __future__ import annotations

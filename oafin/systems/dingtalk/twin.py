@@ -1,4 +1,7 @@
-"""Fake DingTalk, old (topapi) API: gettoken, processinstance/listids, processinstance/get.
+"""Fake DingTalk, old (topapi) API: gettoken, processinstance/listids, processinstance/get,
+process/instance/comment/add, and for correction batches (issue #17) processinstance/create,
+process/instance/execute and process/instance/terminate with a scripted approver
+(``twin_approvals``).
 
 Shapes from source-systems.md §1.1-1.3 and §1.6: the token travels as the ``access_token``
 query parameter, every answer is ``{errcode, errmsg, ...}`` with HTTP 200, ``listids``
