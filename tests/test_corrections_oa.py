@@ -265,6 +265,12 @@ def test_decide_refuses_what_the_oa_record_does_not_bear_out(corrections_setup) 
         _state("approved", [*agree, ApprovalRecord(ids["P0001"], "agree")]), rows, tables, "dingtalk"
     )
     assert set(own.refused) == {"a" * 64} and "segregation of duties" in own.refused["a" * 64]
+    auto_only = [ApprovalRecord(ids["P0003"], "agree", human=False)]
+    passed = oa.decide(_state("approved", auto_only), rows, tables, "dingtalk")
+    assert passed.approved == {} and "automatic pass" in passed.refused["a" * 64]
+    mixed = [*agree, ApprovalRecord(ids["P0002"], "agree", human=False)]  # the applicant auto-passed
+    seg = oa.decide(_state("approved", mixed), rows, tables, "dingtalk")
+    assert set(seg.approved) == {"a" * 64} and "segregation of duties" in seg.refused["b" * 64]
     nobody = oa.decide(_state("approved", []), rows, tables, "dingtalk")
     assert set(nobody.refused) == {"a" * 64, "b" * 64} and "automatic pass" in nobody.refused["a" * 64]
     stranger = oa.decide(
@@ -305,6 +311,10 @@ def test_dingtalk_instances_read_as_the_fact_sheet_says() -> None:
             ],
         }
     )
-    assert [(r.user_id, r.decision) for r in records] == [("u1", "agree"), ("u2", "agree"), ("u4", "agree")]
+    assert [(r.user_id, r.decision, r.human) for r in records] == [
+        ("u1", "agree", True),
+        ("u2", "agree", True),
+        ("u4", "agree", False),  # a task alone: what an automatic pass looks like
+    ]
     assert records[0].at is not None and records[0].at.utcoffset() is not None
     assert records[0].at.hour == 1  # 09:00 Beijing is 01:00 UTC

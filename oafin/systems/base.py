@@ -279,12 +279,16 @@ class ApprovalRequest:
 
 @dataclass(frozen=True)
 class ApprovalRecord:
-    """One human decision in the OA's record of an instance (never an automatic pass)."""
+    """One decision in the OA's record of an instance. ``human``: a person's recorded act (an
+    operation record); False where only a task shows it, as an automatic pass also does
+    (real-clients.md §4.4): such a user still counts for segregation of duties, never as the
+    human approval an instance needs."""
 
     user_id: str  # the OA's user id
     decision: str  # agree | refuse | withdraw
     at: datetime | None = None
     remark: str = ""
+    human: bool = True
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,15 @@ class ApprovalState:
             if r.decision == "agree" and r.user_id not in out:
                 out.append(r.user_id)
         return out
+
+    @property
+    def human_approvers(self) -> list[str]:
+        """Those of ``approvers`` whose agreement is a person's recorded act."""
+        return [
+            u
+            for u in self.approvers
+            if any(r.user_id == u and r.decision == "agree" and r.human for r in self.records)
+        ]
 
     def deciders(self, decision: str) -> list[str]:
         return list(dict.fromkeys(r.user_id for r in self.records if r.decision == decision))

@@ -284,7 +284,7 @@ def decide(
     unmapped = [u for u, p in mapped if p is None]
     for r in rows:
         key = r["idempotency_key"]
-        if not agreed:
+        if not state.human_approvers:
             out.refused[key] = (
                 f"refused: OA {where} is approved, but no person's approval is on its record "
                 "(an automatic pass is not an approval)"

@@ -19,7 +19,8 @@ Reading: status and result (source-systems.md §1.4): ``COMPLETED`` + ``agree`` 
 The people who decided are the operation records ``EXECUTE_TASK_NORMAL`` (or ``_AGENT``, a
 delegate deciding) with ``AGREE``/``REFUSE`` (real-clients.md §4.1), and who withdrew the
 ``TERMINATE_PROCESS_INSTANCE`` record; tasks ``COMPLETED`` with ``AGREE``/``REFUSE`` fill in a
-decision the records lack. DingTalk has no row-level decision (real-clients.md §4.4): the
+decision the records lack, marked not human (an automatic pass looks so, real-clients.md §4.4):
+they count for segregation of duties, never as the approval itself. DingTalk has no row-level decision (real-clients.md §4.4): the
 instance approves the whole batch.
 """
 
@@ -111,7 +112,7 @@ def records_of(instance: dict[str, Any]) -> tuple[ApprovalRecord, ...]:
     for t in instance.get("tasks") or []:
         user, result = str(t.get("userid") or ""), t.get("task_result")
         if t.get("task_status") == "COMPLETED" and result in RESULTS and (user, RESULTS[result]) not in seen:
-            out.append(ApprovalRecord(user, RESULTS[result], _when(t.get("finish_time"))))
+            out.append(ApprovalRecord(user, RESULTS[result], _when(t.get("finish_time")), human=False))
     return tuple(out)
 
 
