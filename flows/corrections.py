@@ -1,10 +1,22 @@
 """The corrections flow: open exceptions → proposals → approval (auto rules, then a human) → push.
 
 Dry-run by default: proposals are recorded in the ledger and shown, nothing is sent.
-With ``apply=True`` the flow pauses for a human approval of whatever the config's
-auto-approve rules do not cover (``pause_flow_run`` with a typed ``RunInput``; answer it in
-the Prefect UI, or with ``resume_flow_run(flow_run_id, run_input={...})``), then pushes each
-approved action exactly once (see ``oafin.pipeline.corrections.push``).
+With ``apply=True``:
+
+- actions the config sends to the OA (``corrections.approval = "oa"``, or ``corrections.oa.
+  required_for_*``) become one approval instance in the OA (issue #17); the auto rules and the
+  Prefect form never approve them;
+- the config's auto-approve rules approve what they cover;
+- the flow pauses for a human approval of the rest (``pause_flow_run`` with a typed
+  ``RunInput``; answer it in the Prefect UI, or with ``resume_flow_run(flow_run_id,
+  run_input={...})``); that approver is recorded as self-declared;
+- each approved action is pushed exactly once (``oafin.pipeline.corrections.push``);
+- while the OA instance is open, a run started from a deployment *suspends*
+  (``suspend_flow_run``: the process exits, no worker is held); the scheduled check
+  (``check_oa_approvals``, deployment ``corrections-oa-check-*``) records the OA's decision,
+  pushes what it approved, and resumes the run, which re-runs, pushes nothing twice and reports.
+  A run started without a deployment (``oafin corrections --apply``) does not wait: it says which
+  instance is open, and the check (``oafin corrections --check-oa``) finishes the work.
 """
 
 from __future__ import annotations
@@ -12,22 +24,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
 from oafin.config import load_settings
 from oafin.failure import report_failure
+from oafin.pipeline.corrections import oa
 from oafin.pipeline.corrections.approval import Decision, auto_approve, review
 from oafin.pipeline.corrections.service import approval_table, ledger_rows, pending_keys, record_decision
 from oafin.pipeline.runtime import code_tables, settings_from, warehouse
 from oafin.reporting.markdown import md_text
 from oafin.warehouse import audit
-from tasks.corrections import propose_corrections, push_corrections
+from tasks.corrections import check_oa_approvals_task, oa_approval, propose_corrections, push_corrections
 
 ACTION_TITLES = {
     "oa_status_comment": "post finance's status as a comment on the OA approval",
@@ -161,12 +175,17 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
         summary["dry_run"] = True
         return _finish(engine, summary)
 
-    waiting = [r for r in rows if r["status"] == "proposed"]
+    required = {r["idempotency_key"] for r in rows if oa.requires_oa(r, settings)}
+    waiting = [r for r in rows if r["status"] == "proposed" and r["idempotency_key"] not in required]
     auto = auto_approve(waiting, settings.corrections.auto_approve)
     if auto:
         record_decision(engine, Decision(approved=auto))
         log.info("auto-approved %d actions by config rules", len(auto))
     manual = [r for r in waiting if r["idempotency_key"] not in auto]
+    to_oa = [k for k in proposed["keys"] if k in required]
+    if settings.corrections.approval == "oa":
+        to_oa += [r["idempotency_key"] for r in manual]
+        manual = []
     if manual:
         create_markdown_artifact(
             key="oafin-corrections-approval",
@@ -181,6 +200,7 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
                 wait_for_input=approval_form(manual).with_initial_data(description=description),
                 timeout=timeout,
                 poll_interval=settings.corrections.approval_poll_seconds,
+                key="operators-approval",  # a resumed run gets the saved answer, not a second pause
             )
         except FlowPauseTimeout:
             log.warning("no approval within %ss: nothing beyond auto-approved actions is pushed", timeout)
@@ -200,6 +220,14 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
                 len(decision.refused),
             )
 
+    batches: list[dict[str, Any]] = []
+    if to_oa or oa.batch_ids_for(engine, proposed["keys"]):
+        # this run's OA-bound actions are sent; every batch holding one of its actions is read
+        batches = oa_approval(config_path, to_oa, proposed["keys"], period)
+        summary["oa"] = batches
+        for b in batches:
+            summary["refused"].update(b["refused"])
+
     keys = [*proposed["keys"], *(k for k in pending_keys(engine) if k not in proposed["keys"])]
     summary["results"] = push_corrections(config_path, keys)
     counts: dict[str, int] = {}
@@ -207,7 +235,57 @@ def corrections(config_path: str, period: str | None = None, apply: bool = False
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     summary["outcomes"] = counts
     log.info("pushed: %s", counts)
+    still_open = [b for b in batches if b["status"] in ("submitting", "open")]
+    if still_open:
+        _wait_for_oa(engine, settings, still_open, summary, log)
     return _finish(engine, summary)
+
+
+def _wait_for_oa(
+    engine: Any, settings: Any, batches: list[dict[str, Any]], summary: dict[str, Any], log: Any
+) -> None:
+    """Suspend while the OA decides (from a deployment), else say what is open and who finishes it."""
+    import hashlib
+
+    from prefect.runtime import deployment, flow_run
+
+    ids = sorted(b["batch_id"] for b in batches)
+    summary["waiting_in_oa"] = [{"batch_id": b["batch_id"], "instance_id": b["instance_id"]} for b in batches]
+    instances = ", ".join(str(b["instance_id"]) for b in batches)
+    if not deployment.id:
+        log.info(
+            "waiting for approval in the OA (instance %s): the scheduled check (deployment "
+            "corrections-oa-check-*, or `oafin corrections --check-oa`) pushes what it approves",
+            instances,
+        )
+        return
+    oa.mark_waiting(engine, ids, str(flow_run.id))
+    _finish(engine, summary)  # the audit head as of the suspension, on the run page
+    log.info("suspending until OA instance %s is decided; the scheduled check resumes this run", instances)
+    key = "oa-" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:24]
+    suspend_flow_run(timeout=settings.corrections.oa.wait_timeout_seconds, key=key)
+
+
+@flow(name="oafin-corrections-check", flow_run_name="corrections-oa-check")
+def check_oa_approvals(config_path: str) -> dict[str, Any]:
+    """The scheduled check (issue #17): read every open OA approval instance; record each decision,
+    push what it approved (exactly once, through the ledger), and resume the corrections runs that
+    were suspended on it."""
+    log = get_run_logger()
+    settings = settings_from(config_path)
+    engine = warehouse(settings.warehouse_url)
+    done = check_oa_approvals_task(config_path)
+    resumed = []
+    for batch_id, run_id in oa.decided_waiting_runs(engine):
+        try:
+            resume_flow_run(UUID(run_id))
+            resumed.append(run_id)
+            log.info("resumed corrections run %s (its OA batch %s is decided)", run_id, batch_id[:12])
+        except Exception as exc:  # a run cancelled or timed out meanwhile: the pushes are done anyway
+            log.warning("corrections run %s was not resumed: %s", run_id, exc)
+        oa.mark_waiting(engine, [batch_id], None)
+    done["resumed"] = resumed
+    return _finish(engine, done)
 
 
 def _finish(engine: Any, summary: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +298,41 @@ def _finish(engine: Any, summary: dict[str, Any]) -> dict[str, Any]:
         markdown=f"Audit log head after this run: `{seq}:{digest}`\n\nCheck with `oafin audit verify --expect-head {seq}:{digest}`.",
     )
     return summary
+
+
+def print_oa(summary: dict[str, Any]) -> None:
+    """The OA approval instances a run or check read, and what is still open."""
+    for b in summary.get("oa", summary.get("batches", [])):
+        who = f" by {b['decided_by']}" if b.get("decided_by") else ""
+        print(
+            f"  OA instance {b['instance_id']} (batch {b['batch_id'][:12]}): {b['status']}{who}; "
+            f"{len(b['approved'])} approved, {len(b['refused'])} refused"
+        )
+    if summary.get("waiting_in_oa"):
+        print(
+            "  waiting for approval in the OA: the scheduled check (deployment corrections-oa-check-*, "
+            "or `oafin corrections --check-oa --config ...`) pushes what it approves"
+        )
+
+
+def check_command(config: Path) -> int:
+    """``oafin corrections --check-oa``: the scheduled check, once, from the command line."""
+    from oafin.preflight import check_sources_reachable, check_warehouse
+
+    settings = load_settings(config)
+    check_warehouse(settings, Path(config).resolve())
+    check_sources_reachable(settings, Path(config).resolve())
+    try:
+        done = check_oa_approvals(config_path=str(Path(config).resolve()))
+    except Exception as exc:
+        report_failure("corrections --check-oa", exc)
+        return 1
+    print(f"OA approvals checked: {len(done['batches'])} open instances read")
+    print_oa(done)
+    for result in done["results"]:
+        print(f"  {result['key'][:16]} {result['action']}: {result['outcome']}")
+    print(f"audit log head: {done['audit_head']}")
+    return 0
 
 
 NO_SERVER = (
@@ -239,7 +352,9 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
     if apply:
         from oafin.prefect_runtime import uses_ephemeral_server
 
-        if uses_ephemeral_server():  # a temporary server has no UI: nobody could ever approve
+        # a temporary server has no UI: nobody could ever answer the run page's form (an approval
+        # in the OA needs no UI)
+        if settings.corrections.approval == "prefect" and uses_ephemeral_server():
             raise ArgumentError(NO_SERVER)
         check_sources_reachable(settings, Path(config).resolve())
     try:
@@ -267,6 +382,7 @@ def corrections_command(config: Path, period: str | None, apply: bool) -> int:
         print(f"  {result['key'][:16]} {result['action']}: {result['outcome']}")
     if waiting:
         print(f"  {waiting} actions not approved: they wait for a later `--apply`")
+    print_oa(summary)
     print(f"audit log head: {summary['audit_head']}")
     if summary.get("approval_timed_out"):
         print(

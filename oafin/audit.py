@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 
 from oafin.config import ConfigError, load_settings
-from oafin.warehouse import audit, ledger
+from oafin.warehouse import approvals, audit, ledger
 from oafin.warehouse.audit import VerifyReport, audit_log
 from oafin.warehouse.ledger import correction_ledger
 from oafin.warehouse.store import connect
@@ -52,6 +53,29 @@ def check_ledger_anchors(conn: Connection, report: VerifyReport) -> None:
             report.problems.append(f"ledger {key[:16]} refers to audit seq {seq}, which no longer matches")
         else:
             report.problems.extend(ledger.trail_problems(row, trails.get(key, [])))
+    check_oa_approvals(conn, report, trails)
+
+
+def check_oa_approvals(
+    conn: Connection, report: VerifyReport, trails: dict[str, list[audit.AuditEntry]]
+) -> None:
+    """Each OA approval batch replays from its audit trail (instance id, status, approvers), and each
+    action approved through the OA names a batch the OA approved, with the same instance and
+    approvers, none of whom applied for the action's claim (issue 17)."""
+    batches = {b["batch_id"]: b for b in approvals.batches(conn)}
+    batch_trails = approvals.trails(conn)
+    for batch_id, batch in batches.items():
+        report.problems.extend(approvals.trail_problems(batch, batch_trails.get(batch_id, [])))
+    for row in ledger.rows(conn):
+        key = row["idempotency_key"]
+        approvals_of_key = [json.loads(e.payload) for e in trails.get(key, []) if e.event == "approved"]
+        for approval in approvals_of_key:
+            if approval.get("via") == approvals.VIA_OA:
+                report.problems.extend(
+                    approvals.ledger_problems(
+                        key, approval, row["applicant_id"], batches.get(str(approval.get("batch")))
+                    )
+                )
 
 
 def verify_url(url: str, expect_head: tuple[int, str] | None = None) -> VerifyReport:

@@ -37,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--finance", default="kingdee", help="the finance system the sandbox plays (registered name)"
     )
+    demo.add_argument(
+        "--corrections",
+        choices=["oa"],
+        default=None,
+        help="then propose corrections and have them approved in the sandbox's OA (a scripted approver)",
+    )
+    demo.add_argument(
+        "--oa-decision",
+        choices=["approve", "reject", "applicant", "withdraw"],
+        default="approve",
+        help="what the sandbox's scripted approver does with the instance (with --corrections oa)",
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -59,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         "--apply",
         action="store_true",
         help="ask for approval and push (default: dry run, no system is called)",
+    )
+    corr.add_argument(
+        "--check-oa",
+        action="store_true",
+        help="read the open OA approval instances, push what they approved (the scheduled check)",
     )
 
     audit = sub.add_parser("audit", help="the hash-chained audit log")
@@ -138,14 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fault_rate=args.fault_rate,
                 oa=args.oa,
                 finance=args.finance,
+                corrections=args.corrections,
+                oa_decision=args.oa_decision,
             )
         if args.command == "run":
             from oafin.run import run_period
 
             return run_period(args.config, args.period, args.as_of, full=args.full)
         if args.command == "corrections":
-            from flows.corrections import corrections_command
+            from flows.corrections import check_command, corrections_command
 
+            if args.check_oa:
+                return check_command(args.config)
             return corrections_command(args.config, args.period, args.apply)
         if args.command == "audit":
             from oafin.audit import verify_command

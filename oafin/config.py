@@ -95,6 +95,28 @@ class AutoApproveRule(_Section):
     exception_types: list[str] = []
 
 
+class OaApprovalConfig(_Section):
+    """Corrections approved in the company's OA (issue #17): each batch becomes an approval
+    instance of the form ``process_code``, submitted as ``originator_userid``."""
+
+    source: str | None = None  # the OA source whose approval forms are used; default: the chain's first
+    process_code: str | None = (
+        None  # the approval form (DingTalk process code); the README says how to make it
+    )
+    originator_userid: str | None = None  # the OA user id the instances are submitted as
+    dept_id: str | None = None  # the originator's department in the OA (DingTalk: -1 for the root)
+    approvers: list[str] = []  # OA user ids who must approve; empty: the form's own approval flow
+    # Actions that only an OA approval may approve (neither auto rules nor the Prefect form):
+    # by action name, and by the role of the target system ("erp": every write to the ERP).
+    required_for_actions: list[
+        Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
+    ] = []
+    required_for_roles: list[Literal["oa", "expense", "erp"]] = []
+    # How long a suspended corrections run waits for the instance before Prefect fails it (the
+    # scheduled check still pushes a later approval).
+    wait_timeout_seconds: int = Field(7 * 86400, ge=1)
+
+
 class CorrectionsConfig(_Section):
     """Pushing corrections back (DESIGN, "Corrections"); see pipeline/corrections."""
 
@@ -103,6 +125,22 @@ class CorrectionsConfig(_Section):
     approval_timeout_seconds: int = Field(3600, ge=1)
     approval_poll_seconds: int = Field(10, ge=1)
     auto_approve: list[AutoApproveRule] = []
+    # Who approves what the auto rules leave: "prefect" (the run page's form; approver
+    # self-declared) or "oa" (an approval instance in the OA; oa.required_* send chosen actions
+    # there even under "prefect").
+    approval: Literal["prefect", "oa"] = "prefect"
+    oa: OaApprovalConfig = OaApprovalConfig()
+
+    @model_validator(mode="after")
+    def _oa_complete(self) -> CorrectionsConfig:
+        oa = self.oa
+        if self.approval == "oa" or oa.required_for_actions or oa.required_for_roles:
+            missing = [k for k in ("process_code", "originator_userid") if not getattr(oa, k)]
+            if missing:
+                raise ValueError(
+                    f"corrections.oa.{' and corrections.oa.'.join(missing)} must be set to approve corrections in the OA"
+                )
+        return self
 
 
 class Settings(BaseSettings):

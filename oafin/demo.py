@@ -120,6 +120,8 @@ def serve_and_run(
     ports: tuple[int, int] | None = None,
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
+    corrections: str | None = None,
+    oa_decision: str = "approve",
 ) -> DemoRun:
     """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
 
@@ -157,6 +159,10 @@ def serve_and_run(
         print(f"sandbox: seed {seed}, period {dataset.period}, {len(dataset.claims)} OA claims")
         print(f"config:  {config_path} (relative paths in it resolve against {config_path.parent})")
         summary = run_flow(config_path, dataset.period)
+        if corrections == "oa":  # issue 17: corrections approved in the sandbox's OA
+            from oafin.demo_corrections import run_oa_corrections
+
+            run_oa_corrections(sandbox, config_path, settings, dataset.period, oa_decision)
         if fault_rate:
             faulted = [c for c in sandbox.calls if c.fault]
             kinds = sorted({c.fault for c in faulted if c.fault})
@@ -174,6 +180,8 @@ def run_demo(
     fault_rate: float = 0.0,
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
+    corrections: str | None = None,
+    oa_decision: str = "approve",
 ) -> int:
     from oafin.sandbox.generator import generate
 
@@ -183,7 +191,16 @@ def run_demo(
         print(f"note: {note}")
     dataset = generate(seed=seed, period=period, n_claims=n_claims)
     try:
-        demo = serve_and_run(dataset, workdir, seed=seed, fault_rate=fault_rate, oa=oa, finance=finance)
+        demo = serve_and_run(
+            dataset,
+            workdir,
+            seed=seed,
+            fault_rate=fault_rate,
+            oa=oa,
+            finance=finance,
+            corrections=corrections,
+            oa_decision=oa_decision,
+        )
     except Exception as exc:  # one line for the operator; the traceback kept
         report_failure("demo's daily flow", exc)
         return 1

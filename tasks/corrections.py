@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from oafin.pipeline.corrections import oa
 from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.corrections.push import push_approved
 from oafin.pipeline.corrections.service import propose
@@ -58,6 +59,54 @@ def push_corrections(config_path: str, keys: list[str]) -> list[dict]:
             "; ".join(f"{r.key[:16]}: {r.detail}" for r in results if r.outcome == "error")
         )
     return [asdict(r) for r in results]
+
+
+def oa_report_link(settings: Any, period: str | None) -> str:
+    """The run's report, as the OA approval form links it (``reports.public_url`` when published)."""
+    from tasks.report import report_link
+
+    folder = settings.reports_dir / period if period else settings.reports_dir
+    return report_link(folder / "report.html", settings.reports_dir, settings.reports.public_url)
+
+
+@task(name="oa-approval", cache_policy=NO_CACHE, task_run_name="oa-approval-{period}")
+def oa_approval(config_path: str, keys: list[str], watch: list[str], period: str | None = None) -> list[dict]:
+    """Send the waiting ``keys`` for approval in the OA (one new batch at most), then read every
+    batch holding any of ``watch`` (this run's actions): decided ones are recorded (exactly once),
+    open ones reported."""
+    settings = settings_from(config_path)
+    engine = warehouse(settings.warehouse_url)
+    log = get_run_logger()
+    title = f"oafin 对账更正审批 {period}" if period else "oafin 对账更正审批"
+    with oa.oa_client(settings) as client:
+        oa.submit(
+            engine,
+            settings,
+            oa.waiting_keys(engine, keys),
+            client,
+            report_link=oa_report_link(settings, period),
+            title=title,
+        )
+        outcomes = [
+            oa.check(engine, settings, code_tables(settings), batch_id, client)
+            for batch_id in oa.batch_ids_for(engine, [*keys, *watch])
+        ]
+    for o in outcomes:
+        log.info("OA instance %s (batch %s): %s", o.instance_id, o.batch_id[:12], o.status)
+        for key, reason in o.refused.items():
+            log.warning("%s: %s", key[:16], reason)
+    return [asdict(o) for o in outcomes]
+
+
+@task(name="check-oa-approvals", cache_policy=NO_CACHE)
+def check_oa_approvals_task(config_path: str) -> dict:
+    """The scheduled check: read every open OA batch, record decisions, push what was approved."""
+    settings = settings_from(config_path)
+    done = oa.check_and_push(warehouse(settings.warehouse_url), settings, code_tables(settings))
+    log = get_run_logger()
+    for o in done["batches"]:
+        log.info("OA instance %s (batch %s): %s", o.instance_id, o.batch_id[:12], o.status)
+    return {"batches": [asdict(o) for o in done["batches"]], "results": [asdict(r) for r in done["results"]]}
 
 
 def _retryable(state: Any) -> bool:  # a Prefect State

@@ -260,7 +260,7 @@ def _row(key: str, applicant: str, action: str = "oa_status_comment", amount: in
 def test_segregation_of_duties_refuses_ones_own_claim() -> None:
     rows = [_row("a" * 64, "P0001"), _row("b" * 64, "P0002")]
     decision = review("STF00001", ["all"], rows, PEOPLE)
-    assert decision.approved == {"b" * 64: "孙超秀 (P0001)"}
+    assert decision.approved == {"b" * 64: "self-declared: 孙超秀 (P0001)"}  # typed in the Prefect UI
     assert list(decision.refused) == ["a" * 64]
     assert "孙超秀 (P0001) applied for claim BX-" in decision.refused["a" * 64]
     assert "segregation of duties" in decision.refused["a" * 64]

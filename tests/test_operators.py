@@ -252,14 +252,33 @@ def test_flow_runs_are_named_by_kind() -> None:
 # --- the shipped deployments and configs --------------------------------------------------------
 
 
-def _deployments() -> list[dict]:
+def _deployments(entrypoint: str = "flows/daily.py:daily") -> list[dict]:
     import yaml
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    return spec["deployments"]
+    return [d for d in spec["deployments"] if d["entrypoint"] == entrypoint]
 
 
-@pytest.mark.parametrize("dep", _deployments(), ids=lambda d: d["name"])
+@pytest.mark.parametrize(
+    "dep",
+    _deployments("flows/corrections.py:corrections")
+    + _deployments("flows/corrections.py:check_oa_approvals"),
+    ids=lambda d: d["name"],
+)
+def test_the_corrections_deployments_call_their_flows_with_parameters_they_accept(dep: dict) -> None:
+    import importlib
+    import inspect
+
+    path, name = dep["entrypoint"].split(":")
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+    inspect.signature(flow.fn).bind(**dep["parameters"])
+    load_settings(ROOT / dep["parameters"]["config_path"])
+    assert all(s["active"] is False for s in dep.get("schedules", [])), "schedules start paused"
+
+
+@pytest.mark.parametrize(
+    "dep", _deployments() + _deployments("flows/group_close.py:group_close"), ids=lambda d: d["name"]
+)
 def test_every_deployment_names_a_config_that_loads_and_parameters_the_flow_accepts(dep: dict) -> None:
     import importlib
     import inspect

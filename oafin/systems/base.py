@@ -20,6 +20,10 @@ The parts (names are the contract between the pipeline, the sandbox and the conf
   HTTP client (``client`` is what write actions call).
 - ``WriteAction``: a correction the system can receive: how to build it from the warehouse's
   facts, how to see whether it already landed, and how to send it.
+- ``Approvals`` (optional ``approvals`` attribute, issue #17): an OA that can hold a correction
+  batch as an approval instance: create it (``ApprovalRequest``: form, originator, one
+  ``ApprovalRow`` per action, report link), find it again after a lost answer, and read it
+  (``ApprovalState``: status and the human decisions on record, ``ApprovalRecord``).
 """
 
 from __future__ import annotations
@@ -230,6 +234,116 @@ class SourceSystem(Protocol):
     def hint(self, exc: BaseException, settings: SourceSettings) -> str | None:
         """What an operator should do about ``exc`` (which variables to set, which setting to check)."""
         ...
+
+
+# --- approvals in the OA (issue #17) ---------------------------------------------------------
+# An OA system may offer ``approvals``: a correction batch is sent as an approval instance in the
+# OA, and its state, with the OA's own record of who decided, is read back. Names and shapes here
+# are neutral; each system maps them onto its API (oafin/systems/<name>/approvals.py).
+
+ApprovalStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+DECISIONS = ("agree", "refuse", "withdraw")
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """One action of a batch, as a row of the approval form's detail table."""
+
+    marker: str  # the action's short id (``[oafin:...]``), how a row is named in decisions
+    action: str
+    claim_no: str | None
+    exception_type: str
+    amount_fen: int | None
+    target_system: str
+    target: str
+    preview: str  # what will be sent
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A batch to approve: which form, submitted by whom, with which rows and report link.
+
+    ``batch_id`` is written into the form, so a batch whose create call's answer was lost can be
+    found again (``Approvals.find``): the OAs' create calls carry no idempotency key.
+    """
+
+    batch_id: str
+    process_code: str  # the approval form (DingTalk process code, WeCom template id, ...)
+    originator_id: str  # the OA user id the instance is submitted as
+    title: str
+    rows: tuple[ApprovalRow, ...]
+    report_link: str
+    approver_ids: tuple[str, ...] = ()  # OA user ids; empty: the form's own approval flow decides
+    dept_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One decision in the OA's record of an instance. ``human``: a person's recorded act (an
+    operation record); False where only a task shows it, as an automatic pass also does
+    (real-clients.md §4.4): such a user still counts for segregation of duties, never as the
+    human approval an instance needs."""
+
+    user_id: str  # the OA's user id
+    decision: str  # agree | refuse | withdraw
+    at: datetime | None = None
+    remark: str = ""
+    human: bool = True
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    """An instance as the OA records it. ``row_decisions``: marker → approved, only where the OA
+    lets approvers decide rows; None means the instance decides the whole batch."""
+
+    instance_id: str
+    status: ApprovalStatus
+    records: tuple[ApprovalRecord, ...] = ()
+    raw_status: str = ""
+    row_decisions: Mapping[str, bool] | None = None
+
+    @property
+    def approvers(self) -> list[str]:
+        """Every user who agreed, in the order the OA recorded them, each once."""
+        out: list[str] = []
+        for r in self.records:
+            if r.decision == "agree" and r.user_id not in out:
+                out.append(r.user_id)
+        return out
+
+    @property
+    def human_approvers(self) -> list[str]:
+        """Those of ``approvers`` whose agreement is a person's recorded act."""
+        return [
+            u
+            for u in self.approvers
+            if any(r.user_id == u and r.decision == "agree" and r.human for r in self.records)
+        ]
+
+    def deciders(self, decision: str) -> list[str]:
+        return list(dict.fromkeys(r.user_id for r in self.records if r.decision == decision))
+
+
+@runtime_checkable
+class Approvals(Protocol):
+    """A system's approval instances (optional ``approvals`` attribute of a ``SourceSystem``).
+
+    ``create`` makes one call and returns the instance id (a write: sent once, never retried);
+    ``find`` reads only: the instance of ``request.batch_id`` created since ``since``, if any;
+    ``read`` returns the instance's state with the human decisions on record."""
+
+    row_level: bool  # whether approvers can decide single rows (else the instance decides all)
+
+    def create(self, client: Any, request: ApprovalRequest) -> str: ...
+
+    def find(self, client: Any, request: ApprovalRequest, since: datetime) -> str | None: ...
+
+    def read(self, client: Any, instance_id: str) -> ApprovalState: ...
+
+
+def approvals_of(system: Any) -> Approvals | None:
+    """The system's approval instances, or None where it offers none."""
+    return getattr(system, "approvals", None)
 
 
 class ClientReader:

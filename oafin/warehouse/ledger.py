@@ -231,6 +231,12 @@ def person_of(label: str | None) -> str | None:
     return found[-1].strip() if found else None
 
 
+def persons_of(label: str | None) -> list[str]:
+    """Every person_id in an approver label: ``"name (P0002)"``, ``"self-declared: name (P0002)"``, or
+    an OA approval's ``"oa <system> <instance>: name (P0002), name (P0003)"``."""
+    return [p.strip() for p in _PERSON_IN_LABEL.findall(label or "")]
+
+
 def trail_problems(row: dict[str, Any], trail: list[audit.AuditEntry]) -> list[str]:
     """What in ``row`` the audit trail of its key (``trail``, in seq order) does not bear out.
 
@@ -280,7 +286,7 @@ def trail_problems(row: dict[str, Any], trail: list[audit.AuditEntry]) -> list[s
             f"ledger {key} says approved by {row.get('approved_by')!r}, the audit log by {approver!r}"
         )
     applicant = proposal.get("applicant_id", row.get("applicant_id"))
-    if approver is not None and applicant and person_of(approver) == applicant:
+    if approver is not None and applicant and applicant in persons_of(approver):
         problems.append(f"ledger {key}: approved by its own applicant {applicant} (segregation of duties)")
     return problems
 

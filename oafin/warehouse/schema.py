@@ -160,6 +160,7 @@ STATE_TABLES: tuple[Table, ...] = (
 )
 
 # Tables defined in other modules on the same metadata (so create_all sees them).
+import oafin.warehouse.approvals  # noqa: E402, F401  (approval_batch: issue 17)
 import oafin.warehouse.ledger  # noqa: E402, F401  (correction_ledger and audit_log: issue 6)
 import oafin.warehouse.review_table  # noqa: E402, F401  (exception_review: issue 4)
 import oafin.warehouse.watermarks  # noqa: E402, F401  (extract_watermark: issue 5)

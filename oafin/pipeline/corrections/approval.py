@@ -6,8 +6,9 @@ number, ...), or their name exactly as in the people table when no one else has 
 across systems (SSO) is what the people and identities tables record, so each of these resolves
 to one ``person_id``; a value that matches no one, or more than one person, is refused, because
 segregation of duties cannot be checked for it. Prefect's
-open-source UI does not authenticate who typed the name: the audit log records what was typed
-and the person it resolved to.
+open-source UI does not authenticate who typed the name: the audit log records the person it
+resolved to as ``self-declared: name (P0001)``. An approval in the company's OA, where users log
+in, is the other path (``oafin.pipeline.corrections.oa``).
 
 Segregation of duties: an approver may not approve a correction touching a claim they applied
 for. Such an action is refused with a message saying so; the approver's other choices stand.
@@ -24,6 +25,9 @@ from oafin.config import AutoApproveRule
 
 MIN_PREFIX = 8
 AUTO_PREFIX = "auto:"
+# The Prefect form's approver typed their own name: recorded as such (issue #17); an approval in
+# the OA is recorded with the OA's instance and its approvers of record instead.
+SELF_DECLARED = "self-declared: "
 
 
 class ApprovalError(ValueError):
@@ -132,7 +136,8 @@ def review(
     except ApprovalError as exc:
         decision.refused = {k: str(exc) for k in selected}
         return decision
-    decision.approver = approver.label
+    label = SELF_DECLARED + approver.label
+    decision.approver = label
     for entry in unknown:
         decision.refused[entry] = f"{entry!r} matches no proposed action (or more than one)"
     for key in selected:
@@ -143,5 +148,5 @@ def review(
                 "forbids approving a correction to one's own claim. Ask another approver."
             )
         else:
-            decision.approved[key] = approver.label
+            decision.approved[key] = label
     return decision

@@ -85,9 +85,17 @@ def record_decision(engine: Engine, decision: Decision, now: datetime | None = N
                     approved_at=now,
                     now=now,
                 )
+        trails = ledger.trails(conn, [k for k in decision.refused if k in known])
         for key, reason in decision.refused.items():
             actor = decision.approver or "unknown approver"
             if key in known:
+                last = trails.get(key, [])[-1:]
+                if last and (last[0].event, last[0].actor, last[0].payload) == (
+                    "refused",
+                    actor,
+                    audit.canonical_json({"reason": reason}),
+                ):
+                    continue  # the same answer again (a resumed run re-reads its saved input)
                 ledger.note(conn, key, "refused", actor, {"reason": reason}, now)
             else:
                 audit.append(conn, "refused", actor, "approval", {"entry": key, "reason": reason}, now)

@@ -19,6 +19,7 @@ from oafin.systems.base import (
     client_options,
 )
 from oafin.systems.dingtalk.actions import StatusComment
+from oafin.systems.dingtalk.approvals import DingTalkApprovals
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
@@ -52,6 +53,8 @@ class DingTalk:
     default_rate_per_second = DINGTALK_REQUESTS_PER_SECOND
     rate_source = "source-systems.md §1.6: errcode 90018 above 40 calls/s per app key and API"
     write_actions: Mapping[str, WriteAction] = {"oa_status_comment": StatusComment()}
+    # issue #17: correction batches approved as topapi approval instances (approvals.py)
+    approvals = DingTalkApprovals()
 
     @property
     def twin(self) -> Twin:

@@ -279,6 +279,71 @@ class DingTalkClient(SystemClient):
                 return dict(record)
         return None
 
+    # --- approval instances for correction batches (issue #17) ----------------------------------
+
+    def create_instance(
+        self,
+        process_code: str,
+        originator_user_id: str,
+        form_component_values: list[dict[str, Any]],
+        *,
+        dept_id: str = "-1",
+        approvers: list[str] | None = None,
+    ) -> str:
+        """Start an approval instance; returns its ``process_instance_id``.
+
+        real-clients.md §4.1 (old topapi create, dingtalk-sdk 1.3.8): ``POST
+        /topapi/processinstance/create`` with ``process_code, originator_user_id, dept_id,
+        approvers`` (comma-separated) and ``form_component_values[{name, value}]``; the answer
+        carries ``process_instance_id``. No idempotency key exists (§4.1): sent once, and a lost
+        answer is settled by looking for the instance (``DingTalkApprovals.find``).
+        """
+        call = Call(SYSTEM, "processinstance/create", f"process_code={process_code}")
+        body: dict[str, Any] = {
+            "process_code": process_code,
+            "originator_user_id": originator_user_id,
+            "dept_id": dept_id,
+            "form_component_values": form_component_values,
+        }
+        if approvers:
+            body["approvers"] = ",".join(approvers)
+        reply = self._writer().request(call, "POST", "/topapi/processinstance/create", json=body)
+        instance_id = reply.get("process_instance_id")
+        if not instance_id:
+            raise call.error(BadResponseError, "no process_instance_id in the response", retryable=False)
+        return str(instance_id)
+
+    def execute_task(
+        self, instance_id: str, task_id: str, actioner_userid: str, result: str, remark: str = ""
+    ) -> dict[str, Any]:
+        """Agree or refuse one task (source-systems.md §1.5: old ``/topapi/process/instance/execute``;
+        the fields are v1.0's ``processInstanceId, taskId, actionerUserId, result, remark`` in
+        snake case, wrapped in ``request`` as comment/add is [U]). Used by the sandbox's scripted
+        approver; oafin itself never decides an instance."""
+        call = Call(SYSTEM, "process/instance/execute", f"process_instance_id={instance_id}")
+        req = {
+            "process_instance_id": instance_id,
+            "task_id": task_id,
+            "actioner_userid": actioner_userid,
+            "result": result,
+            "remark": remark,
+        }
+        return self._writer().request(call, "POST", "/topapi/process/instance/execute", json={"request": req})
+
+    def terminate_instance(self, instance_id: str, operating_userid: str, remark: str = "") -> dict[str, Any]:
+        """Withdraw (撤销) an instance (source-systems.md §1.5: old ``/topapi/process/instance/terminate``,
+        v1.0's ``processInstanceId, isSystem, remark, operatingUserId`` in snake case [U])."""
+        call = Call(SYSTEM, "process/instance/terminate", f"process_instance_id={instance_id}")
+        req = {
+            "process_instance_id": instance_id,
+            "is_system": False,
+            "remark": remark,
+            "operating_userid": operating_userid,
+        }
+        return self._writer().request(
+            call, "POST", "/topapi/process/instance/terminate", json={"request": req}
+        )
+
     def iter_instances(self, process_code: str, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Every instance of ``process_code`` created in ``[start, end)``, in ``listids`` order."""
         for instance_id, instance in self._details(self.iter_instance_ids(process_code, start, end)):

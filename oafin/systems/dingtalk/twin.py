@@ -1,4 +1,7 @@
-"""Fake DingTalk, old (topapi) API: gettoken, processinstance/listids, processinstance/get.
+"""Fake DingTalk, old (topapi) API: gettoken, processinstance/listids, processinstance/get,
+process/instance/comment/add, and for correction batches (issue #17) processinstance/create,
+process/instance/execute and process/instance/terminate with a scripted approver
+(``twin_approvals``).
 
 Shapes from source-systems.md §1.1-1.3 and §1.6: the token travels as the ``access_token``
 query parameter, every answer is ``{errcode, errmsg, ...}`` with HTTP 200, ``listids``
@@ -30,6 +33,7 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
+from oafin.systems.dingtalk.twin_approvals import ApprovalDesk, DeskError
 from oafin.systems.dingtalk.twin_faults import FAULTS
 from oafin.systems.dingtalk.twin_render import instances
 
@@ -74,9 +78,24 @@ class DingTalkState:
             self.instances[iid] = body
             created[dataset.process_code].append((_epoch_ms(body["create_time"]), iid))
         self.by_process = {code: sorted(pairs) for code, pairs in created.items()}
+        # issue #17: instances oafin creates for correction batches, and the scripted approver
+        people = sorted(dataset.people, key=lambda p: p.person_id)
+        heads = [p.userid for p in people if p.role == "director"] or [p.userid for p in people[:1]]
+        self.desk = ApprovalDesk(
+            self.instances,
+            self._index,
+            known_users={p.userid for p in people},
+            default_approvers=heads[:1],
+            applicant_of_claim={c.claim_no: c.originator.userid for c in dataset.claims},
+        )
+        for code in self.desk.forms:
+            self.by_process.setdefault(code, [])
         # Write calls received (issue #6), in order: {"call", "body", "at"}; a test reads them
         # through SandboxHandle.received_writes().
         self.writes: list[dict[str, Any]] = []
+
+    def _index(self, process_code: str, create_time: str, instance_id: str) -> None:
+        bisect.insort(self.by_process.setdefault(process_code, []), (_epoch_ms(create_time), instance_id))
 
     def list_ids(self, process_code: str, start_ms: int, end_ms: int | None) -> list[str]:
         """Ids created in ``[start_ms, end_ms]`` in a stable order (creation time, then id)."""
@@ -126,6 +145,19 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _request_of(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``request`` object of a TOP-style write (a JSON object or its JSON text), or the body."""
+    if body is None:
+        return None
+    req = body.get("request", body)
+    if isinstance(req, str):
+        try:
+            req = json.loads(req)
+        except ValueError:
+            return None
+    return req if isinstance(req, dict) else None
 
 
 def create_dingtalk_app(
@@ -178,10 +210,66 @@ def create_dingtalk_app(
         body = await _body(request)
         if body is None:
             return _bad_param("body is not a JSON object")
-        instance = state.instances.get(str(body.get("process_instance_id", "")))
+        iid = str(body.get("process_instance_id", ""))
+        instance = state.instances.get(iid)
         if instance is None:
             return _error(NO_INSTANCE)
+        if iid in state.desk.created:  # the scripted approver acts when its reads are done
+            state.desk.on_read(iid)
+            return _reply(process_instance=json.loads(json.dumps(instance)))
         return _reply(process_instance=instance)
+
+    async def create(request: Request) -> JSONResponse:
+        # real-clients.md §4.1 (old topapi create): {process_instance_id} at the top level
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        body = await _body(request)
+        if body is None:
+            return _bad_param("body is not a JSON object")
+        try:
+            return _reply(process_instance_id=state.desk.create(body))
+        except DeskError as exc:
+            return _bad_param(str(exc))
+
+    async def execute(request: Request) -> JSONResponse:
+        # source-systems.md §1.5 (old execute): agree or refuse one task
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        req = _request_of(await _body(request))
+        if req is None:
+            return _bad_param("request is not a JSON object")
+        iid = str(req.get("process_instance_id") or "")
+        if iid not in state.instances:
+            return _error(NO_INSTANCE)
+        try:
+            state.desk.execute(
+                iid,
+                str(req.get("actioner_userid") or ""),
+                str(req.get("result") or ""),
+                req.get("task_id"),
+                str(req.get("remark") or ""),
+            )
+        except DeskError as exc:
+            return _bad_param(str(exc))
+        return _reply(result=True, success=True)
+
+    async def terminate(request: Request) -> JSONResponse:
+        # source-systems.md §1.5 (old terminate): the originator withdraws (撤销)
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        req = _request_of(await _body(request))
+        if req is None:
+            return _bad_param("request is not a JSON object")
+        iid = str(req.get("process_instance_id") or "")
+        if iid not in state.instances:
+            return _error(NO_INSTANCE)
+        try:
+            state.desk.terminate(
+                iid, str(req.get("operating_userid") or ""), str(req.get("remark") or "撤销")
+            )
+        except DeskError as exc:
+            return _bad_param(str(exc))
+        return _reply(result=True, success=True)
 
     async def comment_add(request: Request) -> JSONResponse:
         # source-systems.md §1.5 (old API): the comment shows afterwards in the instance's
@@ -230,6 +318,9 @@ def create_dingtalk_app(
             Route("/topapi/processinstance/listids", listids, methods=["POST"]),
             Route("/topapi/processinstance/get", get, methods=["POST"]),
             Route("/topapi/process/instance/comment/add", comment_add, methods=["POST"]),
+            Route("/topapi/processinstance/create", create, methods=["POST"]),
+            Route("/topapi/process/instance/execute", execute, methods=["POST"]),
+            Route("/topapi/process/instance/terminate", terminate, methods=["POST"]),
         ],
         middleware=[
             Middleware(

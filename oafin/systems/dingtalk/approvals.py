@@ -1,0 +1,158 @@
+"""DingTalk approval instances for correction batches (issue #17), old topapi API.
+
+The form an admin creates in DingTalk (README, "Corrections approved in the OA") has these
+controls, by name (``form_component_values[].name``):
+
+| name | control | holds |
+|---|---|---|
+| ``更正批次`` | TextField | oafin's batch id (how a lost create is found again) |
+| ``对账报告`` | TextField | the link to the run's report |
+| ``更正说明`` | TextareaField | how many actions, the total amount, what approving does |
+| ``更正明细`` | TableField | one row per action: ``编号, 报销单号, 异常类型, 金额, 目标系统, 发送内容`` |
+
+A TableField value is a JSON string of rows, each a list of ``{name, value}``
+(real-clients.md §4.1, "Table values use the same JSON string as v1.0"); read back it is the
+``rowValue`` shape of real-clients.md §2.7.
+
+Reading: status and result (source-systems.md §1.4): ``COMPLETED`` + ``agree`` is approved,
+``COMPLETED`` + ``refuse`` rejected, ``TERMINATED``/``CANCELED`` withdrawn, anything else pending.
+The people who decided are the operation records ``EXECUTE_TASK_NORMAL`` (or ``_AGENT``, a
+delegate deciding) with ``AGREE``/``REFUSE`` (real-clients.md §4.1), and who withdrew the
+``TERMINATE_PROCESS_INSTANCE`` record; tasks ``COMPLETED`` with ``AGREE``/``REFUSE`` fill in a
+decision the records lack, marked not human (an automatic pass looks so, real-clients.md §4.4):
+they count for segregation of duties, never as the approval itself. DingTalk has no row-level decision (real-clients.md §4.4): the
+instance approves the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from oafin.systems.base import ApprovalRecord, ApprovalRequest, ApprovalState, ApprovalStatus
+
+SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
+BATCH_FIELD: Final = "更正批次"
+REPORT_FIELD: Final = "对账报告"
+SUMMARY_FIELD: Final = "更正说明"
+TABLE_FIELD: Final = "更正明细"
+COLUMNS: Final = ("编号", "报销单号", "异常类型", "金额", "目标系统", "发送内容")
+DECIDING_OPERATIONS: Final = frozenset({"EXECUTE_TASK_NORMAL", "EXECUTE_TASK_AGENT"})
+RESULTS: Final = {"AGREE": "agree", "REFUSE": "refuse"}
+
+
+def _yuan(fen: int | None) -> str:
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}¥{whole:,}.{cents:02d}"
+
+
+def form_values(request: ApprovalRequest) -> list[dict[str, Any]]:
+    """``form_component_values`` for ``request`` (see the module docstring)."""
+    total = sum(r.amount_fen or 0 for r in request.rows)
+    rows = [
+        [
+            {"name": "编号", "value": r.marker},
+            {"name": "报销单号", "value": r.claim_no or ""},
+            {"name": "异常类型", "value": r.exception_type},
+            {"name": "金额", "value": _yuan(r.amount_fen)},
+            {"name": "目标系统", "value": f"{r.target_system}: {r.target}"},
+            {"name": "发送内容", "value": r.preview},
+        ]
+        for r in request.rows
+    ]
+    summary = (
+        f"共 {len(request.rows)} 项更正，涉及金额合计 {_yuan(total)}。同意即批准全部明细写回对应系统；"
+        "申请人不得审批涉及本人报销单的更正。"
+    )
+    return [
+        {"name": BATCH_FIELD, "value": request.batch_id},
+        {"name": REPORT_FIELD, "value": request.report_link},
+        {"name": SUMMARY_FIELD, "value": summary},
+        {"name": TABLE_FIELD, "value": json.dumps(rows, ensure_ascii=False)},
+    ]
+
+
+def _when(text: Any) -> datetime | None:
+    """topapi dates are Beijing-time ``yyyy-MM-dd HH:mm:ss`` strings (source-systems.md §1.3)."""
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def status_of(instance: dict[str, Any]) -> ApprovalStatus:
+    status, result = str(instance.get("status") or ""), str(instance.get("result") or "")
+    if status == "COMPLETED" and result == "agree":
+        return "approved"
+    if status == "COMPLETED" and result == "refuse":
+        return "rejected"
+    if status in ("TERMINATED", "CANCELED"):
+        return "withdrawn"
+    return "pending"
+
+
+def records_of(instance: dict[str, Any]) -> tuple[ApprovalRecord, ...]:
+    out: list[ApprovalRecord] = []
+    for r in instance.get("operation_records") or []:
+        op, result, user = r.get("operation_type"), r.get("operation_result"), str(r.get("userid") or "")
+        if not user:
+            continue
+        if op in DECIDING_OPERATIONS and result in RESULTS:
+            out.append(
+                ApprovalRecord(user, RESULTS[result], _when(r.get("date")), str(r.get("remark") or ""))
+            )
+        elif op == "TERMINATE_PROCESS_INSTANCE":
+            out.append(ApprovalRecord(user, "withdraw", _when(r.get("date")), str(r.get("remark") or "")))
+    seen = {(r.user_id, r.decision) for r in out}
+    for t in instance.get("tasks") or []:
+        user, result = str(t.get("userid") or ""), t.get("task_result")
+        if t.get("task_status") == "COMPLETED" and result in RESULTS and (user, RESULTS[result]) not in seen:
+            out.append(ApprovalRecord(user, RESULTS[result], _when(t.get("finish_time")), human=False))
+    return tuple(out)
+
+
+def batch_of(instance: dict[str, Any]) -> str | None:
+    for value in instance.get("form_component_values") or []:
+        if value.get("name") == BATCH_FIELD:
+            return str(value.get("value") or "")
+    return None
+
+
+class DingTalkApprovals:
+    """``Approvals`` over the topapi client (``DingTalkClient``)."""
+
+    row_level = False  # real-clients.md §4.4: the instance decides the whole batch
+
+    def create(self, client: Any, request: ApprovalRequest) -> str:
+        return str(
+            client.create_instance(
+                request.process_code,
+                request.originator_id,
+                form_values(request),
+                dept_id=request.dept_id or "-1",
+                approvers=list(request.approver_ids),
+            )
+        )
+
+    def find(self, client: Any, request: ApprovalRequest, since: datetime) -> str | None:
+        """The instance of ``request.batch_id`` among the form's instances created since ``since``
+        (a minute earlier: clocks differ), by its ``更正批次`` field."""
+        start, end = since - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
+        for instance_id in client.iter_instance_ids(request.process_code, start, end):
+            if batch_of(client.get_instance(instance_id)) == request.batch_id:
+                return instance_id
+        return None
+
+    def read(self, client: Any, instance_id: str) -> ApprovalState:
+        instance = client.get_instance(instance_id)
+        return ApprovalState(
+            instance_id=instance_id,
+            status=status_of(instance),
+            records=records_of(instance),
+            raw_status=f"{instance.get('status') or ''}/{instance.get('result') or ''}",
+        )

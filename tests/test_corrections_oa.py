@@ -1,0 +1,320 @@
+"""Corrections approved in the OA (issue #17), as plain functions against the sandbox's DingTalk twin:
+proposals → an approval instance → a scripted approver → the decision → pushed once through the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from oafin.audit import verify_url
+from oafin.config import load_settings
+from oafin.pipeline.corrections import oa
+from oafin.pipeline.corrections.service import propose
+from oafin.pipeline.runtime import code_tables
+from oafin.systems.base import ApprovalRecord, ApprovalState
+from oafin.systems.dingtalk.approvals import records_of, status_of
+from oafin.systems.dingtalk.twin_approvals import CORRECTIONS_PROCESS_CODE, Script
+from oafin.warehouse import approvals, audit, inflight, ledger
+from tests import test_corrections_helpers as helpers
+
+reconciled_warehouse = helpers.reconciled_warehouse
+fresh_sandbox = helpers.fresh_sandbox
+corrections_setup = helpers.corrections_setup
+
+BATCH = 6  # actions per test batch: a chosen subset of the period's proposals
+
+
+def _rows(engine: Engine) -> dict[str, dict]:
+    with engine.connect() as conn:
+        return {r["idempotency_key"]: r for r in ledger.rows(conn)}
+
+
+def _dingtalk_id(tables, person_id: str) -> str:
+    return tables.external_ids("dingtalk")[person_id]
+
+
+def oa_config(make, tables, originator: str, approvers: list[str], extra: str = "") -> Path:
+    return make(
+        'approval = "oa"\n'
+        f"{extra}"
+        "[corrections.oa]\n"
+        f'process_code = "{CORRECTIONS_PROCESS_CODE}"\n'
+        f'originator_userid = "{originator}"\n'
+        f"approvers = {json.dumps(approvers)}\n"
+    )
+
+
+@pytest.fixture
+def oa_setup(corrections_setup):
+    """(settings, engine, sandbox, tables, batch keys, approver person_id): a batch of actions on
+    claims of people other than the approver and the originator."""
+    make, engine, sandbox = corrections_setup
+    settings = load_settings(make())
+    tables = code_tables(settings)
+    proposed = propose(engine, tables, comment_userid=helpers.COMMENT_USER)
+    rows = _rows(engine)
+    applicants = {r["applicant_id"] for r in rows.values()}
+    people = [p for p in tables.people["person_id"] if p not in applicants]
+    originator, approver = people[0], people[1]
+    keys = proposed.keys[:BATCH]
+    config = oa_config(make, tables, _dingtalk_id(tables, originator), [_dingtalk_id(tables, approver)])
+    return load_settings(config), engine, sandbox, tables, keys, approver
+
+
+def _submit(settings, engine, keys) -> dict:
+    with oa.oa_client(settings) as client:
+        [batch] = oa.submit(
+            engine, settings, keys, client, report_link="https://reports.example/2026-10/report.html"
+        )
+    return batch
+
+
+def _check_and_push(settings, engine, tables) -> dict:
+    return oa.check_and_push(engine, settings, tables)
+
+
+def _desk(sandbox):
+    return sandbox.dingtalk.desk
+
+
+def _pushed_writes(sandbox) -> list[dict]:
+    return sandbox.received_writes()
+
+
+def test_approved_in_the_oa_is_pushed_once_and_audit_verify_covers_it(oa_setup) -> None:
+    settings, engine, sandbox, tables, keys, approver = oa_setup
+    batch = _submit(settings, engine, keys)
+    assert batch["status"] == "open" and batch["instance_id"]
+    [create] = [c for c in _desk(sandbox).calls if c["call"] == "processinstance/create"]
+    form = {v["name"]: v["value"] for v in create["body"]["form_component_values"]}
+    table = json.loads(form["更正明细"])
+    assert len(table) == len(keys)
+    assert [c["name"] for c in table[0]] == ["编号", "报销单号", "异常类型", "金额", "目标系统", "发送内容"]
+    assert form["对账报告"].endswith("report.html") and form["更正批次"] == batch["batch_id"]
+    assert _submit(settings, engine, keys)["batch_id"] == batch["batch_id"]  # a re-run re-uses it
+    assert len([c for c in _desk(sandbox).calls if c["call"] == "processinstance/create"]) == 1
+
+    _desk(sandbox).script = Script("approve", after_reads=1)
+    first = _check_and_push(settings, engine, tables)  # the first read: still running
+    assert [b.status for b in first["batches"]] == ["open"] and first["results"] == []
+    assert _pushed_writes(sandbox) == []
+
+    second = _check_and_push(settings, engine, tables)
+    [outcome] = second["batches"]
+    assert outcome.status == "approved" and outcome.newly_decided
+    assert sorted(outcome.approved) == sorted(keys)
+    assert {r.outcome for r in second["results"]} == {"pushed"} and len(second["results"]) == len(keys)
+    rows = _rows(engine)
+    label = rows[keys[0]]["approved_by"]
+    assert label.startswith(f"oa dingtalk instance {batch['instance_id']}: ") and label.endswith(
+        f"({approver})"
+    )
+    assert all(rows[k]["status"] == "done" for k in keys)
+    assert all(rows[k]["status"] == "proposed" for k in rows if k not in keys)  # the rest wait
+    writes = len(_pushed_writes(sandbox))
+
+    third = _check_and_push(settings, engine, tables)  # nothing open, nothing left to push
+    assert third["batches"] == [] and third["results"] == []
+    assert len(_pushed_writes(sandbox)) == writes
+
+    report = verify_url(settings.warehouse_url)
+    assert report.ok, report.problems
+    # the OA's record in the warehouse, edited: verify names it
+    with engine.begin() as conn:
+        conn.execute(
+            approvals.approval_batch.update().values(
+                approvers=json.dumps([{"external_id": "x", "person_id": "P9999", "name": ""}])
+            )
+        )
+    problems = verify_url(settings.warehouse_url).problems
+    assert any("approvers differ from the decision in the audit log" in p for p in problems)
+    assert any("approvers are not those the OA recorded" in p for p in problems)
+
+
+def test_rejected_in_the_oa_pushes_nothing_and_says_by_whom(oa_setup) -> None:
+    settings, engine, sandbox, tables, keys, approver = oa_setup
+    _submit(settings, engine, keys)
+    _desk(sandbox).script = Script("reject", after_reads=0)
+    result = _check_and_push(settings, engine, tables)
+    [outcome] = result["batches"]
+    assert outcome.status == "rejected" and result["results"] == []
+    assert _pushed_writes(sandbox) == []
+    assert all(r["status"] == "proposed" for r in _rows(engine).values())
+    with engine.connect() as conn:
+        notes = [e for e in audit.entries(conn) if e.event == "oa_rejected"]
+    assert {e.subject for e in notes} == set(keys)
+    assert all(e.actor.endswith(f"({approver})") for e in notes)
+    assert all(
+        f"rejected in OA dingtalk instance {outcome.instance_id} by" in json.loads(e.payload)["reason"]
+        for e in notes
+    )
+    # a later run does not send the rejected actions again by itself
+    assert oa.sendable(engine, keys) == ([], [])
+    assert verify_url(settings.warehouse_url).ok
+
+
+def test_withdrawn_pushes_nothing_and_says_by_whom(oa_setup) -> None:
+    settings, engine, sandbox, tables, keys, approver = oa_setup
+    batch = _submit(settings, engine, keys)
+    _desk(sandbox).decide(batch["instance_id"], "withdraw")
+    result = _check_and_push(settings, engine, tables)
+    [outcome] = result["batches"]
+    assert outcome.status == "withdrawn" and result["results"] == [] and _pushed_writes(sandbox) == []
+    originator = settings.corrections.oa.originator_userid
+    person = tables.person_by_identity("dingtalk", originator)
+    assert outcome.decided_by.endswith(f"({person})")
+    assert set(outcome.refused) == set(keys) and all("withdrawn in OA" in r for r in outcome.refused.values())
+
+
+def test_approved_by_the_applicant_is_refused_with_the_reason(corrections_setup) -> None:
+    make, engine, sandbox = corrections_setup
+    settings = load_settings(make())
+    tables = code_tables(settings)
+    proposed = propose(engine, tables, comment_userid=helpers.COMMENT_USER)
+    rows = _rows(engine)
+    applicant = rows[proposed.keys[0]]["applicant_id"]
+    own = [k for k in proposed.keys if rows[k]["applicant_id"] == applicant]
+    others = [k for k in proposed.keys if rows[k]["applicant_id"] != applicant][:3]
+    applicants = {r["applicant_id"] for r in rows.values()}
+    originator, approver = [p for p in tables.people["person_id"] if p not in applicants][:2]
+    settings = load_settings(
+        oa_config(make, tables, _dingtalk_id(tables, originator), [_dingtalk_id(tables, approver)])
+    )
+    keys = [*own, *others]
+    _submit(settings, engine, keys)
+    _desk(sandbox).script = Script("applicant", after_reads=0)  # the first row's applicant agrees too
+    result = _check_and_push(settings, engine, tables)
+    [outcome] = result["batches"]
+    assert outcome.status == "approved"
+    assert set(outcome.refused) == set(own) and sorted(outcome.approved) == sorted(others)
+    assert all(
+        "segregation of duties" in reason and f"({applicant}) approved OA dingtalk instance" in reason
+        for reason in outcome.refused.values()
+    )
+    assert {r.key for r in result["results"] if r.outcome == "pushed"} == set(others)
+    after = _rows(engine)
+    assert all(after[k]["status"] == "proposed" for k in own)
+    assert verify_url(settings.warehouse_url).ok
+
+
+def test_a_run_killed_after_the_create_call_finds_its_instance_and_pushes_once(oa_setup, monkeypatch) -> None:
+    settings, engine, sandbox, tables, keys, approver = oa_setup
+
+    class Killed(BaseException):
+        pass
+
+    def kill(batch_id: str) -> None:
+        raise Killed(batch_id)
+
+    monkeypatch.setattr(oa, "after_create", kill)
+    with pytest.raises(Killed):
+        _submit(settings, engine, keys)
+    monkeypatch.setattr(oa, "after_create", None)
+    with engine.connect() as conn:
+        [batch] = approvals.batches(conn)
+    assert batch["status"] == "submitting" and batch["instance_id"] is None  # the answer was lost
+
+    with inflight.hold(engine, approvals.subject(batch["batch_id"])) as mine:  # another process at it
+        assert mine
+        with oa.oa_client(settings) as client:
+            busy = oa.check(engine, settings, tables, batch["batch_id"], client)
+    assert busy.status == "submitting" and busy.instance_id is None
+    assert len([c for c in _desk(sandbox).calls if c["call"] == "processinstance/create"]) == 1
+
+    _desk(sandbox).script = Script("approve", after_reads=0)
+    result = _check_and_push(settings, engine, tables)
+    creates = [c for c in _desk(sandbox).calls if c["call"] == "processinstance/create"]
+    assert len(creates) == 1, "a second instance was created"
+    [outcome] = result["batches"]
+    assert outcome.instance_id == creates[0]["instance_id"] and outcome.status == "approved"
+    assert len([r for r in result["results"] if r.outcome == "pushed"]) == len(keys)
+    writes = len(_pushed_writes(sandbox))
+    assert _check_and_push(settings, engine, tables)["results"] == []
+    assert len(_pushed_writes(sandbox)) == writes
+    with engine.connect() as conn:
+        found = [
+            e for e in audit.entries(conn, approvals.subject(batch["batch_id"])) if e.event == "oa_instance"
+        ]
+    assert json.loads(found[0].payload)["found"] is True
+    assert verify_url(settings.warehouse_url).ok
+
+
+# --- plain functions, no network -------------------------------------------------------------
+
+
+def _state(status, records, rows=None) -> ApprovalState:
+    return ApprovalState("I-1", status, tuple(records), row_decisions=rows)
+
+
+def test_decide_refuses_what_the_oa_record_does_not_bear_out(corrections_setup) -> None:
+    make, engine, _ = corrections_setup
+    tables = code_tables(load_settings(make()))
+    ids = tables.external_ids("dingtalk")
+    rows = [
+        {"idempotency_key": "a" * 64, "applicant_id": "P0001", "claim_no": "C1"},
+        {"idempotency_key": "b" * 64, "applicant_id": "P0002", "claim_no": "C2"},
+    ]
+    agree = [ApprovalRecord(ids["P0003"], "agree")]
+    ok = oa.decide(_state("approved", agree), rows, tables, "dingtalk")
+    assert set(ok.approved) == {"a" * 64, "b" * 64} and ok.approvers[0]["person_id"] == "P0003"
+    own = oa.decide(
+        _state("approved", [*agree, ApprovalRecord(ids["P0001"], "agree")]), rows, tables, "dingtalk"
+    )
+    assert set(own.refused) == {"a" * 64} and "segregation of duties" in own.refused["a" * 64]
+    auto_only = [ApprovalRecord(ids["P0003"], "agree", human=False)]
+    passed = oa.decide(_state("approved", auto_only), rows, tables, "dingtalk")
+    assert passed.approved == {} and "automatic pass" in passed.refused["a" * 64]
+    mixed = [*agree, ApprovalRecord(ids["P0002"], "agree", human=False)]  # the applicant auto-passed
+    seg = oa.decide(_state("approved", mixed), rows, tables, "dingtalk")
+    assert set(seg.approved) == {"a" * 64} and "segregation of duties" in seg.refused["b" * 64]
+    nobody = oa.decide(_state("approved", []), rows, tables, "dingtalk")
+    assert set(nobody.refused) == {"a" * 64, "b" * 64} and "automatic pass" in nobody.refused["a" * 64]
+    stranger = oa.decide(
+        _state("approved", [ApprovalRecord("not-a-user", "agree")]), rows, tables, "dingtalk"
+    )
+    assert all("not in the identities table" in r for r in stranger.refused.values())
+    by_row = oa.decide(
+        _state("approved", agree, {"[oafin:" + "a" * 16 + "]": True}), rows, tables, "dingtalk"
+    )
+    assert set(by_row.approved) == {"a" * 64} and "detail table" in by_row.refused["b" * 64]
+    pending = oa.decide(_state("pending", []), rows, tables, "dingtalk")
+    assert pending.approved == {} and pending.refused == {}
+
+
+def test_dingtalk_instances_read_as_the_fact_sheet_says() -> None:
+    base = {"status": "COMPLETED", "result": "agree"}
+    assert status_of(base) == "approved"
+    assert status_of({"status": "COMPLETED", "result": "refuse"}) == "rejected"
+    assert status_of({"status": "TERMINATED", "result": ""}) == "withdrawn"
+    assert status_of({"status": "RUNNING", "result": ""}) == "pending"
+    records = records_of(
+        {
+            "operation_records": [
+                {"userid": "u0", "operation_type": "START_PROCESS_INSTANCE", "operation_result": "NONE"},
+                {
+                    "userid": "u1",
+                    "operation_type": "EXECUTE_TASK_NORMAL",
+                    "operation_result": "AGREE",
+                    "date": "2026-11-02 09:00:00",
+                },
+                {"userid": "u2", "operation_type": "EXECUTE_TASK_AGENT", "operation_result": "AGREE"},
+                {"userid": "u3", "operation_type": "ADD_REMARK", "operation_result": "NONE"},
+            ],
+            "tasks": [
+                {"userid": "u1", "task_status": "COMPLETED", "task_result": "AGREE"},
+                {"userid": "u4", "task_status": "COMPLETED", "task_result": "AGREE"},
+                {"userid": "u5", "task_status": "CANCELED", "task_result": "NONE"},
+            ],
+        }
+    )
+    assert [(r.user_id, r.decision, r.human) for r in records] == [
+        ("u1", "agree", True),
+        ("u2", "agree", True),
+        ("u4", "agree", False),  # a task alone: what an automatic pass looks like
+    ]
+    assert records[0].at is not None and records[0].at.utcoffset() is not None
+    assert records[0].at.hour == 1  # 09:00 Beijing is 01:00 UTC
