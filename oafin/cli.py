@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--finance", default="kingdee", help="the finance system the sandbox plays (registered name)"
     )
+    demo.add_argument(
+        "--chain",
+        default=None,
+        help="the chain of systems, OA first, comma-separated (e.g. dingtalk,hesine,kingdee); "
+        "replaces --oa/--finance",
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -138,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fault_rate=args.fault_rate,
                 oa=args.oa,
                 finance=args.finance,
+                chain=[s.strip() for s in args.chain.split(",") if s.strip()] if args.chain else None,
             )
         if args.command == "run":
             from oafin.run import run_period

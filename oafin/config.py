@@ -398,6 +398,32 @@ class OaFinDefaults:
     """The embedded defaults `oafin demo` runs on: the sandbox, a SQLite file, reports beside it."""
 
     @staticmethod
+    def chain_toml(systems: list[tuple[str, str, str]]) -> str:
+        """One source per ``(name, system, url)``, chained in that order, on the sandbox."""
+        names = ", ".join(f'"{name}"' for name, _, _ in systems)
+        sources = "".join(
+            f"""
+[[sources]]
+name = "{name}"
+system = "{system}"
+company_code = "C01"
+base_url = "{url}"
+rate_limit_per_second = {500 if i == 0 else 200}
+"""
+            for i, (name, system, url) in enumerate(systems)
+        )
+        return f"""# Written by `oafin demo --chain`. Credentials come from the environment, per source:
+# OAFIN_SOURCE_<NAME>_<FIELD> (the demo sets the sandbox's public fake ones).
+chain = [{names}]
+{sources}
+[warehouse]
+url = "sqlite:///oafin.db"
+
+[reports]
+dir = "reports"
+"""
+
+    @staticmethod
     def demo_toml(oa_url: str, finance_url: str, *, oa: str = "dingtalk", finance: str = "kingdee") -> str:
         """Two sources named ``oa`` and ``finance`` (systems ``oa`` and ``finance``) on the sandbox."""
         return f"""# Written by `oafin demo`. Credentials come from the environment, per source:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,23 @@ def settings_sources(settings: Settings) -> list[tuple[str, str]]:
     return [(s.name, s.system) for s in settings.sources]
 
 
+def chain_source_names(systems: Sequence[str]) -> list[tuple[str, str]]:
+    """(source name, system) for a chain of systems, OA first: ``oa``, then the expense platforms
+    (``expense``, ``expense2``, ...), then ``finance``, each named by its registered role."""
+    out: list[tuple[str, str]] = []
+    for i, system in enumerate(systems):
+        role = get_system(system).role
+        if i == 0:
+            name = "oa"
+        elif i == len(systems) - 1 and role == "erp":
+            name = "finance"
+        else:
+            taken = sum(1 for n, _ in out if n.startswith(role))
+            name = role if not taken else f"{role}{taken + 1}"
+        out.append((name, system))
+    return out
+
+
 def sandbox_url(handle: Any, system: str) -> str:
     """Where the running sandbox serves ``system`` (``handle.url(name)`` where the server has it)."""
     url = getattr(handle, "url", None)
@@ -119,16 +136,23 @@ def serve_and_run(
     ports: tuple[int, int] | None = None,
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
+    chain: Sequence[str] | None = None,
 ) -> DemoRun:
     """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
 
     ``ports`` are the fake DingTalk's and Kingdee's (0: any free port); by default the sandbox's
-    own ports when they are free. Raises what the flow raised.
+    own ports when they are free. ``chain``: the systems of a chain, OA first (instead of ``oa``
+    and ``finance``); the truth.csv written is then the chain's (``oafin.sandbox.chain``).
+    Raises what the flow raised.
     """
     from oafin import sandbox_server as server
+    from oafin.sandbox.chain import truth_for_roles
 
     workdir.mkdir(parents=True, exist_ok=True)
     dataset.write(workdir / "sandbox")
+    systems = list(chain) if chain else [oa, finance]
+    roles: list[str] = [get_system(s).role for s in systems]
+    truth_for_roles(dataset, roles).to_csv(workdir / "sandbox" / "truth.csv", index=False, encoding="utf-8")
     host = server.DEFAULT_HOST
     if ports is None:
         ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
@@ -139,12 +163,15 @@ def serve_and_run(
             ports = (0, 0)
     with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
         config_path = workdir / "oafin.toml"
-        config_path.write_text(
-            OaFinDefaults.demo_toml(
+        if chain:
+            text = OaFinDefaults.chain_toml(
+                [(name, system, sandbox_url(sandbox, system)) for name, system in chain_source_names(chain)]
+            )
+        else:
+            text = OaFinDefaults.demo_toml(
                 sandbox_url(sandbox, oa), sandbox_url(sandbox, finance), oa=oa, finance=finance
-            ),
-            encoding="utf-8",
-        )
+            )
+        config_path.write_text(text, encoding="utf-8")
         settings = load_settings(config_path)
         os.environ.update(sandbox_environment(settings_sources(settings)))
         if fault_rate:
@@ -173,6 +200,7 @@ def run_demo(
     fault_rate: float = 0.0,
     oa: str = DEFAULT_OA,
     finance: str = DEFAULT_FINANCE,
+    chain: Sequence[str] | None = None,
 ) -> int:
     from oafin.sandbox.generator import generate
 
@@ -182,7 +210,9 @@ def run_demo(
         print(f"note: {note}")
     dataset = generate(seed=seed, period=period, n_claims=n_claims)
     try:
-        demo = serve_and_run(dataset, workdir, seed=seed, fault_rate=fault_rate, oa=oa, finance=finance)
+        demo = serve_and_run(
+            dataset, workdir, seed=seed, fault_rate=fault_rate, oa=oa, finance=finance, chain=chain
+        )
     except Exception as exc:  # one line for the operator; the traceback kept
         report_failure("demo's daily flow", exc)
         return 1

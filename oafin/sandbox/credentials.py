@@ -20,3 +20,7 @@ KINGDEE_USERNAME: Final = "oafin-sandbox"
 KINGDEE_APP_ID: Final = "300001_oafinSandboxAppId"
 KINGDEE_APP_SECRET: Final = "sandbox-kingdee-secret-not-a-secret"
 KINGDEE_LCID: Final = 2052  # zh-CN
+
+# Hesine/Ekuaibao: POST /api/openapi/v1/auth/getAccessToken {appKey, appSecurity} (source-systems.md §6.1)
+HESINE_APP_KEY: Final = "oafin-sandbox-ekb-key"
+HESINE_APP_SECURITY: Final = "sandbox-hesine-security-not-a-secret"

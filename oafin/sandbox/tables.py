@@ -41,7 +41,11 @@ BUDGET_PERIODS = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
 # The ids people have in the other systems, derived from their number n (P0001 -> 1) without new
 # random draws, so adding a system changes no other table. A new system adds one entry; its rows
 # come after the DingTalk and Kingdee ones in identities.csv, grouped by system.
-OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {}
+OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
+    # Hesine staff ids are "<corporationId>:<staffId>" wherever a document names a person
+    # (ownerId, submitterId; source-systems.md §6.3), so the identity is the whole pair.
+    "hesine": lambda n: f"oafinSandboxCorp:ID01oaf{n:05d}",
+}
 
 
 def build_people(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[str, str]]]:

@@ -18,8 +18,9 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox_server import running_sandbox
 from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
+from tests.conformance.systems_hesine import HESINE
 
-SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE, KINGDEE_SIGNATURE]
+SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [DINGTALK, KINGDEE, KINGDEE_SIGNATURE, HESINE]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the
 # deliberately broken DingTalk twin instead, to prove the suite fails against it.

@@ -78,6 +78,8 @@ class SystemUnderTest:
     month_item: Callable[[Dataset, RawRecord], Claim | Bill | Payment]
     mapping_context: dict[str, Any] = field(default_factory=dict)
     variant: str = ""  # a second way of speaking to the same system (Kingdee: "signature" auth)
+    # separate list walks one read makes (Hesine asks for live and deleted documents apart)
+    list_walks: int = 1
 
     def mapping(self) -> Any:
         return load_mapping(default_mapping_path(self.name))
