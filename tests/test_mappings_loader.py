@@ -36,14 +36,14 @@ def test_default_mappings_load():
     assert (kingdee.system, kingdee.entity, kingdee.kinds) == (
         "kingdee",
         "finance_doc",
-        ["ER_ExpReimbursement", "AP_PAYBILL"],
+        ["ER_ExpReimbursement", "AP_PAYBILL", "GL_VOUCHER"],
     )
     assert dingtalk.context_keys() == ["company_code"]
     assert kingdee.context_keys() == []
 
 
 def test_unknown_system_has_no_default():
-    with pytest.raises(FileNotFoundError, match="dingtalk, kingdee"):
+    with pytest.raises(FileNotFoundError, match="dingtalk, hesine, kingdee"):
         default_mapping_path("feishu")
 
 

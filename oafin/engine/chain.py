@@ -110,7 +110,7 @@ def reconcile_chain(
     found = [_named(result.exceptions, oa.name, first.name)]
     if first.role == "expense":
         found[0]["exception_type"] = found[0]["exception_type"].replace("MISSING_IN_OA", "EXPENSE_WITHOUT_OA")
-    stats = [_first_pair_stats(found[0], result, oa.name, first.name)]
+    stats = [_first_pair_stats(found[0], result, _of(claims, "claim_id", oa.system), oa.name, first.name)]
 
     for left, right in zip(chain[1:], chain[2:], strict=False):
         right_q = q.loc[(q["system"] == right.system).to_numpy()] if not q.empty else q
@@ -150,7 +150,9 @@ def _named(frame: pd.DataFrame, left: str, right: str) -> pd.DataFrame:
     return out
 
 
-def _first_pair_stats(found: pd.DataFrame, result: ReconcileResult, left: str, right: str) -> dict[str, Any]:
+def _first_pair_stats(
+    found: pd.DataFrame, result: ReconcileResult, claims: pd.DataFrame, left: str, right: str
+) -> dict[str, Any]:
     types = found["exception_type"]
     amounts = pd.to_numeric(found["amount_fen"], errors="coerce").fillna(0)
     unmatched, differing = types.isin(_UNMATCHED), types.isin(_DIFFERING)
@@ -158,7 +160,20 @@ def _first_pair_stats(found: pd.DataFrame, result: ReconcileResult, left: str, r
         "left_system": left,
         "right_system": right,
         "matched": int(result.stats.get("approved_matched", 0)),
-        "matched_fen": None,
+        # the approved claims of the period the engine linked to a document of the right system
+        "matched_fen": int(
+            pd.to_numeric(
+                claims.loc[
+                    (claims["claim_id"].isin(result.matches["claim_id"]) & (claims["status"] == "approved"))
+                    .fillna(False)
+                    .to_numpy(),
+                    "amount_fen",
+                ],
+                errors="coerce",
+            )
+            .fillna(0)
+            .sum()
+        ),
         "unmatched": int(unmatched.sum()),
         "unmatched_fen": int(amounts[unmatched].sum()),
         "differing": int(differing.sum()),

@@ -37,6 +37,8 @@ from oafin.sandbox.model import Payment
 
 SHANGHAI: Final = ZoneInfo("Asia/Shanghai")
 CHAIN_FINDINGS: Final = ("VOUCHER_MISSING", "VOUCHER_AMOUNT_MISMATCH", "VOUCHER_NOT_IN_ERP", "VOUCHER_PERIOD")
+# Types only a chain with an expense platform raises (the month's own truth never holds them).
+CHAIN_ONLY_TYPES: Final = ("EXPENSE_WITHOUT_OA", *CHAIN_FINDINGS)
 PER_TYPE_SHARE: Final = 0.015  # of the period's payments, per finding (at least 2)
 _SALT: Final = 0x48455349  # "HESI": the chain's random stream is not the month's
 

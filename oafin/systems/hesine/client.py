@@ -166,7 +166,7 @@ class HesineClient(SystemClient):
         """A token: the current one renewed while it still lives (§6.1), else a new one."""
         with self._lock:
             current = self._tokens
-            if current and int(current.get("expireTime") or 0) / 1000 > self._clock() + 5:
+            if current and int(current.get("expireTime") or 0) / 1000 > self._clock() + 1:
                 try:
                     return self._refresh(current)
                 except AuthError:

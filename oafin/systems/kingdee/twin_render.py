@@ -150,14 +150,24 @@ def voucher_rows(voucher: Voucher, company_code: str) -> list[dict[str, Any]]:
 
 
 def render(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
-    """FormId -> rows: the month's bills and payments, in FID order, and the vouchers booking the
-    payments (``oafin.sandbox.chain``), in FVOUCHERID order."""
+    """FormId -> rows: the month's bills and payments, in FID order."""
     company = dataset.company_code
     return {
         "ER_ExpReimbursement": [bill_row(b, company) for b in dataset.bills],
         "AP_PAYBILL": [payment_row(p, company) for p in dataset.payments],
-        "GL_VOUCHER": [row for v in chain_of(dataset).vouchers for row in voucher_rows(v, company)],
     }
+
+
+def render_vouchers(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
+    """``GL_VOUCHER`` -> its rows: the vouchers booking the month's payments (``oafin.sandbox.chain``),
+    in FVOUCHERID order, one row per entry line."""
+    company = dataset.company_code
+    return {"GL_VOUCHER": [row for v in chain_of(dataset).vouchers for row in voucher_rows(v, company)]}
+
+
+def voucher_form_rows(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
+    """The vouchers as the twin serves them, beside ``form_rows`` (rendered once per dataset)."""
+    return dataset.rendered(f"{NAME}:vouchers", render_vouchers)
 
 
 def form_rows(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
