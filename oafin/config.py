@@ -90,7 +90,13 @@ class AutoApproveRule(_Section):
     cap on the claim amount and the exception types it applies to (empty: any)."""
 
     name: str
-    action: Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
+    action: Literal[
+        "oa_status_comment",
+        "finance_create_bill",
+        "finance_flag_recall",
+        "expense_write_voucher_no",
+        "expense_comment",
+    ]
     max_amount_fen: int | None = Field(None, ge=0)
     exception_types: list[str] = []
 
@@ -100,6 +106,8 @@ class CorrectionsConfig(_Section):
 
     allow_audit: bool = False  # Kingdee: also Audit the bills oafin creates (else Save + Submit only)
     comment_userid: str | None = None  # DingTalk userid the status comments are posted as
+    # the expense platform's staff id its comments are posted as (Hesine: "<corpId>:<staffId>")
+    comment_staff_id: str | None = None
     approval_timeout_seconds: int = Field(3600, ge=1)
     approval_poll_seconds: int = Field(10, ge=1)
     auto_approve: list[AutoApproveRule] = []
