@@ -161,7 +161,21 @@ def serve_and_run(
                 f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
             )
             ports = (0, 0)
-    with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
+    # the chain's other twins on their own default ports too, when free (as `oafin sandbox serve
+    # --port NAME=PORT` would serve them)
+    others: dict[str, int] = {}
+    if ports != (0, 0):
+        for system in systems:
+            twin = getattr(get_system(system), "twin", None)
+            if (
+                system not in ("dingtalk", "kingdee")
+                and twin is not None
+                and _port_free(host, twin.default_port)
+            ):
+                others[system] = twin.default_port
+    with server.running_sandbox(
+        dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1], ports=others
+    ) as sandbox:
         config_path = workdir / "oafin.toml"
         if chain:
             text = OaFinDefaults.chain_toml(
@@ -225,17 +239,23 @@ def run_demo(
     print("\nhow the exceptions score against the sandbox's truth (precision / recall per type):")
     print(demo.scores.to_string(index=False))
     print(f"\nreproduce (from {Path.cwd()}):")
-    for line in reproduce_lines(seed, period, demo.config_path):
+    for line in reproduce_lines(seed, period, demo.config_path, chain or ()):
         print(f"  {line}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
 
 
-def reproduce_lines(seed: int, period: str, config_path: Path) -> list[str]:
-    """The demo's run by hand, each line pasteable from the directory the demo ran in."""
+def reproduce_lines(seed: int, period: str, config_path: Path, systems: Sequence[str] = ()) -> list[str]:
+    """The demo's run by hand, each line pasteable from the directory the demo ran in; ``systems``
+    (a chain's) other than DingTalk and Kingdee are served on their default ports."""
     config = _shown_path(config_path)
+    extra = ""
+    for system in systems:
+        twin = getattr(get_system(system), "twin", None)
+        if system not in ("dingtalk", "kingdee") and twin is not None:
+            extra += f" --port {system}={twin.default_port}"
     return [
-        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}   # in another terminal",
+        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}{extra}   # in another terminal",
         f'eval "$(.venv/bin/oafin sandbox env --config {config})"',
         f".venv/bin/oafin run --config {config} --period {period}",
     ]
