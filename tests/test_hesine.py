@@ -153,3 +153,41 @@ def test_a_comment_answered_204_with_no_body_is_a_success_and_is_found_again(
         assert action.landed(c, plan.content, "[oafin:abc]", {}) is not None
         assert action.landed(c, plan.content, "[oafin:other]", {}) is None
     assert [c for c in hesine.calls if "/comment/" in c.path][-1].status == 204
+
+
+def test_approvals_go_ten_flow_ids_a_call_a_minute_apart(
+    hesine: SandboxHandle, sandbox_dataset: Dataset
+) -> None:
+    hesine.reset()
+    state = hesine.state("hesine")
+    assert isinstance(state, HesineState)
+    now = [1000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    ids = [flow_id(b.doc_id) for b in sandbox_dataset.bills[:23]]
+    before = len(state.writes)
+    with client(hesine, clock=lambda: now[0], sleep=sleep) as c:
+        answers = c.approve(ids, "oafinSandboxCorp:ID01oaf00001", "freeflow.agree", "同意")
+    calls = [w for w in state.writes[before:] if w["call"] == "backlog/data"]
+    assert [len(w["flowIds"]) for w in calls] == [10, 10, 3]
+    assert [f for w in calls for f in w["flowIds"]] == ids
+    assert waits == [60.0, 60.0], "each call after the first waits out the minute"
+    assert [a["value"]["success"] for a in answers] == [10, 10, 3]
+    # the twin refuses a second call within the minute when it keeps time
+    state.approve_spacing = 60.0
+    state._last_approve = float("-inf")
+    try:
+        with client(hesine) as c:
+            assert (
+                c.approve(ids[:2], "oafinSandboxCorp:ID01oaf00001", "freeflow.agree")[0]["value"]["success"]
+                == 2
+            )
+            c._last_approve = float("-inf")  # as a second client would: no memory of the first call
+            with pytest.raises(SourceError, match=r"^hesine backlog/data.*HTTP 400.*1分钟"):
+                c.approve(ids[2:4], "oafinSandboxCorp:ID01oaf00001", "freeflow.agree")
+    finally:
+        state.approve_spacing = 0.0

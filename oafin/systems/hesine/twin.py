@@ -60,6 +60,8 @@ ORDER_FIELDS: Final = {
     "submitDate": "form.submitDate",
 }
 COMMENT_SPACING_SECONDS: Final = 0.0  # a test may raise it to see "评论太过频繁"
+MAX_APPROVE_IDS: Final = 10  # flow-approval.md (§6.5)
+APPROVE_ACTIONS: Final = ("freeflow.agree", "freeflow.reject", "freeflow.nullify")
 
 
 def _error(status: int, message: str, details: Any = None) -> JSONResponse:
@@ -79,6 +81,10 @@ class HesineState:
         self.writes: list[dict[str, Any]] = []
         self.comment_spacing = COMMENT_SPACING_SECONDS
         self._last_comment = float("-inf")
+        # the documented minute between approval calls; 0 by default so tests need not wait it
+        # out in real time (the client keeps it on its own clock; a test raises this to see 400)
+        self.approve_spacing = 0.0
+        self._last_approve = float("-inf")
 
     def issue(self, lifetime: float | None = None) -> dict[str, Any]:
         saved = self.tokens.lifetime
@@ -258,6 +264,44 @@ def create_hesine_app(
         )
         return Response(status_code=204)
 
+    async def backlog(request: Request) -> JSONResponse:
+        # Approve/reject (§6.5): flowIds in brackets in the path, at most 10 a call, calls a minute
+        # apart; the answer is asynchronous {total, success, error, residue, errorMsg}.
+        if (no := refused(request)) is not None:
+            return no
+        ids_text = request.path_params["ids"]
+        if not (ids_text.startswith("[") and ids_text.endswith("]")):
+            return _error(412, "单据 id 列表需写作 [id1,id2]")
+        ids = [i for i in ids_text[1:-1].split(",") if i]
+        if not ids or len(ids) > MAX_APPROVE_IDS:
+            return _error(400, f"每次最多审批{MAX_APPROVE_IDS}张单据")
+        now = time.monotonic()
+        if now - state._last_approve < state.approve_spacing:
+            return _error(400, "调用过于频繁，请间隔1分钟")
+        state._last_approve = now
+        body = await _json_body(request)
+        action = body.get("action") if isinstance(body, dict) else None
+        if (
+            not isinstance(action, dict)
+            or action.get("name") not in APPROVE_ACTIONS
+            or not body.get("approveId")
+        ):
+            return _error(400, "approveId 和 action.name 必填")
+        known = [i for i in ids if i in state.by_id]
+        state.writes.append({"call": "backlog/data", "flowIds": ids, "body": body, "at": time.time()})
+        errors = len(ids) - len(known)
+        return JSONResponse(
+            {
+                "value": {
+                    "total": len(ids),
+                    "success": len(known),
+                    "error": errors,
+                    "residue": 0,
+                    "errorMsg": "单据不存在" if errors else "",
+                }
+            }
+        )
+
     def expire(scope: Scope) -> None:
         state.tokens.expire(Request(scope).query_params.get("accessToken"))
 
@@ -270,6 +314,7 @@ def create_hesine_app(
             Route("/api/openapi/v1.1/flowDetails", flow_details, methods=["GET"]),
             Route("/api/openapi/v2.1/flow/data/erpVoucher", erp_voucher, methods=["PUT"]),
             Route("/api/openapi/v2.2/flow/data/comment/{flow}", comment, methods=["POST"]),
+            Route("/api/openapi/v1/backlog/data/{ids}", backlog, methods=["POST"]),
         ],
         middleware=[
             Middleware(
