@@ -17,6 +17,7 @@ file's own folder, so a config written next to its reports works from any workin
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -406,9 +407,11 @@ class OaFinDefaults:
     """The embedded defaults `oafin demo` runs on: the sandbox, a SQLite file, reports beside it."""
 
     @staticmethod
-    def chain_toml(systems: list[tuple[str, str, str]]) -> str:
-        """One source per ``(name, system, url)``, chained in that order, on the sandbox."""
+    def chain_toml(systems: list[tuple[str, str, str]], kinds: dict[str, list[str]] | None = None) -> str:
+        """One source per ``(name, system, url)``, chained in that order, on the sandbox; ``kinds``:
+        source name → the record kinds it reads (default: all its mapping's)."""
         names = ", ".join(f'"{name}"' for name, _, _ in systems)
+        kinds = kinds or {}
         sources = "".join(
             f"""
 [[sources]]
@@ -418,6 +421,7 @@ company_code = "C01"
 base_url = "{url}"
 rate_limit_per_second = {500 if i == 0 else 200}
 """
+            + (f"kinds = {json.dumps(kinds[name])}\n" if name in kinds else "")
             for i, (name, system, url) in enumerate(systems)
         )
         return f"""# Written by `oafin demo --chain`. Credentials come from the environment, per source:

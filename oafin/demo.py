@@ -102,6 +102,27 @@ def chain_source_names(systems: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+def chain_kinds(systems: Sequence[str]) -> dict[str, list[str]]:
+    """Source name → the kinds it reads, for a chain's ERP after an expense platform: only the
+    forms its default mapping maps to vouchers (the platform holds the bills and payments)."""
+    from mappings.loader import default_mapping_path, load_mapping
+
+    out: dict[str, list[str]] = {}
+    names = chain_source_names(systems)
+    for i, (name, system) in enumerate(names):
+        if i == 0 or get_system(system).role != "erp" or get_system(names[i - 1][1]).role != "expense":
+            continue
+        mapping = load_mapping(default_mapping_path(system))
+        vouchers = [
+            kind
+            for kind in mapping.kinds
+            if (spec := mapping.fields_for(kind).get("doc_type")) is not None and spec.constant == "voucher"
+        ]
+        if vouchers:
+            out[name] = vouchers
+    return out
+
+
 def sandbox_url(handle: Any, system: str) -> str:
     """Where the running sandbox serves ``system`` (``handle.url(name)`` where the server has it)."""
     url = getattr(handle, "url", None)
@@ -179,7 +200,8 @@ def serve_and_run(
         config_path = workdir / "oafin.toml"
         if chain:
             text = OaFinDefaults.chain_toml(
-                [(name, system, sandbox_url(sandbox, system)) for name, system in chain_source_names(chain)]
+                [(name, system, sandbox_url(sandbox, system)) for name, system in chain_source_names(chain)],
+                chain_kinds(chain),
             )
         else:
             text = OaFinDefaults.demo_toml(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from oafin.config import OaFinDefaults, load_settings
-from oafin.demo import chain_source_names, sandbox_environment, settings_sources
+from oafin.demo import chain_kinds, chain_source_names, sandbox_environment, settings_sources
 from oafin.pipeline.corrections.approval import Decision
 from oafin.pipeline.corrections.propose import action_targets
 from oafin.pipeline.corrections.push import push_approved
@@ -36,7 +36,7 @@ def chain_run(month: Dataset, tmp_path: Path) -> Iterator[tuple[Path, SandboxHan
     """A fresh sandbox (the writes are the test's own) and a reconciled chain warehouse."""
     with running_sandbox(month) as sandbox:
         names = chain_source_names(CHAIN)
-        text = OaFinDefaults.chain_toml([(n, s, sandbox.urls[s]) for n, s in names])
+        text = OaFinDefaults.chain_toml([(n, s, sandbox.urls[s]) for n, s in names], chain_kinds(CHAIN))
         text = text.replace('url = "sqlite:///oafin.db"', f'url = "sqlite:///{tmp_path / "w.db"}"')
         config = tmp_path / "oafin.toml"
         config.write_text(text + f'\n[corrections]\ncomment_staff_id = "{STAFF}"\n', encoding="utf-8")

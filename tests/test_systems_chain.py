@@ -18,7 +18,13 @@ import pytest
 
 from oafin.config import OaFinDefaults, load_settings
 from oafin.connectors.limits import RetryPolicy
-from oafin.demo import FAULT_TIMEOUT_SECONDS, chain_source_names, sandbox_environment, settings_sources
+from oafin.demo import (
+    FAULT_TIMEOUT_SECONDS,
+    chain_kinds,
+    chain_source_names,
+    sandbox_environment,
+    settings_sources,
+)
 from oafin.reporting.exceptions_csv import report_frame
 from oafin.run import run_plain
 from oafin.sandbox.chain import CHAIN_FINDINGS, truth_for_roles
@@ -53,7 +59,9 @@ def run_chain(
     """The exceptions of one run of the chain ``systems``, as exceptions.csv holds them."""
     folder.mkdir(parents=True, exist_ok=True)
     names = chain_source_names(systems)
-    text = OaFinDefaults.chain_toml([(name, system, sandbox.urls[system]) for name, system in names])
+    text = OaFinDefaults.chain_toml(
+        [(name, system, sandbox.urls[system]) for name, system in names], chain_kinds(systems)
+    )
     text = text.replace('url = "sqlite:///oafin.db"', f'url = "sqlite:///{folder / "w.db"}"')
     if fault_rate:
         text = text.replace(
