@@ -44,6 +44,7 @@ REASONS: Final[dict[str, str]] = {
     "doc_amount_positive": "must be > 0 fen unless the document is reversed",
     "doc_dated": "a document needs posted_at or paid_at",
     "paid_at_required": "a paid document needs paid_at",
+    "voucher_balanced": "a voucher's debits (amount_fen) must equal its credits (credit_fen)",
     **KIND_CHECKS,
     **{name: rule.description for name, rule in INVOICE_RULES.items()},
 }
@@ -54,6 +55,7 @@ CHECK_FIELDS: Final[dict[str, str]] = {
     "doc_amount_positive": "amount_fen",
     "doc_dated": "posted_at",
     "paid_at_required": "paid_at",
+    "voucher_balanced": "credit_fen",
     **{name: rule.field for name, rule in INVOICE_RULES.items()},
 }
 
@@ -170,6 +172,8 @@ class FinanceDoc(_Standard):
     paid_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=_UTC, nullable=True)
     account_code: Series[str] = pa.Field(nullable=True)
     period: Series[str] = pa.Field(nullable=True)  # the default forms carry none
+    voucher_no: Series[str] = pa.Field(nullable=True)  # written back onto an expense-platform document
+    credit_fen: Series[pd.Int64Dtype] = pa.Field(nullable=True)  # a voucher's credit total
 
     @pa.check("doc_no", "company_code", name="non_empty")
     def non_empty(cls, s: Series[str]) -> pd.Series[bool]:
@@ -207,6 +211,12 @@ class FinanceDoc(_Standard):
     @pa.dataframe_check(name="paid_at_required")
     def paid_at_required(cls, df: pd.DataFrame) -> pd.Series[bool]:
         return ~((df["status"] == "paid") & df["paid_at"].isna())
+
+    @pa.dataframe_check(name="voucher_balanced")
+    def voucher_balanced(cls, df: pd.DataFrame) -> pd.Series[bool]:
+        # double entry: a voucher's debit total (amount_fen) equals its credit total
+        voucher = df["doc_type"] == "voucher"
+        return ~(voucher & ~(df["amount_fen"] == df["credit_fen"]).fillna(False))
 
 
 class Budget(_Standard):

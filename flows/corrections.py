@@ -47,6 +47,8 @@ ACTION_TITLES = {
     "oa_status_comment": "post finance's status as a comment on the OA approval",
     "finance_create_bill": "create the missing reimbursement bill in finance",
     "finance_flag_recall": "flag a duplicate payment for recall in finance",
+    "expense_write_voucher_no": "write the ERP voucher number back to the paid expense-platform document",
+    "expense_comment": "comment on the expense-platform document",
 }
 
 

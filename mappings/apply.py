@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from mappings.code_tables import CODE_LOOKUPS, CodeTables
-from mappings.parse import ParseError, normalize_text, parser, period_of
+from mappings.parse import OBJECT_PARSERS, ParseError, normalize_text, parser, period_of
 from mappings.spec import WILDCARD, ChildMapping, FieldSpec, SourceMapping
 from oafin.connectors.http import parse_json
 from oafin.records import Issue, IssueCode, MappedRecord, RawRecord
@@ -160,6 +160,7 @@ class _Field:
         self.item_get = _getter(spec.path) if spec.items is not None else None  # type: ignore[arg-type]
         self.parsers = [parser(k, spec.format, spec.tz) for k in spec.parse_kinds]
         self.parse = self.parsers[0]
+        self.takes_object = spec.parse_kinds[0] in OBJECT_PARSERS  # e.g. Hesine's money object
         self.translate = self._translator(spec)
         self.read = self._reader(spec, components)
 
@@ -285,7 +286,7 @@ class _Field:
     def _one(self, rec: _Record, raw: Any) -> Any:
         if raw is None:
             return None
-        if not isinstance(raw, _SCALARS):
+        if not isinstance(raw, _SCALARS) and not (self.takes_object and isinstance(raw, dict)):
             raise _Problem("CONTRACT_VIOLATION", raw, f"expected one value, got {type(raw).__name__}")
         if isinstance(raw, str) and not raw.strip():
             return None
@@ -305,14 +306,16 @@ class _Field:
                 out.append(str(value))
         return ",".join(out)
 
-    def _items(self, rec: _Record) -> str | None:
+    def _items(self, rec: _Record) -> str | int | None:
         items = self.items(rec.root)  # type: ignore[misc]
         if items is None:
-            return ""
+            return None if self.spec.total else ""
         if not isinstance(items, list):
             raise _Problem("CONTRACT_VIOLATION", items, f"{self.spec.items} is not a list")
         get = self.item_get
         chosen = [get(item) for item in items if not self.item_where or _holds(self.item_where, item)]  # type: ignore[misc]
+        if self.spec.total:  # the sum of the items' amounts; a missing one counts as 0
+            return sum(v for v in (self._one(rec, part) for part in chosen) if v is not None)
         return self._join(rec, chosen)
 
     def _multi(self, rec: _Record, raw: tuple[Any, ...]) -> Any:

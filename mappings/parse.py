@@ -20,8 +20,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from oafin.standard import BUSINESS_TZ
 
 ParseKind = Literal[
-    "text", "id", "money", "datetime", "epoch_ms", "epoch_s", "epoch_s_date", "date", "percent_bp", "int"
+    "text",
+    "id",
+    "money",
+    "money_object",
+    "datetime",
+    "epoch_ms",
+    "epoch_s",
+    "epoch_s_date",
+    "date",
+    "percent_bp",
+    "int",
 ]
+# Parsers that read a JSON object, not one value (Hesine's money object, source-systems.md §6.3).
+OBJECT_PARSERS: Final = frozenset({"money_object"})
 PARSE_KINDS: Final[tuple[str, ...]] = ParseKind.__args__  # type: ignore[attr-defined]
 
 # The standard column kind (oafin.standard) each parser yields.
@@ -29,6 +41,7 @@ PARSE_OUTPUT: Final[dict[str, str]] = {
     "text": "text",
     "id": "text",
     "money": "fen",
+    "money_object": "fen",
     "datetime": "ts",
     "epoch_ms": "ts",
     "epoch_s": "ts",
@@ -117,6 +130,30 @@ def parse_money(value: object) -> int:
         return int(number.quantize(_CENT, rounding=ROUND_HALF_UP) * 100)
     except InvalidOperation:
         raise ParseError(f"{value!r} is too large an amount") from None
+
+
+def parse_money_object(value: object) -> int:
+    """Hesine's amount object ``{"standard": "33.00", "standardScale": 2, ...}`` → int fen.
+
+    ``standard`` is yuan as text; ``standardScale`` the decimals it is written with, a number or
+    text (source-systems.md §6.3: both appear). A ``standard`` with more decimals than its scale is
+    refused rather than rounded; a missing scale reads ``standard`` as plain money.
+    """
+    if not isinstance(value, dict):
+        raise ParseError(f"{value!r} is not an amount object (no standard)")
+    if "standard" not in value or value["standard"] in (None, ""):
+        raise ParseError(f"{value!r} has no standard amount")
+    number = _decimal_of(value["standard"], _MONEY)
+    scale = value.get("standardScale")
+    if scale not in (None, ""):
+        places = parse_int(scale)
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > places:
+            raise ParseError(f"{value['standard']!r} has more decimals than its scale {scale!r}")
+    unit = value.get("standardStrCode")
+    if unit not in (None, "", "CNY"):
+        raise ParseError(f"amount in {unit!r}, not CNY")
+    return parse_money(number)
 
 
 def parse_percent_bp(value: object) -> int:
@@ -224,6 +261,7 @@ def parser(kind: str, format: str | None = None, tz: str = BUSINESS_TZ) -> Calla
         "text": parse_text,
         "id": parse_id,
         "money": parse_money,
+        "money_object": parse_money_object,
         "epoch_ms": parse_epoch_ms,
         "epoch_s": parse_epoch_s,
         "percent_bp": parse_percent_bp,

@@ -6,7 +6,8 @@ A mapping file says where each standard field comes from and how its values tran
 1. where the value comes from, exactly one of
    ``path`` (a JSON path ``a.b``; a list of paths reads several values together for ``values``),
    ``form`` (a DingTalk form field by label), ``label`` (a cell of a TableField row, in
-   ``children``), ``items`` + ``path`` (a list, ``path`` read on each item), ``constant``,
+   ``children``), ``items`` + ``path`` (a list, ``path`` read on each item; with ``total: true``
+   and ``parse: money`` their sum, e.g. a voucher's debit lines), ``constant``,
    ``from_context`` (a key of the source's config, e.g. ``company_code``), ``template``
    (``"{system}:{kind}:{source_id}"``), ``parent`` (a column of the parent record) and
    ``period_of`` (the Asia/Shanghai ``yyyy-MM`` of the first of these timestamp fields that is set);
@@ -112,6 +113,8 @@ class FieldSpec(BaseModel):
     codes: str | None = None
     via: str | None = None
     values: dict[str | Texts, str | None] | None = None
+    # with items: the sum of the items' amounts (a voucher's debit total), not their list
+    total: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -154,6 +157,8 @@ class FieldSpec(BaseModel):
                     f"template: unknown name(s) {', '.join(sorted(names - TEMPLATE_NAMES))}; "
                     f"use {', '.join(sorted(TEMPLATE_NAMES))}"
                 )
+        if self.total and (self.items is None or self.parse != ("money",)):
+            raise ValueError("total sums the items' amounts: it needs items and parse: money")
         if self.split is not None and (self.items is not None or self.is_multi):
             raise ValueError(
                 "split reads one text value; it cannot be combined with items or a list of paths"
@@ -228,6 +233,8 @@ class FieldSpec(BaseModel):
             element = "text"
         else:
             element = PARSE_OUTPUT[self.parse[0]]
+        if self.total:
+            return "fen"
         if self.items is not None or self.split is not None:
             return "list" if element == "text" else f"list of {element}"
         return element

@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         default="approve",
         help="what the sandbox's scripted approver does with the instance (with --corrections oa)",
     )
+    demo.add_argument(
+        "--chain",
+        default=None,
+        help="the chain of systems, OA first, comma-separated (e.g. dingtalk,hesine,kingdee); "
+        "replaces --oa/--finance",
+    )
 
     run = sub.add_parser("run", help="run the daily flow for a period with a config file")
     run.add_argument("--config", type=Path, required=True)
@@ -157,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finance=args.finance,
                 corrections=args.corrections,
                 oa_decision=args.oa_decision,
+                chain=[s.strip() for s in args.chain.split(",") if s.strip()] if args.chain else None,
             )
         if args.command == "run":
             from oafin.run import run_period

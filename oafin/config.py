@@ -17,6 +17,7 @@ file's own folder, so a config written next to its reports works from any workin
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -90,7 +91,13 @@ class AutoApproveRule(_Section):
     cap on the claim amount and the exception types it applies to (empty: any)."""
 
     name: str
-    action: Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
+    action: Literal[
+        "oa_status_comment",
+        "finance_create_bill",
+        "finance_flag_recall",
+        "expense_write_voucher_no",
+        "expense_comment",
+    ]
     max_amount_fen: int | None = Field(None, ge=0)
     exception_types: list[str] = []
 
@@ -122,6 +129,8 @@ class CorrectionsConfig(_Section):
 
     allow_audit: bool = False  # Kingdee: also Audit the bills oafin creates (else Save + Submit only)
     comment_userid: str | None = None  # DingTalk userid the status comments are posted as
+    # the expense platform's staff id its comments are posted as (Hesine: "<corpId>:<staffId>")
+    comment_staff_id: str | None = None
     approval_timeout_seconds: int = Field(3600, ge=1)
     approval_poll_seconds: int = Field(10, ge=1)
     auto_approve: list[AutoApproveRule] = []
@@ -434,6 +443,35 @@ def render_toml(settings: Settings) -> str:
 
 class OaFinDefaults:
     """The embedded defaults `oafin demo` runs on: the sandbox, a SQLite file, reports beside it."""
+
+    @staticmethod
+    def chain_toml(systems: list[tuple[str, str, str]], kinds: dict[str, list[str]] | None = None) -> str:
+        """One source per ``(name, system, url)``, chained in that order, on the sandbox; ``kinds``:
+        source name → the record kinds it reads (default: all its mapping's)."""
+        names = ", ".join(f'"{name}"' for name, _, _ in systems)
+        kinds = kinds or {}
+        sources = "".join(
+            f"""
+[[sources]]
+name = "{name}"
+system = "{system}"
+company_code = "C01"
+base_url = "{url}"
+rate_limit_per_second = {500 if i == 0 else 200}
+"""
+            + (f"kinds = {json.dumps(kinds[name])}\n" if name in kinds else "")
+            for i, (name, system, url) in enumerate(systems)
+        )
+        return f"""# Written by `oafin demo --chain`. Credentials come from the environment, per source:
+# OAFIN_SOURCE_<NAME>_<FIELD> (the demo sets the sandbox's public fake ones).
+chain = [{names}]
+{sources}
+[warehouse]
+url = "sqlite:///oafin.db"
+
+[reports]
+dir = "reports"
+"""
 
     @staticmethod
     def demo_toml(oa_url: str, finance_url: str, *, oa: str = "dingtalk", finance: str = "kingdee") -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +86,44 @@ def settings_sources(settings: Settings) -> list[tuple[str, str]]:
     return [(s.name, s.system) for s in settings.sources]
 
 
+def chain_source_names(systems: Sequence[str]) -> list[tuple[str, str]]:
+    """(source name, system) for a chain of systems, OA first: ``oa``, then the expense platforms
+    (``expense``, ``expense2``, ...), then ``finance``, each named by its registered role."""
+    out: list[tuple[str, str]] = []
+    for i, system in enumerate(systems):
+        role = get_system(system).role
+        if i == 0:
+            name = "oa"
+        elif i == len(systems) - 1 and role == "erp":
+            name = "finance"
+        else:
+            taken = sum(1 for n, _ in out if n.startswith(role))
+            name = role if not taken else f"{role}{taken + 1}"
+        out.append((name, system))
+    return out
+
+
+def chain_kinds(systems: Sequence[str]) -> dict[str, list[str]]:
+    """Source name → the kinds it reads, for a chain's ERP after an expense platform: only the
+    forms its default mapping maps to vouchers (the platform holds the bills and payments)."""
+    from mappings.loader import default_mapping_path, load_mapping
+
+    out: dict[str, list[str]] = {}
+    names = chain_source_names(systems)
+    for i, (name, system) in enumerate(names):
+        if i == 0 or get_system(system).role != "erp" or get_system(names[i - 1][1]).role != "expense":
+            continue
+        mapping = load_mapping(default_mapping_path(system))
+        vouchers = [
+            kind
+            for kind in mapping.kinds
+            if (spec := mapping.fields_for(kind).get("doc_type")) is not None and spec.constant == "voucher"
+        ]
+        if vouchers:
+            out[name] = vouchers
+    return out
+
+
 def sandbox_url(handle: Any, system: str) -> str:
     """Where the running sandbox serves ``system`` (``handle.url(name)`` where the server has it)."""
     url = getattr(handle, "url", None)
@@ -122,16 +160,23 @@ def serve_and_run(
     finance: str = DEFAULT_FINANCE,
     corrections: str | None = None,
     oa_decision: str = "approve",
+    chain: Sequence[str] | None = None,
 ) -> DemoRun:
     """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
 
     ``ports`` are the fake DingTalk's and Kingdee's (0: any free port); by default the sandbox's
-    own ports when they are free. Raises what the flow raised.
+    own ports when they are free. ``chain``: the systems of a chain, OA first (instead of ``oa``
+    and ``finance``); the truth.csv written is then the chain's (``oafin.sandbox.chain``).
+    Raises what the flow raised.
     """
     from oafin import sandbox_server as server
+    from oafin.sandbox.chain import truth_for_roles
 
     workdir.mkdir(parents=True, exist_ok=True)
     dataset.write(workdir / "sandbox")
+    systems = list(chain) if chain else [oa, finance]
+    roles: list[str] = [get_system(s).role for s in systems]
+    truth_for_roles(dataset, roles).to_csv(workdir / "sandbox" / "truth.csv", index=False, encoding="utf-8")
     host = server.DEFAULT_HOST
     if ports is None:
         ports = (server.DEFAULT_DINGTALK_PORT, server.DEFAULT_KINGDEE_PORT)
@@ -140,14 +185,32 @@ def serve_and_run(
                 f"note: ports {ports} are busy (is `oafin sandbox serve` running?); the demo uses free ports instead"
             )
             ports = (0, 0)
-    with server.running_sandbox(dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1]) as sandbox:
+    # the chain's other twins on their own default ports too, when free (as `oafin sandbox serve
+    # --port NAME=PORT` would serve them)
+    others: dict[str, int] = {}
+    if ports != (0, 0):
+        for system in systems:
+            twin = getattr(get_system(system), "twin", None)
+            if (
+                system not in ("dingtalk", "kingdee")
+                and twin is not None
+                and _port_free(host, twin.default_port)
+            ):
+                others[system] = twin.default_port
+    with server.running_sandbox(
+        dataset, host=host, dingtalk_port=ports[0], kingdee_port=ports[1], ports=others
+    ) as sandbox:
         config_path = workdir / "oafin.toml"
-        config_path.write_text(
-            OaFinDefaults.demo_toml(
+        if chain:
+            text = OaFinDefaults.chain_toml(
+                [(name, system, sandbox_url(sandbox, system)) for name, system in chain_source_names(chain)],
+                chain_kinds(chain),
+            )
+        else:
+            text = OaFinDefaults.demo_toml(
                 sandbox_url(sandbox, oa), sandbox_url(sandbox, finance), oa=oa, finance=finance
-            ),
-            encoding="utf-8",
-        )
+            )
+        config_path.write_text(text, encoding="utf-8")
         settings = load_settings(config_path)
         os.environ.update(sandbox_environment(settings_sources(settings)))
         if fault_rate:
@@ -182,6 +245,7 @@ def run_demo(
     finance: str = DEFAULT_FINANCE,
     corrections: str | None = None,
     oa_decision: str = "approve",
+    chain: Sequence[str] | None = None,
 ) -> int:
     from oafin.sandbox.generator import generate
 
@@ -200,6 +264,7 @@ def run_demo(
             finance=finance,
             corrections=corrections,
             oa_decision=oa_decision,
+            chain=chain,
         )
     except Exception as exc:  # one line for the operator; the traceback kept
         report_failure("demo's daily flow", exc)
@@ -213,17 +278,23 @@ def run_demo(
     print("\nhow the exceptions score against the sandbox's truth (precision / recall per type):")
     print(demo.scores.to_string(index=False))
     print(f"\nreproduce (from {Path.cwd()}):")
-    for line in reproduce_lines(seed, period, demo.config_path):
+    for line in reproduce_lines(seed, period, demo.config_path, chain or ()):
         print(f"  {line}")
     print(f"demo finished in {time.monotonic() - started:.0f} s")
     return 0
 
 
-def reproduce_lines(seed: int, period: str, config_path: Path) -> list[str]:
-    """The demo's run by hand, each line pasteable from the directory the demo ran in."""
+def reproduce_lines(seed: int, period: str, config_path: Path, systems: Sequence[str] = ()) -> list[str]:
+    """The demo's run by hand, each line pasteable from the directory the demo ran in; ``systems``
+    (a chain's) other than DingTalk and Kingdee are served on their default ports."""
     config = _shown_path(config_path)
+    extra = ""
+    for system in systems:
+        twin = getattr(get_system(system), "twin", None)
+        if system not in ("dingtalk", "kingdee") and twin is not None:
+            extra += f" --port {system}={twin.default_port}"
     return [
-        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}   # in another terminal",
+        f".venv/bin/oafin sandbox serve --seed {seed} --period {period}{extra}   # in another terminal",
         f'eval "$(.venv/bin/oafin sandbox env --config {config})"',
         f".venv/bin/oafin run --config {config} --period {period}",
     ]

@@ -71,6 +71,11 @@ ENTITIES: Final[dict[str, dict[str, ColumnKind]]] = {
         "paid_at": "ts",
         "account_code": "text",
         "period": "text",  # "2026-10", Asia/Shanghai
+        # Chains (DESIGN, "Chains of systems"): the ERP voucher number written back onto a paid
+        # expense-platform document, and a voucher's credit total (its amount_fen is the debit
+        # total; data_contracts requires the two equal).
+        "voucher_no": "text",
+        "credit_fen": "fen",
     },
     "budget": {
         "budget_code": "text",
@@ -127,6 +132,12 @@ EXCEPTION_TYPES: Final = (
     "LATE_PAYMENT",
     "UNMAPPED_CODE",
     "CONTRACT_VIOLATION",
+    # Chains of three systems (OA → expense platform → ERP; oafin.engine.chain)
+    "EXPENSE_WITHOUT_OA",
+    "VOUCHER_MISSING",
+    "VOUCHER_AMOUNT_MISMATCH",
+    "VOUCHER_NOT_IN_ERP",
+    "VOUCHER_PERIOD",
 )
 
 # Columns of every exceptions.csv and of the sandbox's truth.csv key columns.
@@ -141,6 +152,9 @@ EXCEPTION_COLUMNS: Final = (
     "person_id",
     "amount_fen",
     "detail",
+    # the pair of the chain that found it (source names): OA and finance of a two-system chain
+    "left_system",
+    "right_system",
     "status",
     "first_seen",
     "last_seen",

@@ -94,9 +94,12 @@ def table() -> pd.DataFrame:
 
 def test_every_type_is_found_with_precision_and_recall_of_at_least_0_995(table: pd.DataFrame) -> None:
     print("\n" + table.to_string(index=False))
+    from oafin.sandbox.chain import CHAIN_ONLY_TYPES
     from oafin.standard import EXCEPTION_TYPES
 
-    assert set(table["exception_type"]) == set(EXCEPTION_TYPES), "every type injected and scored"
+    # a two-system month: the chain's own types are scored by tests/test_systems_chain.py
+    expected = set(EXCEPTION_TYPES) - set(CHAIN_ONLY_TYPES)
+    assert set(table["exception_type"]) == expected, "every type injected and scored"
     for row in table.itertuples():
         assert row.precision_worst_seed >= MIN_SCORE, table.to_string()
         assert row.recall_worst_seed >= MIN_SCORE, table.to_string()

@@ -36,7 +36,7 @@ def test_default_mappings_load():
     assert (kingdee.system, kingdee.entity, kingdee.kinds) == (
         "kingdee",
         "finance_doc",
-        ["ER_ExpReimbursement", "AP_PAYBILL"],
+        ["ER_ExpReimbursement", "AP_PAYBILL", "GL_VOUCHER"],
     )
     assert dingtalk.context_keys() == ["company_code"]
     assert kingdee.context_keys() == []

@@ -96,7 +96,12 @@ def test_a_release_1_warehouse_upgrades_without_losing_a_row(warehouse_url: str)
     for name in old.tables:
         if name == "person":
             continue
-        assert _read(engine, metadata, name) == before[name], name
+        rows = _read(engine, metadata, name)
+        # columns a later revision added (0005: exception.left_system, finance_doc.voucher_no, ...)
+        # are empty on the old rows; every old column keeps its value
+        added = set(metadata.tables[name].columns.keys()) - set(old.tables[name].columns.keys())
+        assert all(r[c] is None for r in rows for c in added), name
+        assert [{k: r[k] for k in r if k not in added} for r in rows] == before[name], name
     people = before["person"]
     assert _read(engine, metadata, "person") == [
         {k: p[k] for k in ("person_id", "name", "department", "role")} for p in people
@@ -197,7 +202,10 @@ def test_oafin_db_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"from schema revision 0001 (recognised: made by a release before migrations) to {head()}" in (
         capsys.readouterr().out
     )
-    assert _read(engine, metadata, "exception") == before["exception"]
+    kept = set(old.tables["exception"].columns.keys())
+    assert [
+        {k: v for k, v in r.items() if k in kept} for r in _read(engine, metadata, "exception")
+    ] == before["exception"]
     assert main(["db", "upgrade", "--config", str(config)]) == 0
     assert f"already at schema revision {head()}: nothing to do" in capsys.readouterr().out
     engine.dispose()

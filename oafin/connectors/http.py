@@ -431,6 +431,8 @@ class ApiClient:
             raise call.error(cls, f"HTTP {status}: {snippet(text)}")
         if not 200 <= status < 300:
             raise call.error(SourceError, f"unexpected HTTP {status}: {snippet(text)}")
+        if status == 204 and not text.strip():
+            return None  # "No Content": some writes answer so on success (real-clients.md §2.5, Hesine)
         try:
             body = parse_json(text)
         except JsonTooDeepError as exc:

@@ -23,6 +23,9 @@ DINGTALK_REQUESTS_PER_SECOND = 40.0
 WECOM_REQUESTS_PER_SECOND = 10.0
 # source-systems.md §7.5: Kingdee documents no rate limit; stay gentle with a customer's ERP.
 KINGDEE_REQUESTS_PER_SECOND = 10.0
+# Hesine documents per-API QPS only for OCR/invoice checks (1/s) and the mall (5/s), and no limit on
+# getApplyList; real clients sleep ~200 ms between pages (source-systems.md §6, real-clients.md §2.5).
+HESINE_REQUESTS_PER_SECOND = 5.0
 
 
 class RateLimiter:

@@ -19,6 +19,7 @@ from data_contracts.frames import to_frame
 from data_contracts.invoices import check_invoices
 from mappings.code_tables import CodeTables
 from oafin.config import Settings
+from oafin.engine.chain import ChainLink, reconcile_chain
 from oafin.engine.reconcile import ReconcileParams, ReconcileResult, References, reconcile
 from oafin.periods import Period
 from oafin.pipeline.runtime import code_tables
@@ -171,12 +172,40 @@ def params_from(settings: Settings, period: Period, as_of: datetime) -> Reconcil
     )
 
 
+def chain_links(settings: Settings) -> list[ChainLink]:
+    """The config's chain as the engine sees it: each source's name, system and role, OA first."""
+    return [ChainLink(s.name, s.system, s.role) for s in settings.chain_sources]
+
+
 def run_engine(frames: Frames, settings: Settings, period: Period, as_of: datetime) -> ReconcileResult:
-    return reconcile_frames(frames, params_from(settings, period, as_of), code_tables(settings))
+    return reconcile_frames(
+        frames, params_from(settings, period, as_of), code_tables(settings), chain=chain_links(settings)
+    )
 
 
-def reconcile_frames(frames: Frames, params: ReconcileParams, tables: CodeTables) -> ReconcileResult:
-    """The engine over the frames, with the code tables as its references: pure."""
+def reconcile_frames(
+    frames: Frames, params: ReconcileParams, tables: CodeTables, *, chain: Sequence[ChainLink] = ()
+) -> ReconcileResult:
+    """The engine over the frames, with the code tables as its references: pure.
+
+    With ``chain`` (the config's sources in order), every pair of the chain is reconciled and each
+    exception names its pair (``oafin.engine.chain``); without, the frames are one OA against one
+    finance system, as before chains.
+    """
+    references = References(
+        people=tables.people, approval_matrix=tables.approval_matrix, budgets=tables.budgets
+    )
+    if chain:
+        return reconcile_chain(
+            frames.claims,
+            frames.docs,
+            params,
+            chain,
+            frames.quarantined,
+            invoices=frames.invoices,
+            invalid_invoices=check_invoices(frames.invoices),
+            references=references,
+        )
     return reconcile(
         frames.claims,
         frames.docs,
@@ -184,9 +213,7 @@ def reconcile_frames(frames: Frames, params: ReconcileParams, tables: CodeTables
         frames.quarantined,
         invoices=frames.invoices,
         invalid_invoices=check_invoices(frames.invoices),
-        references=References(
-            people=tables.people, approval_matrix=tables.approval_matrix, budgets=tables.budgets
-        ),
+        references=references,
     )
 
 

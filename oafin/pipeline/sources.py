@@ -64,9 +64,18 @@ def record_kinds(settings: Settings, source: SourceConfig) -> list[RecordKind]:
     mapping = source_mapping(settings, source)
     system = system_of(source)
     problems = system.check_mapping(source, mapping)
+    kinds = system.record_kinds(source, mapping)
+    if source.kinds is not None:
+        known = [k.name for k in kinds]
+        problems += [
+            f"source {source.name!r}: kinds names {name!r}, not a kind of its mapping ({', '.join(known)})"
+            for name in source.kinds
+            if name not in known
+        ]
+        kinds = [k for k in kinds if k.name in source.kinds]
     if problems:
         raise ConfigError("; ".join(problems) + f" (mapping {mapping_path(settings, source)})")
-    return system.record_kinds(source, mapping)
+    return kinds
 
 
 def check_sources(settings: Settings) -> None:

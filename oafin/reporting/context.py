@@ -241,6 +241,35 @@ def department_names(claims: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
     return best.set_index("code")["name"]
 
 
+def pair_labels(ex: pd.DataFrame) -> pd.Series:
+    """``oa → finance``: the pair of the chain that found each exception ("" where not recorded)."""
+    if "left_system" not in ex.columns or "right_system" not in ex.columns:
+        return pd.Series([""] * len(ex), index=ex.index, dtype=object)
+    left = ex["left_system"].astype(object).where(ex["left_system"].notna(), "")
+    right = ex["right_system"].astype(object).where(ex["right_system"].notna(), "")
+    return pd.Series(
+        [f"{a} → {b}" if a and b else "" for a, b in zip(left, right, strict=True)],
+        index=ex.index,
+        dtype=object,
+    )
+
+
+PAIR_FIELDS = ("matched", "matched_fen", "unmatched", "unmatched_fen", "differing", "differing_fen")
+
+
+def pair_summary(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per pair of the chain (``stats["pairs"]``, oafin.engine.chain): matched, no counterpart,
+    differing, each a count and an amount in fen (None where the engine does not measure it)."""
+    out = []
+    for pair in stats.get("pairs") or []:
+        row: dict[str, Any] = {"pair": f"{pair.get('left_system')} → {pair.get('right_system')}"}
+        for name in PAIR_FIELDS:
+            value = pair.get(name)
+            row[name] = None if value is None else int(value)
+        out.append(row)
+    return out
+
+
 def enrich_exceptions(
     exceptions: pd.DataFrame,
     claims: pd.DataFrame,
@@ -308,6 +337,7 @@ def enrich_exceptions(
     ex["reason_en"] = ex["exception_type"].map(lambda k: reason_of(k)[1])
     ex["type_name"] = ex["exception_type"].map(type_name)
     ex["type_label"] = ex["exception_type"].map(type_label)
+    ex["pair"] = pair_labels(ex)
     ex["amount_fen"] = pd.array(ex["amount_fen"], dtype="Int64")  # type: ignore[call-overload]  # stubs: a Series is valid input
     person = _person_text(names)
     fen = ex["amount_fen"].astype(object).where(ex["amount_fen"].notna(), None)

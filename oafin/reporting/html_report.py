@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from oafin.periods import SHANGHAI
-from oafin.reporting.context import AGE_LABELS, ReportData, reason_of
+from oafin.reporting.context import AGE_LABELS, PAIR_FIELDS, ReportData, pair_summary, reason_of
 from oafin.reporting.labels_zh import RISK_DEFINITIONS, status_label, type_label, type_name
 from oafin.reporting.redact import redact_text
 
@@ -133,6 +133,7 @@ def _rows_json(ex: pd.DataFrame) -> tuple[str, int]:
             _text(r["detail_text"]),
             _text(status_label(r["status"])),
             _text(r.get("history")),
+            _text(r.get("pair")),
         ]
         for r in shown.to_dict("records")
     ]
@@ -258,12 +259,25 @@ def render_html(data: ReportData) -> str:
         }
         for r in data.cycle_trend.to_dict("records")
     ]
+    pairs = [
+        {
+            "pair": p["pair"],
+            "cells": [
+                "—" if p[name] is None else (yuan(p[name]) if name.endswith("_fen") else f"{p[name]:,}")
+                for name in PAIR_FIELDS
+            ],
+            "values": ["" if p[name] is None else p[name] for name in PAIR_FIELDS],
+        }
+        for p in pair_summary(data.stats)
+    ]
     rows_json, n_rows = _rows_json(data.exceptions)
     return _env.get_template("report.html.j2").render(
         period=data.period,
         company_code=data.company_code,
         as_of=pd.Timestamp(data.as_of).tz_convert(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
         kpis=[{"key": a, "label": b, "text": c, "value": "" if d is None else d} for a, b, c, d in kpis],
+        pairs=pairs,
+        pair_fields=PAIR_FIELDS,
         totals=[{"key": a, "label": b, "text": c, "value": "" if d is None else d} for a, b, c, d in totals],
         by_type=by_type,
         type_bars=_hbars([(r["name"], r["count"], f"{r['count']:,}") for r in by_type]),

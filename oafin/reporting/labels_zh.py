@@ -27,6 +27,11 @@ TYPES: Final[dict[str, tuple[str, str, str]]] = {
     "LATE_PAYMENT": ("付款超期", "超过付款时限才付款或仍未付款", "paid later than the SLA, or still unpaid"),
     "UNMAPPED_CODE": ("编码无法映射", "源系统的编码在映射表中不存在", "a source value the mapping does not know"),
     "CONTRACT_VIOLATION": ("数据不合规", "记录未通过数据校验", "the record failed its data contract"),
+    "EXPENSE_WITHOUT_OA": ("费用单无OA审批", "费用平台有单据，OA无审批", "an expense-platform document with no OA approval behind it"),
+    "VOUCHER_MISSING": ("未生成凭证", "OA已审批、费用平台已付款，ERP无凭证", "approved in OA, paid on the expense platform, no voucher in the ERP"),
+    "VOUCHER_AMOUNT_MISMATCH": ("凭证金额不符", "凭证金额与付款金额不一致", "the voucher books another amount than was paid"),
+    "VOUCHER_NOT_IN_ERP": ("回写凭证号不存在", "回写到费用平台的凭证号在ERP中不存在", "the voucherNo written back names no voucher in the ERP"),
+    "VOUCHER_PERIOD": ("凭证期间不符", "凭证记入已结账期间或不在付款所属期间", "the voucher is booked in a closed period or outside its payment's period"),
 }  # fmt: skip
 
 
@@ -136,6 +141,7 @@ CHECKS: Final[dict[str, str]] = {
     "doc_amount_positive": "应大于零（冲销单据除外）",
     "doc_dated": "缺少记账或付款日期",
     "paid_at_required": "已付款单据缺少付款时间",
+    "voucher_balanced": "凭证借方合计不等于贷方合计",
     "text_kind": "应为文本",
     "list_kind": "应为逗号分隔的列表",
     "integer_kind": "应为整数（金额以分为单位）",
@@ -178,6 +184,11 @@ RISK_DEFINITIONS: Final[dict[str, tuple[tuple[int, str, str], str]]] = {
     "PAYEE_MISMATCH": (PAID_OUT, "付给他人的报销金额 (paid to the wrong person)"),
     "AMOUNT_MISMATCH": (PAID_OUT, "差额：财务多于OA为多付，少于OA为少付 (the difference)"),
     "MISSING_IN_OA": (UNAPPROVED, "无审批的财务单据金额 (unapproved)"),
+    "EXPENSE_WITHOUT_OA": (UNAPPROVED, "无审批的费用单据金额 (unapproved)"),
+    "VOUCHER_MISSING": (CONTROL, "无：已付款未记账 (paid, not booked)"),
+    "VOUCHER_AMOUNT_MISMATCH": (CONTROL, "无：账实不符 (books differ from the payment)"),
+    "VOUCHER_NOT_IN_ERP": (CONTROL, "无：数据问题"),
+    "VOUCHER_PERIOD": (CONTROL, "无：期间问题"),
     "APPROVAL_LIMIT": (OVER_LIMIT, "超出审批人权限的部分 (amount above the approver's limit)"),
     "BUDGET_OVERRUN": (OVER_LIMIT, "超出预算的部分 (excess over the budget)"),
     "MISSING_IN_FINANCE": (UNPAID, "未入账的报销金额 (unpaid)"),

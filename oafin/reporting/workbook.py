@@ -29,7 +29,7 @@ import pandas as pd
 import xlsxwriter
 
 from oafin.periods import SHANGHAI
-from oafin.reporting.context import AGE_LABELS, ReportData, reason_of
+from oafin.reporting.context import AGE_LABELS, PAIR_FIELDS, ReportData, pair_summary, reason_of
 from oafin.reporting.labels_zh import RISK_DEFINITIONS, sheet_name, status_label, type_label
 from oafin.reporting.redact import redact_text
 from oafin.standard import EXCEPTION_STATUSES, EXCEPTION_TYPES
@@ -63,6 +63,7 @@ SHEET_COLUMNS: list[tuple[str, str, int, str]] = [
     ("age_days", "Age 账龄 (days)", 9, "int"),
     ("reason_zh", "原因", 20, "text"),
     ("detail_text", "Detail 说明", 50, "text"),
+    ("pair", "Pair 对账环节", 18, "text"),
     ("history", "History 处理记录", 40, "text"),
     ("first_seen", "First seen 首次发现", 12, "date"),
     ("last_seen", "Last seen 最近发现", 12, "date"),
@@ -213,6 +214,33 @@ def _summary_sheet(wb: Any, fmt: dict[str, Any], data: ReportData) -> None:
             ws.write_number(row, 1, yuan_value(value), fmt["money"])
         else:
             ws.write_number(row, 1, float(value), fmt[kind])
+
+    pairs = pair_summary(data.stats)
+    if pairs:
+        row += 2
+        ws.write_string(row, 0, "Chain pairs 链路各环节对账", fmt["section"])
+        row += 1
+        heads = [
+            "Pair 对账环节",
+            "Matched 已匹配",
+            "Matched 已匹配金额 (¥)",
+            "No counterpart 无对应",
+            "No counterpart 无对应金额 (¥)",
+            "Differing 不一致",
+            "Difference 差额 (¥)",
+        ]
+        ws.write_row(row, 0, heads, fmt["head"])
+        for pair in pairs:
+            row += 1
+            ws.write_string(row, 0, pair["pair"])
+            for i, name in enumerate(PAIR_FIELDS, start=1):
+                value = pair[name]
+                if value is None:
+                    ws.write_string(row, i, "—")
+                elif name.endswith("_fen"):
+                    ws.write_number(row, i, yuan_value(value), fmt["money"])
+                else:
+                    ws.write_number(row, i, value, fmt["int"])
 
     row += 2
     ws.write_string(row, 0, "Exceptions by type and age 异常类型与账龄", fmt["section"])

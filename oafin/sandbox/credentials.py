@@ -44,3 +44,6 @@ WEAVER_ADMIN_USERID: Final = "1"  # e-cology's built-in sysadmin (HrmResource id
 # Seeyon REST: POST /seeyon/rest/token {"userName", "password"} (source-systems.md §5)
 SEEYON_USER_NAME: Final = "oafin-rest"
 SEEYON_PASSWORD: Final = "sandbox-seeyon-password-not-a-secret"
+# Hesine/Ekuaibao: POST /api/openapi/v1/auth/getAccessToken {appKey, appSecurity} (source-systems.md §6.1)
+HESINE_APP_KEY: Final = "oafin-sandbox-ekb-key"
+HESINE_APP_SECURITY: Final = "sandbox-hesine-security-not-a-secret"

@@ -94,6 +94,9 @@ READ_PATHS: Final = (
     "/seeyon/rest/token",
     "/cap4/form/soap/export",
     "/seeyon/rest/flow/state/",
+    "/auth/getAccessToken",
+    "/docs/getApplyList",
+    "/flowDetails",
 )
 DEFAULT_SLOW_SECONDS: Final = 1.5
 # A twin's ``invalid_utf8`` change writes this into a text value; the bytes go out as 0xFF 0xFE.

@@ -61,6 +61,9 @@ OTHER_SYSTEM_IDS: dict[str, Callable[[int], str]] = {
     # Seeyon member ids (orgMembers, start_member_id) are Java longs written as text, often
     # negative (source-systems.md §5: per-deployment ids; the sign is what a client must keep).
     "seeyon": lambda n: str(-(4_591_219_347_528_000_000 + 7_919 * n)),
+    # Hesine staff ids are "<corporationId>:<staffId>" wherever a document names a person
+    # (ownerId, submitterId; source-systems.md §6.3), so the identity is the whole pair.
+    "hesine": lambda n: f"oafinSandboxCorp:ID01oaf{n:05d}",
 }
 
 

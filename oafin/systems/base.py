@@ -71,6 +71,9 @@ class SourceSettings(BaseModel):
     rate_limit_per_second: float | None = Field(None, gt=0)
     page_size: int | None = Field(None, ge=1)
     timeout_seconds: float = Field(30.0, gt=0)
+    # The record kinds to read (forms, document types); None: every kind the mapping maps. An ERP
+    # after an expense platform in a chain reads only its vouchers (e.g. ["GL_VOUCHER"]).
+    kinds: list[str] | None = None
 
 
 def check_keys(model: type[BaseModel], data: Mapping[str, Any], where: str) -> list[str]:

@@ -35,7 +35,7 @@ from oafin.warehouse.schema import exception, exception_event
 from oafin.warehouse.store import upsert
 
 ID_FIELDS = ("exception_type", "company_code", "period", *EXCEPTION_KEY_COLUMNS)
-CARRIED = ("person_id", "amount_fen", "detail")
+CARRIED = ("person_id", "amount_fen", "detail", "left_system", "right_system")
 CHUNK = 500
 OPEN_STATUSES = ("open", "reopened", "acknowledged")
 

@@ -102,6 +102,8 @@ exception = Table(
     Column("person_id", Text),
     Column("amount_fen", BigInteger),
     Column("detail", Text),
+    Column("left_system", Text),  # the chain's pair that found it (source names)
+    Column("right_system", Text),
     Column("status", String(20), nullable=False),
     Column("first_seen", UTCDateTime(), nullable=False),  # as_of of the first run that found it
     Column("last_seen", UTCDateTime(), nullable=False),  # as_of of the latest run that found it

@@ -20,6 +20,7 @@ from tests.conformance.broken_twin import BROKEN_DINGTALK, BROKEN_ENV
 from tests.conformance.systems import DINGTALK, KINGDEE, KINGDEE_SIGNATURE, Running, SystemUnderTest
 from tests.conformance.systems_dingtalk_v1 import DINGTALK_V1
 from tests.conformance.systems_feishu import FEISHU
+from tests.conformance.systems_hesine import HESINE
 from tests.conformance.systems_seeyon import SEEYON
 from tests.conformance.systems_weaver import WEAVER
 from tests.conformance.systems_wecom import WECOM, WECOM_LEGACY_CURSOR
@@ -31,11 +32,12 @@ SYSTEMS_UNDER_TEST: list[SystemUnderTest] = [
     KINGDEE_SIGNATURE,
     DINGTALK_V1,
     FEISHU,
+    SEEYON,
     WEAVER,
     WECOM,
     WECOM_LEGACY_CURSOR,
     YONYOU,
-    SEEYON,
+    HESINE,
 ]
 
 # Test seam, for tests/conformance/test_broken_twin.py only: run the whole suite against the

@@ -81,6 +81,8 @@ class SystemUnderTest:
     # Which calls whose path contains ``list_path`` are list calls, where other calls' paths contain
     # it too (Feishu's instance get is the list path plus "/<code>"); None: all of them.
     is_list_path: Callable[[str], bool] | None = None
+    # separate list walks one read makes (Hesine asks for live and deleted documents apart)
+    list_walks: int = 1
 
     def mapping(self) -> Any:
         return load_mapping(default_mapping_path(self.name))

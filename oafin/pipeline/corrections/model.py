@@ -9,8 +9,20 @@ from typing import Any, Final, Literal
 from oafin.standard import yuan as yuan  # re-exported: proposals and previews use it
 from oafin.warehouse.audit import canonical_json
 
-ActionKind = Literal["oa_status_comment", "finance_create_bill", "finance_flag_recall"]
-ACTION_KINDS: Final = ("oa_status_comment", "finance_create_bill", "finance_flag_recall")
+ActionKind = Literal[
+    "oa_status_comment",
+    "finance_create_bill",
+    "finance_flag_recall",
+    "expense_write_voucher_no",
+    "expense_comment",
+]
+ACTION_KINDS: Final = (
+    "oa_status_comment",
+    "finance_create_bill",
+    "finance_flag_recall",
+    "expense_write_voucher_no",
+    "expense_comment",
+)
 MARKER_CHARS: Final = 16
 
 

@@ -8,6 +8,8 @@ Which exception gets which action (issue #6); the target system's write action
 | ``MISSING_IN_FINANCE`` | ``finance_create_bill``: the reimbursement bill from the approved OA claim | the chain's finance source |
 | ``STATUS_MISMATCH``, ``LATE_PAYMENT`` | ``oa_status_comment``: finance's status of the claim, as a comment on the OA instance | the chain's OA source |
 | ``DUPLICATE_PAYMENT`` | ``finance_flag_recall``: a remark on each excess payment asking for recall; never a reversal | the chain's finance source |
+| ``VOUCHER_NOT_IN_ERP`` | ``expense_write_voucher_no``: the number of the ERP voucher that books the payment, written back (only to a paid document) | the chain's expense platform |
+| ``VOUCHER_MISSING`` | ``expense_comment``: a comment on the paid document that the ERP has no voucher for it | the chain's expense platform |
 
 Every other type, and an exception whose data cannot make a complete action (a claim not
 approved, an unknown staff number, no comment user configured, a target system without that
@@ -110,11 +112,21 @@ def finance_summary(bills: list[dict[str, Any]], pays: list[tuple[dict[str, Any]
 
 def action_targets(chain_systems: list[str]) -> dict[str, str]:
     """Action → the system it goes to, from the chain's systems (OA first): ``oa_*`` actions go to
-    the chain's first system, ``finance_*`` ones to its last."""
-    return {
-        action: chain_systems[0] if action.startswith("oa_") else chain_systems[-1]
-        for action in set(ACTION_OF.values())
-    }
+    the chain's first system, ``finance_*`` ones to the OA's partner (its second: the finance system
+    of a two-system chain, where the claims' documents are), ``expense_*`` ones to its first system
+    of the ``expense`` role (none in a two-system chain)."""
+    registry = systems()
+    expense = [s for s in chain_systems if s in registry and registry[s].role == "expense"]
+    out = {}
+    for action in set(ACTION_OF.values()):
+        if action.startswith("oa_"):
+            out[action] = chain_systems[0]
+        elif action.startswith("expense_"):
+            if expense:
+                out[action] = expense[0]
+        else:
+            out[action] = chain_systems[1] if len(chain_systems) > 1 else chain_systems[-1]
+    return out
 
 
 def registered_targets() -> dict[str, str]:
@@ -170,8 +182,11 @@ def build_proposals(
                 }
             )
 
-        if kind not in ("MISSING_IN_FINANCE", "STATUS_MISMATCH", "LATE_PAYMENT", "DUPLICATE_PAYMENT"):
+        if kind not in ACTION_OF:
             skip(f"no automatic correction for {kind}")
+            continue
+        if kind in DOC_ACTIONS:
+            _propose_on_document(exc, targets, registry, finance, options, out, skip)
             continue
         if claim is None:
             skip(f"claim {exc.get('claim_no')} is not in the warehouse")
@@ -223,7 +238,74 @@ ACTION_OF = {
     "STATUS_MISMATCH": "oa_status_comment",
     "LATE_PAYMENT": "oa_status_comment",
     "DUPLICATE_PAYMENT": "finance_flag_recall",
+    "VOUCHER_NOT_IN_ERP": "expense_write_voucher_no",
+    "VOUCHER_MISSING": "expense_comment",
 }
+# Exceptions keyed by a document of the expense platform (a chain's), not by a claim.
+DOC_ACTIONS = ("VOUCHER_NOT_IN_ERP", "VOUCHER_MISSING")
+
+
+def _propose_on_document(
+    exc: dict[str, Any],
+    targets: Mapping[str, str],
+    registry: Mapping[str, Any],
+    finance: _Finance,
+    options: Mapping[str, Any],
+    out: Proposals,
+    skip: Any,
+) -> None:
+    """The action on the expense platform's paid document an exception names (its ``doc_no``)."""
+    action = ACTION_OF[exc["exception_type"]]
+    system_name = targets.get(action)
+    system = registry.get(system_name or "")
+    if system is None or action not in system.write_actions:
+        skip(f"no system in the chain takes {action} (target: {system_name or 'none'})")
+        return
+    docs = [
+        d
+        for d in finance.docs.values()
+        if d["doc_no"] == exc.get("doc_no") and str(d["doc_id"]).startswith(f"{system.name}:")
+    ]
+    if len(docs) != 1:
+        skip(f"document {exc.get('doc_no')} is not (once) in the warehouse")
+        return
+    doc = docs[0]
+    vouchers = sorted(
+        (
+            d
+            for d in finance.docs.values()
+            if d["doc_type"] == "voucher" and doc["doc_no"] in (d.get("source_doc_nos") or "").split(",")
+        ),
+        key=lambda d: d["doc_no"] or "",
+    )
+    if exc["exception_type"] == "VOUCHER_NOT_IN_ERP":
+        if not vouchers:
+            skip(f"no ERP voucher books {doc['doc_no']}: nothing to write back")
+            return
+        data = ActionInput(claim={}, doc=doc, options={**options, "voucher": vouchers[0]})
+    else:
+        text = (
+            f"oafin 对账提示（VOUCHER_MISSING）：付款单 {doc['doc_no']} 已支付 ¥{yuan(doc['amount_fen'] or 0)}，"
+            "ERP 中没有对应凭证，请生成凭证。"
+        )
+        data = ActionInput(claim={}, doc=doc, text=text, options=options)
+    try:
+        plan = system.write_actions[action].plan(data)
+    except CannotPropose as reason:
+        skip(str(reason))
+        return
+    out.actions.append(
+        Action(
+            exception_id=exc["exception_id"],
+            exception_type=exc["exception_type"],
+            action=action,  # type: ignore[arg-type]  # ACTION_OF's values are the Action literals
+            system=system.name,
+            target=plan.target,
+            content=plan.content,
+            preview=plan.preview,
+            amount_fen=int(doc["amount_fen"]) if doc.get("amount_fen") is not None else None,
+        )
+    )
 
 
 def _moment(value: Any) -> Any:

@@ -39,15 +39,51 @@ class KingdeeSettings(SourceSettings):
     auth: Literal["session", "signature"] = "session"
 
 
+# A form's entry (分录) and the entry fields queried for it: ExecuteBillQuery answers one row per
+# entry line with the header repeated (source-systems.md §7.3); GL_VOUCHER's entry is FEntity (§7.5).
+ENTRY_FIELDS: dict[str, tuple[str, ...]] = {
+    "FEntity": ("FEntity_FEntryID", "FEXPLANATION", "FACCOUNTID.FNUMBER", "FDC", "FDEBIT", "FCREDIT"),
+}
+
+
 class KingdeeReader(ClientReader):
-    """Rows of one FormId dated in the window (ExecuteBillQuery, StartRow/Limit paging, §7.3)."""
+    """Rows of one FormId dated in the window (ExecuteBillQuery, StartRow/Limit paging, §7.3).
+
+    A form whose mapping reads an entry (``items: FEntity``, a voucher's lines) is landed as one
+    record per bill: its header, and its entry lines as a list under the entry key, in line order.
+    """
 
     client: KingdeeClient
 
     def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
-        yield from self.client.iter_bills(
-            kind.name, list(kind.fields), kind.windowed_on, start, end, id_field=kind.id_field or "FID"
+        entries = [key for key in kind.fields if key in ENTRY_FIELDS]
+        id_field = kind.id_field or "FID"
+        if not entries:
+            yield from self.client.iter_bills(
+                kind.name, list(kind.fields), kind.windowed_on, start, end, id_field=id_field
+            )
+            return
+        header = [key for key in kind.fields if key not in ENTRY_FIELDS]
+        lines = [f for key in entries for f in ENTRY_FIELDS[key]]
+        order = f"{id_field} ASC, {lines[0]} ASC"
+        rows = self.client.iter_bills(
+            kind.name, header + lines, kind.windowed_on, start, end, id_field=id_field, order_string=order
         )
+        # Grouped by id over the whole read: a page that repeats a line (a row repeated across
+        # pages, §7.3) adds nothing, and a bill's lines stay one record wherever they come.
+        records: dict[str, RawRecord] = {}
+        for row in rows:
+            record = records.get(row.source_id)
+            if record is None:
+                payload: dict[str, Any] = {key: row.payload.get(key) for key in header}
+                payload.update({key: [] for key in entries})
+                record = RawRecord(system=row.system, kind=row.kind, source_id=row.source_id, payload=payload)
+                records[row.source_id] = record
+            line = {f: row.payload.get(f) for f in lines}
+            for key in entries:
+                if line not in record.payload[key]:
+                    record.payload[key].append(line)
+        yield from records.values()
 
 
 class Kingdee:

@@ -33,7 +33,7 @@ from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
 from oafin.systems.kingdee.twin_faults import FAULTS
 from oafin.systems.kingdee.twin_filter import FilterError, Predicate, parse_filter, parse_order, sort_key
-from oafin.systems.kingdee.twin_render import FORM_FIELDS, form_rows
+from oafin.systems.kingdee.twin_render import FORM_FIELDS, form_rows, voucher_form_rows
 
 PREFIX: Final = "Kingdee.BOS.WebApi.ServicesStub."  # §7.1
 LOGIN: Final = PREFIX + "AuthService.LoginByAppSecret"
@@ -86,7 +86,7 @@ class KingdeeState:
         self.tokens = self.sessions  # the name every twin's state shares (oafin.sandbox.twin)
         self.forms = {
             form: FormTable(form, list(rows), FORM_FIELDS.get(form, ()))
-            for form, rows in form_rows(dataset).items()
+            for form, rows in {**form_rows(dataset), **voucher_form_rows(dataset)}.items()
         }
         self._selections: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         # Write calls received (issue #6), in order: {"call", "formid", "data"}.

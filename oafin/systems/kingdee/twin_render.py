@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from oafin.sandbox.chain import SHANGHAI, Voucher, chain_of
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.finance_fields import fen_text, yuan_json_number
 from oafin.sandbox.model import Bill, Payment
@@ -48,7 +49,36 @@ PAY_FIELDS: Final = (
     "FREMARK",
 )
 
-FORM_FIELDS: Final = {"ER_ExpReimbursement": ER_FIELDS, "AP_PAYBILL": PAY_FIELDS}
+# GL_VOUCHER 凭证 (source-systems.md §7.5): header fields, then the entry (FEntity) line's; one row
+# per entry line, the header repeated on each (§7.3). F_OAFIN_SourceBillNo / F_OAFIN_SourceFlowId:
+# customer fields carrying the expense platform's document code and flowId (the chain's link key;
+# FSourceBillKey is what a Save payload names the source by, §7.5).
+GL_HEADER_FIELDS: Final = (
+    "FVOUCHERID",
+    "FBILLNO",
+    "FDate",
+    "FYEAR",
+    "FPERIOD",
+    "FVOUCHERGROUPID.FNumber",
+    "FVOUCHERGROUPNO",
+    "FACCBOOKORGID.FNumber",
+    "FAccountBookID.FNumber",
+    "FCURRENCYID.FNumber",
+    "FDocumentStatus",
+    "F_OAFIN_SourceBillNo",
+    "F_OAFIN_SourceFlowId",
+)
+GL_ENTRY_FIELDS: Final = (
+    "FEntity_FEntryID",
+    "FEXPLANATION",
+    "FACCOUNTID.FNUMBER",
+    "FDC",
+    "FDEBIT",
+    "FCREDIT",
+)
+GL_FIELDS: Final = (*GL_HEADER_FIELDS, *GL_ENTRY_FIELDS)
+
+FORM_FIELDS: Final = {"ER_ExpReimbursement": ER_FIELDS, "AP_PAYBILL": PAY_FIELDS, "GL_VOUCHER": GL_FIELDS}
 
 
 def bill_row(bill: Bill, company_code: str) -> dict[str, Any]:
@@ -91,6 +121,34 @@ def payment_row(pay: Payment, company_code: str) -> dict[str, Any]:
     }
 
 
+def voucher_rows(voucher: Voucher, company_code: str) -> list[dict[str, Any]]:
+    """A voucher's two entry lines (debit the expense, credit the bank), the header on each."""
+    year, month = voucher.period.split("-")
+    header = {
+        "FVOUCHERID": voucher.voucher_id,
+        "FBILLNO": voucher.number,
+        "FDate": voucher.when.astimezone(SHANGHAI).strftime("%Y-%m-%dT00:00:00"),
+        "FYEAR": int(year),
+        "FPERIOD": int(month),
+        "FVOUCHERGROUPID.FNumber": "PRE001",  # 记 (the default voucher word)
+        "FVOUCHERGROUPNO": voucher.group_no,
+        "FACCBOOKORGID.FNumber": company_code,
+        "FAccountBookID.FNumber": f"{company_code}-01",
+        "FCURRENCYID.FNumber": "PRE001",
+        "FDocumentStatus": "C",
+        "F_OAFIN_SourceBillNo": voucher.payment.doc_no,
+        "F_OAFIN_SourceFlowId": f"ID01oafin{voucher.payment.doc_id}",
+    }
+    amount = yuan_json_number(voucher.amount_fen)
+    text = f"报销付款 {voucher.payment.doc_no}"
+    return [
+        {**header, "FEntity_FEntryID": voucher.voucher_id * 10 + 1, "FEXPLANATION": text,
+         "FACCOUNTID.FNUMBER": voucher.expense_account, "FDC": 1, "FDEBIT": amount, "FCREDIT": 0},
+        {**header, "FEntity_FEntryID": voucher.voucher_id * 10 + 2, "FEXPLANATION": text,
+         "FACCOUNTID.FNUMBER": voucher.bank_account, "FDC": -1, "FDEBIT": 0, "FCREDIT": amount},
+    ]  # fmt: skip
+
+
 def render(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
     """FormId -> rows: the month's bills and payments, in FID order."""
     company = dataset.company_code
@@ -98,6 +156,18 @@ def render(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
         "ER_ExpReimbursement": [bill_row(b, company) for b in dataset.bills],
         "AP_PAYBILL": [payment_row(p, company) for p in dataset.payments],
     }
+
+
+def render_vouchers(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
+    """``GL_VOUCHER`` -> its rows: the vouchers booking the month's payments (``oafin.sandbox.chain``),
+    in FVOUCHERID order, one row per entry line."""
+    company = dataset.company_code
+    return {"GL_VOUCHER": [row for v in chain_of(dataset).vouchers for row in voucher_rows(v, company)]}
+
+
+def voucher_form_rows(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
+    """The vouchers as the twin serves them, beside ``form_rows`` (rendered once per dataset)."""
+    return dataset.rendered(f"{NAME}:vouchers", render_vouchers)
 
 
 def form_rows(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
