@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from data_contracts.validate import validate_records
 from mappings.apply import map_records
 from mappings.code_tables import load_code_tables
 from mappings.loader import default_mapping_path, load_mapping
@@ -182,6 +183,7 @@ def test_each_kind_reads_its_own_vouchers_and_a_platform_voucher_maps_to_a_vouch
     by_number = {v.number: v for v in chain.vouchers}
     mapped = _map([r.payload for r in booked], PLATFORM_VOUCHERS)
     assert not [m.issues for m in mapped if m.issues]
+    assert validate_records("finance_doc", mapped).quarantined == []
     for record in mapped:
         voucher = by_number[record.values["doc_no"]]
         assert record.values["doc_type"] == "voucher"
@@ -194,3 +196,38 @@ def test_each_kind_reads_its_own_vouchers_and_a_platform_voucher_maps_to_a_vouch
     # voucher booked into the month before the payment's
     assert any(v.amount_fen != v.payment.amount_fen for v in chain.vouchers)
     assert any(v.period < v.payment.when.astimezone(SHANGHAI).strftime("%Y-%m") for v in chain.vouchers)
+
+
+def test_the_mapping_may_add_platform_vouchers_to_one_ledger_kind_and_no_more() -> None:
+    settings = YonyouSettings(name="finance", system="yonyou", role="erp", base_url="https://yy.example")
+    mapping = load_mapping(default_mapping_path("yonyou"))
+    assert SYSTEM.check_mapping(settings, mapping) == []
+    only_ledger = mapping.model_copy(update={"forms": {"vouchers": mapping.forms["vouchers"]}})
+    assert SYSTEM.check_mapping(settings, only_ledger) == []
+    two_ledgers = mapping.model_copy(update={"forms": {**mapping.forms, "more": mapping.forms["vouchers"]}})
+    (problem,) = SYSTEM.check_mapping(settings, two_ledgers)
+    assert "one kind of ledger vouchers" in problem and "more" in problem
+    with pytest.raises(ValueError, match="platform_voucher_types"):
+        YonyouSettings(
+            name="finance",
+            system="yonyou",
+            role="erp",
+            base_url="https://yy.example",
+            platform_voucher_types=[],
+        )
+
+
+def test_a_platform_voucher_whose_debits_differ_from_its_credits_is_quarantined(
+    yonyou: SandboxHandle,
+) -> None:
+    booked = next(v for v in vouchers(yonyou.dataset) if v["header"]["srcsystem"] == "OPENAPI")
+    broken = copy.deepcopy(booked)
+    broken["header"]["id"] += 1_000_000
+    broken["body"][1]["credit_org"] = 1  # one yuan credited against the whole debit
+    mapped = _map([booked, broken], PLATFORM_VOUCHERS)
+    result = validate_records("finance_doc", mapped)
+    assert len(result.valid) == 1
+    (held,) = result.quarantined
+    assert any(i.code == "CONTRACT_VIOLATION" and "voucher_balanced" in i.message for i in held.issues), (
+        held.issues
+    )
