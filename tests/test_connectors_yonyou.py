@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from data_contracts.validate import validate_records
 from mappings.apply import map_records
 from mappings.code_tables import load_code_tables
 from mappings.loader import default_mapping_path, load_mapping
@@ -24,8 +25,10 @@ from oafin.connectors import AuthError
 from oafin.connectors.limits import RetryPolicy, no_limit
 from oafin.records import RawRecord
 from oafin.sandbox import credentials
+from oafin.sandbox.chain import chain_of
 from oafin.sandbox.generator import generate
 from oafin.sandbox_server import SandboxHandle, running_sandbox
+from oafin.systems.yonyou import PLATFORM_VOUCHERS, SYSTEM, YonyouSettings
 from oafin.systems.yonyou.client import YonyouClient, months_before
 from oafin.systems.yonyou.twin import TWIN as YONYOU_TWIN
 from oafin.systems.yonyou.twin_render import vouchers
@@ -94,9 +97,14 @@ def test_a_refused_token_names_the_code_and_never_retries(twin: SandboxHandle) -
 
 def test_the_window_is_sent_as_periods_and_ts_and_is_half_open(twin: SandboxHandle) -> None:
     served = vouchers(twin.dataset)
-    middle = datetime.strptime(served[len(served) // 2]["header"]["ts"], "%Y-%m-%d %H:%M:%S").replace(
-        tzinfo=SHANGHAI
+    # the middle voucher, or the first after it whose ts differs from its predecessor's (a chain's
+    # voucher is made the second its payment is)
+    mid = next(
+        i
+        for i in range(len(served) // 2, len(served))
+        if served[i]["header"]["ts"] != served[i - 1]["header"]["ts"]
     )
+    middle = datetime.strptime(served[mid]["header"]["ts"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
     with client(twin, period_lookback_months=2) as yy:
         query = yy.window_query(START, middle)
         first = [r.source_id for r in yy.iter_vouchers(START, middle)]
@@ -108,7 +116,7 @@ def test_the_window_is_sent_as_periods_and_ts_and_is_half_open(twin: SandboxHand
     assert query["tsEnd"] == (middle - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     everything = [str(v["header"]["id"]) for v in served]
     assert first + second == everything  # adjacent windows: nothing twice, nothing lost
-    assert served[len(served) // 2]["header"]["id"] == int(second[0])
+    assert served[mid]["header"]["id"] == int(second[0])
 
 
 def test_ids_are_kept_as_text_digit_for_digit(twin: SandboxHandle) -> None:
@@ -119,8 +127,8 @@ def test_ids_are_kept_as_text_digit_for_digit(twin: SandboxHandle) -> None:
     assert all(isinstance(line["id"], str) and len(line["id"]) == 19 for line in record.payload["body"])
 
 
-def _map(payloads: list[dict[str, Any]]) -> list[Any]:
-    raws = [RawRecord("yonyou", "vouchers", str(p["header"]["id"]), p) for p in payloads]
+def _map(payloads: list[dict[str, Any]], kind: str = "vouchers") -> list[Any]:
+    raws = [RawRecord("yonyou", kind, str(p["header"]["id"]), p) for p in payloads]
     return map_records(
         load_mapping(default_mapping_path("yonyou")), raws, load_code_tables(), {"company_code": "C01"}
     )
@@ -148,3 +156,78 @@ def test_a_voucher_of_another_shape_is_quarantined_not_guessed(yonyou: SandboxHa
     direct["body"][1]["accsubject"] = {"code": "1002", "name": "银行存款"}  # Dr expense / Cr bank
     (record,) = _map([direct])
     assert [(i.code, i.field) for i in record.issues] == [("UNMAPPED_CODE", "doc_type")], record.issues
+
+
+def test_each_kind_reads_its_own_vouchers_and_a_platform_voucher_maps_to_a_voucher(
+    twin: SandboxHandle,
+) -> None:
+    """The ledger kind reads the month's bills and payments (subject 2241), never a chain's vouchers;
+    ``platform_vouchers`` (subject 6602, 付) reads exactly the vouchers booking the platform's
+    payments, each a ``voucher`` carrying the platform's code, its debit and credit totals."""
+    month = twin.dataset
+    settings = YonyouSettings(name="finance", system="yonyou", role="erp", base_url=twin.url("yonyou"))
+    mapping = load_mapping(default_mapping_path("yonyou"))
+    kinds = {k.name: k for k in SYSTEM.record_kinds(settings, mapping)}
+    assert set(kinds) == {"vouchers", PLATFORM_VOUCHERS}
+    env = {"app_key": credentials.YONYOU_APP_KEY, "app_secret": credentials.YONYOU_APP_SECRET}
+    with SYSTEM.open(settings, env, limiter=no_limit, retry=FAST) as reader:
+        ledger = list(reader.read(kinds["vouchers"], START, END))
+        booked = list(reader.read(kinds[PLATFORM_VOUCHERS], START, END))
+    chain = chain_of(month)
+    assert sorted(r.payload["header"]["billcode"] for r in ledger) == sorted(
+        d.doc_no for d in [*month.bills, *month.payments]
+    )
+    assert sorted(r.payload["header"]["billcode"] for r in booked) == sorted(v.number for v in chain.vouchers)
+    assert {r.kind for r in booked} == {PLATFORM_VOUCHERS}
+
+    by_number = {v.number: v for v in chain.vouchers}
+    mapped = _map([r.payload for r in booked], PLATFORM_VOUCHERS)
+    assert not [m.issues for m in mapped if m.issues]
+    assert validate_records("finance_doc", mapped).quarantined == []
+    for record in mapped:
+        voucher = by_number[record.values["doc_no"]]
+        assert record.values["doc_type"] == "voucher"
+        assert record.values["source_doc_nos"] == voucher.payment.doc_no
+        assert record.values["amount_fen"] == record.values["credit_fen"] == voucher.amount_fen
+        assert record.values["posted_at"] == voucher.when
+        assert record.values["period"] == voucher.period
+        assert record.values["claim_no_ref"] in ("", None)
+    # the chain's findings are in the vouchers served: an amount differing from the payment's, a
+    # voucher booked into the month before the payment's
+    assert any(v.amount_fen != v.payment.amount_fen for v in chain.vouchers)
+    assert any(v.period < v.payment.when.astimezone(SHANGHAI).strftime("%Y-%m") for v in chain.vouchers)
+
+
+def test_the_mapping_may_add_platform_vouchers_to_one_ledger_kind_and_no_more() -> None:
+    settings = YonyouSettings(name="finance", system="yonyou", role="erp", base_url="https://yy.example")
+    mapping = load_mapping(default_mapping_path("yonyou"))
+    assert SYSTEM.check_mapping(settings, mapping) == []
+    only_ledger = mapping.model_copy(update={"forms": {"vouchers": mapping.forms["vouchers"]}})
+    assert SYSTEM.check_mapping(settings, only_ledger) == []
+    two_ledgers = mapping.model_copy(update={"forms": {**mapping.forms, "more": mapping.forms["vouchers"]}})
+    (problem,) = SYSTEM.check_mapping(settings, two_ledgers)
+    assert "one kind of ledger vouchers" in problem and "more" in problem
+    with pytest.raises(ValueError, match="platform_voucher_types"):
+        YonyouSettings(
+            name="finance",
+            system="yonyou",
+            role="erp",
+            base_url="https://yy.example",
+            platform_voucher_types=[],
+        )
+
+
+def test_a_platform_voucher_whose_debits_differ_from_its_credits_is_quarantined(
+    yonyou: SandboxHandle,
+) -> None:
+    booked = next(v for v in vouchers(yonyou.dataset) if v["header"]["srcsystem"] == "OPENAPI")
+    broken = copy.deepcopy(booked)
+    broken["header"]["id"] += 1_000_000
+    broken["body"][1]["credit_org"] = 1  # one yuan credited against the whole debit
+    mapped = _map([booked, broken], PLATFORM_VOUCHERS)
+    result = validate_records("finance_doc", mapped)
+    assert len(result.valid) == 1
+    (held,) = result.quarantined
+    assert any(i.code == "CONTRACT_VIOLATION" and "voucher_balanced" in i.message for i in held.issues), (
+        held.issues
+    )

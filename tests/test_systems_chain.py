@@ -34,7 +34,7 @@ from oafin.sandbox_server import SandboxHandle, running_sandbox
 from oafin.systems.registry import get_system
 from oafin.truth import score
 
-CHAINS = [("dingtalk", "hesine"), ("dingtalk", "hesine", "kingdee")]
+CHAINS = [("dingtalk", "hesine"), ("dingtalk", "hesine", "kingdee"), ("dingtalk", "hesine", "yonyou")]
 SEED = 23
 N_CLAIMS = 240
 FAULT_RATE = 0.10

@@ -2,7 +2,9 @@
 
 One record kind (``vouchers``): the month's reimbursement bills and payments, each booked as a
 voucher (``oafin/systems/yonyou/twin_render.py``), windowed on ``header.ts`` and served by
-``maketime`` then id.
+``maketime`` then id. The twin also serves a chain's vouchers booking an expense platform's
+payments (kind ``platform_vouchers``, ``tests/test_systems_chain.py``); the ledger query (subject
+2241) leaves them out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from oafin.systems.yonyou.twin_render import VOUCHER_ID_BASE, YONYOU_FORMAT, vou
 from tests.conformance.systems import FAST, SHANGHAI, ErrorShape, Served, SystemUnderTest
 
 KIND = "vouchers"
+SUBJECTS = ["2241"]  # the ledger query's accsubjectCodeList (YonyouSettings.accsubject_codes)
 
 
 def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool = False) -> SystemClient:
@@ -42,7 +45,7 @@ def _open(base_url: str, *, page_size: int | None = None, bad_credentials: bool 
 
 def _read(client: SystemClient, kind: str, start: datetime, end: datetime) -> Iterator[RawRecord]:
     assert isinstance(client, YonyouClient)
-    return client.iter_vouchers(start, end, kind=kind, accsubject_codes=["2241"])
+    return client.iter_vouchers(start, end, kind=kind, accsubject_codes=SUBJECTS)
 
 
 def _served(dataset: Dataset, kind: str) -> Served:
@@ -51,6 +54,7 @@ def _served(dataset: Dataset, kind: str) -> Served:
     return [  # the twin serves by maketime, then id; ts = maketime for the month's vouchers
         (datetime.strptime(v["header"]["ts"], YONYOU_FORMAT).replace(tzinfo=SHANGHAI), str(v["header"]["id"]))
         for v in vouchers(dataset)
+        if any(line["accsubject"]["code"] in SUBJECTS for line in v["body"])
     ]
 
 

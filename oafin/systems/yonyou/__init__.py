@@ -2,7 +2,11 @@
 
 YonBIP's OpenAPI documents vouchers (``queryVouchers``, ``addVoucher``; source-systems.md §8.1) but
 no reimbursement or payment document, so oafin reads the general ledger: reimbursement accruals and
-payments are vouchers, told apart by their entry lines (``mappings/yonyou.yaml``).
+payments are vouchers, told apart by their entry lines (``mappings/yonyou.yaml``, kind ``vouchers``).
+
+In a chain after an expense platform (README, "Chains of three systems"), the ERP books the
+platform's payments as vouchers of their own; the mapping's second kind ``platform_vouchers`` reads
+those (the chain names it in the source's ``kinds``) and maps each to ``doc_type: voucher``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ if TYPE_CHECKING:
     from oafin.systems.yonyou.client import YonyouClient
 
 NAME = "yonyou"
+# The record kind of the vouchers booking an expense platform's payments (a chain's third link): read
+# with its own filter (``platform_subject_codes``, ``platform_voucher_types``); every other kind is
+# the general ledger's reimbursement and payment vouchers (``accsubject_codes``).
+PLATFORM_VOUCHERS = "platform_vouchers"
 # YonBIP documents no rate limit (source-systems.md §0); 10/s stays gentle with an ERP, as for Kingdee.
 YONYOU_REQUESTS_PER_SECOND = 10.0
 
@@ -50,6 +58,12 @@ class YonyouSettings(SourceSettings):
     # Only vouchers with an entry on one of these subjects (accsubjectCodeList, §8.1): the staff
     # payable that reimbursement accruals credit and their payments debit. Empty: every voucher.
     accsubject_codes: list[str] = Field(default_factory=lambda: ["2241"])
+    # Kind platform_vouchers (a chain after an expense platform): the vouchers booking the platform's
+    # payments. The platform holds the bill, so the ERP books the expense straight against the bank:
+    # a 付款凭证 (voucherTypeCodeList, real-clients.md §2.6; the codes are the tenant's) with a line
+    # on one of these subjects. Neither list may be empty (they keep the ledger's own vouchers out).
+    platform_subject_codes: list[str] = Field(default_factory=lambda: ["6602"], min_length=1)
+    platform_voucher_types: list[str] = Field(default_factory=lambda: ["2"], min_length=1)
     # A voucher changed in the window may belong to an earlier period: how far back periodStart goes.
     period_lookback_months: int = Field(12, ge=0, le=120)
     # Some tenants also want &tenantId= on every call (source-systems.md §8.1 [U]).
@@ -61,11 +75,22 @@ class YonyouReader(ClientReader):
 
     client: YonyouClient
 
-    def __init__(self, client: Any, accsubject_codes: list[str]) -> None:
+    def __init__(self, client: Any, settings: YonyouSettings) -> None:
         super().__init__(client)
-        self.accsubject_codes = accsubject_codes
+        self.accsubject_codes = list(settings.accsubject_codes)
+        self.platform_subject_codes = list(settings.platform_subject_codes)
+        self.platform_voucher_types = list(settings.platform_voucher_types)
 
     def read(self, kind: RecordKind, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        if kind.name == PLATFORM_VOUCHERS:
+            yield from self.client.iter_vouchers(
+                start,
+                end,
+                kind=kind.name,
+                accsubject_codes=self.platform_subject_codes,
+                voucher_type_codes=self.platform_voucher_types,
+            )
+            return
         yield from self.client.iter_vouchers(
             start, end, kind=kind.name, accsubject_codes=self.accsubject_codes
         )
@@ -102,10 +127,12 @@ class Yonyou:
 
     def check_mapping(self, settings: SourceSettings, mapping: Any) -> list[str]:
         problems = []
-        if len(mapping.kinds) != 1:
+        ledger = [k for k in mapping.kinds if k != PLATFORM_VOUCHERS]
+        if len(ledger) > 1 or not mapping.kinds:
             problems.append(
-                f"source {settings.name!r}: the yonyou mapping must map exactly one kind (every voucher "
-                f"comes from queryVouchers), not {', '.join(mapping.kinds) or 'none'}"
+                f"source {settings.name!r}: the yonyou mapping maps one kind of ledger vouchers (every "
+                f"voucher comes from queryVouchers) and optionally {PLATFORM_VOUCHERS!r}, not "
+                f"{', '.join(mapping.kinds) or 'none'}"
             )
         assert isinstance(settings, YonyouSettings)
         if not (settings.accbook_code or settings.company_code):
@@ -134,7 +161,7 @@ class Yonyou:
             period_lookback_months=settings.period_lookback_months,
             **client_options(settings, limiter, retry),
         )
-        return YonyouReader(client, list(settings.accsubject_codes))
+        return YonyouReader(client, settings)
 
     def hint(self, exc: BaseException, settings: SourceSettings) -> str | None:
         if isinstance(exc, AuthError):

@@ -344,7 +344,11 @@ class YonyouClient(SystemClient):
             )
 
     def window_query(
-        self, start: datetime, end: datetime, accsubject_codes: Sequence[str] = ()
+        self,
+        start: datetime,
+        end: datetime,
+        accsubject_codes: Sequence[str] = (),
+        voucher_type_codes: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The body filtering vouchers last changed in ``[start, end)`` China time (§2.6 ``tsStart``/``tsEnd``).
 
@@ -363,6 +367,8 @@ class YonyouClient(SystemClient):
         }
         if accsubject_codes:
             query["accsubjectCodeList"] = list(accsubject_codes)
+        if voucher_type_codes:  # real-clients.md §2.6: voucherTypeCodeList ["1","2","3"]
+            query["voucherTypeCodeList"] = list(voucher_type_codes)
         return query
 
     def iter_vouchers(
@@ -372,11 +378,12 @@ class YonyouClient(SystemClient):
         *,
         kind: str = "vouchers",
         accsubject_codes: Sequence[str] = (),
+        voucher_type_codes: Sequence[str] = (),
     ) -> Iterator[RawRecord]:
         """Vouchers changed in ``[start, end)`` as ``RawRecord``s: ``source_id`` is ``header.id`` as text."""
         if end <= start:
             return
-        for record in self.iter_records(self.window_query(start, end, accsubject_codes)):
+        for record in self.iter_records(self.window_query(start, end, accsubject_codes, voucher_type_codes)):
             yield RawRecord(system=SYSTEM, kind=kind, source_id=record["header"]["id"], payload=record)
 
     # --- write-back ----------------------------------------------------------------------------

@@ -17,6 +17,16 @@ number, the company's reference field as Kingdee's ``F_OAFIN_OANo`` is). Line fi
 subject and amounts (``clientauxiliary``, ``defines``) are the sandbox's reading of YonBIP's
 辅助核算 and 自定义项 [U]: no public reply shows them.
 
+In a chain OA → expense platform → ERP (``oafin.sandbox.chain``), the ERP also books each of the
+platform's payments as a voucher of its own (``chain_of(dataset).vouchers``): a 付款凭证 Dr 6602 管理费用
+(aux: staff, department) / Cr 1002 银行存款, made by the platform through the OpenAPI (``srcsystem``
+``OPENAPI``, as ``addVoucher`` makes them), carrying no OA number but the platform's document code in
+自定义项2 (``defines.define2``) and its flowId in 自定义项3 (the sandbox's convention, as Kingdee's
+``F_OAFIN_SourceBillNo``/``F_OAFIN_SourceFlowId``). Their ids are ``VOUCHER_ID_BASE`` plus the chain's
+voucher id (300001 on, above every bill's and payment's doc_id); the ledger's own query (subject
+2241) never returns them, and a chain's ``platform_vouchers`` query (subject 6602, type 付) returns
+only them.
+
 Times are China-time ``yyyy-MM-dd HH:mm:ss``; amounts JSON numbers in yuan (numeric text where the
 month says so). ``billcode`` is the month's document number (the truth is keyed by it).
 """
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from oafin.sandbox.chain import Voucher, chain_of
 from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.finance_fields import fen_text, yuan_json_number
 from oafin.sandbox.model import Bill, Payment
@@ -181,6 +192,35 @@ def payment_voucher(pay: Payment, company: str) -> dict[str, Any]:
     return {"header": header, "body": body}
 
 
+def platform_voucher(voucher: Voucher, company: str) -> dict[str, Any]:
+    """A chain's voucher booking an expense platform's payment: Dr expense / Cr bank (module docstring)."""
+    pay = voucher.payment
+    when = voucher.when.astimezone(_zone()).strftime(YONYOU_FORMAT)
+    header = voucher_header(
+        voucher.voucher_id,
+        voucher.number,
+        PAYMENT_TYPE,
+        when,
+        voucher.amount_fen,
+        False,
+        "",
+        company,
+        srcsystem="OPENAPI",
+        defines={"define2": pay.doc_no, "define3": f"ID01oafin{pay.doc_id}"},
+    )
+    assert header["period"] == voucher.period, (header["period"], voucher.period)
+    person = pay.payee
+    staff = _aux("bd_staff", "人员", staff_code(person.person_id), person.name)
+    dept = _aux("bd_dept", "部门", person.dept_code, person.department)
+    vid = header["id"]
+    text = f"报销付款 {pay.doc_no}"
+    body = [
+        voucher_line(vid, 1, text, EXPENSE, voucher.amount_fen, debit=True, as_text=False, aux=[staff, dept]),
+        voucher_line(vid, 2, text, BANK, voucher.amount_fen, debit=False, as_text=False, aux=[]),
+    ]
+    return {"header": header, "body": body}
+
+
 def _zone() -> Any:
     from zoneinfo import ZoneInfo
 
@@ -188,10 +228,12 @@ def _zone() -> Any:
 
 
 def render(dataset: Dataset) -> list[dict[str, Any]]:
-    """The month's vouchers in the order the twin serves them: by ``maketime``, then id."""
+    """The month's vouchers, and the chain's booking its payments (module docstring), in the order
+    the twin serves them: by ``maketime``, then id."""
     company = dataset.company_code
     vouchers = [bill_voucher(b, company) for b in dataset.bills]
     vouchers += [payment_voucher(p, company) for p in dataset.payments]
+    vouchers += [platform_voucher(v, company) for v in chain_of(dataset).vouchers]
     vouchers.sort(key=lambda v: (v["header"]["maketime"], v["header"]["id"]))
     return vouchers
 
