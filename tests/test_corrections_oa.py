@@ -325,6 +325,7 @@ def test_dingtalk_instances_read_as_the_fact_sheet_says() -> None:
 # system -> (its twin's corrections form, the create call its desk records)
 OTHER_OAS = {
     "feishu": ("0AF1C0DE-0000-4C0E-A000-C0229EC71045", "instances/create"),
+    "wecom": ("3WLJF6naF9ZGmVCqWRzT1dVdkjTNF8WCkGDhTiHW", "oa/applyevent"),
 }
 
 
@@ -461,3 +462,45 @@ def test_feishu_instances_read_as_the_fact_sheet_says() -> None:
         ("ou_o", "withdraw", True),
     ]
     assert records[0].at is not None and records[0].at.utcoffset() is not None
+
+
+def test_wecom_forms_read_as_the_fact_sheet_says() -> None:
+    from oafin.systems.wecom import approvals as wc
+
+    assert [wc.status_of({"sp_status": s}) for s in (1, 2, 3, 4, 6, 10, "2")] == [
+        "pending",
+        "approved",
+        "rejected",
+        "withdrawn",
+        "withdrawn",
+        "approved",
+        "approved",
+    ]
+    info = {
+        "sp_status": 4,
+        "applyer": {"userid": "WeCom00007"},
+        "sp_record": [
+            {
+                "sp_status": 2,
+                "approverattr": 2,
+                "details": [
+                    {"approver": {"userid": "WeCom00001"}, "sp_status": 2, "sptime": 1762045200},
+                    {"approver": {"userid": "WeCom00002"}, "sp_status": 1, "sptime": 0},
+                    {"approver": {"userid": "WeCom00003"}, "sp_status": 4, "sptime": 1762045200},  # 已转审
+                ],
+            },
+            {
+                "sp_status": 3,
+                "details": [{"approver": {"userid": "WeCom00004"}, "sp_status": 3, "sptime": 1}],
+            },
+        ],
+    }
+    records = wc.records_of(info)
+    assert [(r.user_id, r.decision) for r in records] == [
+        ("WeCom00001", "agree"),
+        ("WeCom00004", "refuse"),
+        ("WeCom00007", "withdraw"),  # 已撤销 is the applicant's own act
+    ]
+    assert records[0].at is not None and records[0].at.utcoffset() is not None
+    with pytest.raises(ValueError, match="更正明细"):
+        wc.design_of({"template_content": {"controls": []}})
