@@ -325,6 +325,7 @@ def test_dingtalk_instances_read_as_the_fact_sheet_says() -> None:
 # system -> (its twin's corrections form, the create call its desk records)
 OTHER_OAS = {
     "feishu": ("0AF1C0DE-0000-4C0E-A000-C0229EC71045", "instances/create"),
+    "dingtalk-v1": ("PROC-OAFIN-CORRECTIONS", "v1.0/workflow/processInstances"),
     "wecom": ("3WLJF6naF9ZGmVCqWRzT1dVdkjTNF8WCkGDhTiHW", "oa/applyevent"),
 }
 
@@ -336,7 +337,11 @@ def _other_oa_settings(make, monkeypatch, sandbox, tables, system: str, originat
 
     for key, value in sandbox_environment([("approvals", system)]).items():
         monkeypatch.setenv(key, value)
-    ids = tables.external_ids(system)
+    from oafin.systems.base import approvals_of
+    from oafin.systems.registry import get_system
+
+    people_of = getattr(approvals_of(get_system(system)), "identity_system", None) or system
+    ids = tables.external_ids(people_of)  # dingtalk-v1: the same userids as topapi
     form, _ = OTHER_OAS[system]
     return load_settings(
         make(
@@ -504,3 +509,40 @@ def test_wecom_forms_read_as_the_fact_sheet_says() -> None:
     assert records[0].at is not None and records[0].at.utcoffset() is not None
     with pytest.raises(ValueError, match="更正明细"):
         wc.design_of({"template_content": {"controls": []}})
+
+
+def test_dingtalk_v1_instances_read_as_the_fact_sheet_says() -> None:
+    from oafin.systems.dingtalk_v1 import approvals as v1
+
+    records = v1.records_of(
+        {
+            "operationRecords": [
+                {"userId": "u0", "type": "START_PROCESS_INSTANCE", "result": "NONE"},
+                {
+                    "userId": "u1",
+                    "type": "EXECUTE_TASK_NORMAL",
+                    "result": "AGREE",
+                    "date": "2026-11-02T01:00Z",
+                },
+                {"userId": "u2", "type": "TERMINATE_PROCESS_INSTANCE", "result": "NONE"},
+            ],
+            "tasks": [
+                {"userId": "u1", "status": "COMPLETED", "result": "AGREE"},
+                {"userId": "u3", "status": "COMPLETED", "result": "AGREE"},
+                {"userId": "u4", "status": "RUNNING", "result": "NONE"},
+            ],
+        }
+    )
+    assert [(r.user_id, r.decision, r.human) for r in records] == [
+        ("u1", "agree", True),
+        ("u2", "withdraw", True),
+        ("u3", "agree", False),
+    ]
+    assert records[0].at is not None and records[0].at.hour == 1 and records[0].at.utcoffset() is not None
+    from oafin.systems.base import ApprovalRequest
+
+    body = v1.create_body(
+        ApprovalRequest("b" * 32, "PROC-X", "u8", "t", (), "https://r.example/x.html", ("u9",), "-1")
+    )
+    assert body["processCode"] == "PROC-X" and body["approvers"] == [{"actionType": "AND", "userIds": ["u9"]}]
+    assert "deptId" not in body  # -1 (the root) is not sent as an int64 department
