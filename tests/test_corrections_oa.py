@@ -412,7 +412,33 @@ def test_each_oa_decides_through_its_own_record(system, corrections_setup, monke
     )
     assert len(_pushed_writes(sandbox)) == writes
 
-    withdrawn, result = run("withdraw")
+    # withdrawn, in a batch whose create call's answer was lost: the check finds the instance by
+    # the batch id in its form (the system's own find) and creates no second one
+    creates = len([c for c in desk.calls if c["call"] == create_call])
+
+    class Killed(BaseException):
+        pass
+
+    def kill(batch_id: str) -> None:
+        raise Killed(batch_id)
+
+    monkeypatch.setattr(oa, "after_create", kill)
+    with pytest.raises(Killed):
+        _submit(settings, engine, batches["withdraw"])
+    monkeypatch.setattr(oa, "after_create", None)
+    made = [c for c in desk.calls if c["call"] == create_call]
+    assert len(made) == creates + 1
+    lost = made[-1]["instance_id"]  # created, its id never recorded
+    desk.set_script("withdraw", after_reads=0)
+    result = _check_and_push(settings, engine, tables)
+    [withdrawn] = result["batches"]
+    assert withdrawn.instance_id == lost
+    assert len([c for c in desk.calls if c["call"] == create_call]) == creates + 1, "a second instance"
+    with engine.connect() as conn:
+        [found] = [
+            e for e in audit.entries(conn, approvals.subject(withdrawn.batch_id)) if e.event == "oa_instance"
+        ]
+    assert json.loads(found.payload)["found"] is True
     assert withdrawn.status == "withdrawn" and result["results"] == []
     assert withdrawn.decided_by.endswith(f"({originator})")
     assert all("withdrawn in OA" in r for r in withdrawn.refused.values())

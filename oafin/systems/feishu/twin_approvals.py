@@ -59,6 +59,7 @@ class FeishuApprovalDesk:
         self.by_user_id = {u: o for o, u in users.items()}
         self.default_approvers = default_approvers  # open_ids
         self.applicant_of_claim = applicant_of_claim  # claim_no -> open_id
+        self.process_code = CORRECTIONS_APPROVAL_CODE  # the corrections definition an admin made
         self.forms: set[str] = {CORRECTIONS_APPROVAL_CODE}
         self.created: dict[str, dict[str, Any]] = {}  # instance code -> {"rows", "reads"}
         self.uuids: set[str] = set()

@@ -104,6 +104,7 @@ class WeComApprovalDesk:
         self.users = users  # userid -> partyid
         self.default_approvers = default_approvers
         self.applicant_of_claim = applicant_of_claim
+        self.process_code = CORRECTIONS_TEMPLATE_ID  # the corrections template an admin made
         self.templates: dict[str, dict[str, Any]] = {CORRECTIONS_TEMPLATE_ID: TEMPLATE}
         self.created: dict[str, dict[str, Any]] = {}  # sp_no -> {"rows", "reads"}
         self.script: Script | None = None
