@@ -43,7 +43,11 @@ def run_oa_corrections(
     if decision not in DECISIONS:
         raise ConfigError(f"--oa-decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
     tables = code_tables(settings)
-    ids = tables.external_ids(oa)
+    from oafin.systems.base import approvals_of
+    from oafin.systems.registry import get_system
+
+    # the OA's user ids may be another system's identities (an API version sharing its people)
+    ids = tables.external_ids(getattr(approvals_of(get_system(oa)), "identity_system", None) or oa)
     people = tables.people
     clerks = [p for p in people.loc[people["role"] == "employee", "person_id"] if p in ids]
     originator = ids[clerks[0]]

@@ -318,3 +318,257 @@ def test_dingtalk_instances_read_as_the_fact_sheet_says() -> None:
     ]
     assert records[0].at is not None and records[0].at.utcoffset() is not None
     assert records[0].at.hour == 1  # 09:00 Beijing is 01:00 UTC
+
+
+# --- the other OA systems: the same loop through each one's own API and twin ------------------
+
+# system -> (its twin's corrections form, the create call its desk records)
+OTHER_OAS = {
+    "feishu": ("0AF1C0DE-0000-4C0E-A000-C0229EC71045", "instances/create"),
+    "dingtalk-v1": ("PROC-OAFIN-CORRECTIONS", "v1.0/workflow/processInstances"),
+    "wecom": ("3WLJF6naF9ZGmVCqWRzT1dVdkjTNF8WCkGDhTiHW", "oa/applyevent"),
+}
+
+
+def _other_oa_settings(make, monkeypatch, sandbox, tables, system: str, originator: str, approver: str):
+    """A config whose corrections are approved in ``system``'s twin: a third source ``approvals``
+    (outside the chain), its credentials in the environment as for any source."""
+    from oafin.demo import sandbox_environment
+
+    for key, value in sandbox_environment([("approvals", system)]).items():
+        monkeypatch.setenv(key, value)
+    from oafin.systems.base import approvals_of
+    from oafin.systems.registry import get_system
+
+    people_of = getattr(approvals_of(get_system(system)), "identity_system", None) or system
+    ids = tables.external_ids(people_of)  # dingtalk-v1: the same userids as topapi
+    form, _ = OTHER_OAS[system]
+    return load_settings(
+        make(
+            'approval = "oa"\n'
+            "[corrections.oa]\n"
+            'source = "approvals"\n'
+            f'process_code = "{form}"\n'
+            f'originator_userid = "{ids[originator]}"\n'
+            f"approvers = {json.dumps([ids[approver]])}\n"
+            "[[sources]]\n"
+            'name = "approvals"\n'
+            f'system = "{system}"\n'
+            'company_code = "C01"\n'
+            f'base_url = "{sandbox.url(system)}"\n'
+            "rate_limit_per_second = 500\n"
+        )
+    )
+
+
+@pytest.mark.parametrize("system", sorted(OTHER_OAS))
+def test_each_oa_decides_through_its_own_record(system, corrections_setup, monkeypatch) -> None:
+    """Approved → pushed once; rejected → nothing; approved by the applicant → refused with the
+    reason; withdrawn → nothing: four batches in one sandbox, each decided by the scripted approver."""
+    make, engine, sandbox = corrections_setup
+    tables = code_tables(load_settings(make()))
+    proposed = propose(engine, tables, comment_userid=helpers.COMMENT_USER)
+    rows = _rows(engine)
+    applicants = {r["applicant_id"] for r in rows.values()}
+    originator, approver = [p for p in tables.people["person_id"] if p not in applicants][:2]
+    settings = _other_oa_settings(make, monkeypatch, sandbox, tables, system, originator, approver)
+    desk = sandbox.state(system).desk
+    _, create_call = OTHER_OAS[system]
+    applicant = rows[proposed.keys[0]]["applicant_id"]
+    own = [k for k in proposed.keys if rows[k]["applicant_id"] == applicant]
+    rest = [k for k in proposed.keys if rows[k]["applicant_id"] != applicant]
+    # the month has few proposals: one action a batch (the DingTalk tests above mix batches)
+    batches = {"applicant": own[:1], "approve": rest[0:1], "reject": rest[1:2], "withdraw": rest[2:3]}
+    assert all(batches.values()), (len(proposed.keys), len(own), {k: len(v) for k, v in batches.items()})
+
+    def run(outcome: str):
+        batch = _submit(settings, engine, batches[outcome])
+        assert batch["system"] == system and batch["instance_id"]
+        desk.set_script(outcome, after_reads=1)
+        first = _check_and_push(settings, engine, tables)  # the first read: still open
+        assert [b.status for b in first["batches"]] == ["open"] and first["results"] == []
+        result = _check_and_push(settings, engine, tables)
+        [outcome_] = result["batches"]
+        assert outcome_.instance_id == batch["instance_id"] and outcome_.newly_decided
+        return outcome_, result
+
+    approved, result = run("approve")
+    assert approved.status == "approved" and sorted(approved.approved) == sorted(batches["approve"])
+    assert {r.outcome for r in result["results"]} == {"pushed"}
+    label = _rows(engine)[batches["approve"][0]]["approved_by"]
+    assert label.startswith(f"oa {system} instance {approved.instance_id}: ") and label.endswith(
+        f"({approver})"
+    )
+    writes = len(_pushed_writes(sandbox))
+    assert writes > 0
+    assert _check_and_push(settings, engine, tables)["results"] == []  # pushed once
+    assert len(_pushed_writes(sandbox)) == writes
+
+    rejected, result = run("reject")
+    assert (
+        rejected.status == "rejected"
+        and result["results"] == []
+        and rejected.decided_by.endswith(f"({approver})")
+    )
+    assert len(_pushed_writes(sandbox)) == writes
+
+    # withdrawn, in a batch whose create call's answer was lost: the check finds the instance by
+    # the batch id in its form (the system's own find) and creates no second one
+    creates = len([c for c in desk.calls if c["call"] == create_call])
+
+    class Killed(BaseException):
+        pass
+
+    def kill(batch_id: str) -> None:
+        raise Killed(batch_id)
+
+    monkeypatch.setattr(oa, "after_create", kill)
+    with pytest.raises(Killed):
+        _submit(settings, engine, batches["withdraw"])
+    monkeypatch.setattr(oa, "after_create", None)
+    made = [c for c in desk.calls if c["call"] == create_call]
+    assert len(made) == creates + 1
+    lost = made[-1]["instance_id"]  # created, its id never recorded
+    desk.set_script("withdraw", after_reads=0)
+    result = _check_and_push(settings, engine, tables)
+    [withdrawn] = result["batches"]
+    assert withdrawn.instance_id == lost
+    assert len([c for c in desk.calls if c["call"] == create_call]) == creates + 1, "a second instance"
+    with engine.connect() as conn:
+        [found] = [
+            e for e in audit.entries(conn, approvals.subject(withdrawn.batch_id)) if e.event == "oa_instance"
+        ]
+    assert json.loads(found.payload)["found"] is True
+    assert withdrawn.status == "withdrawn" and result["results"] == []
+    assert withdrawn.decided_by.endswith(f"({originator})")
+    assert all("withdrawn in OA" in r for r in withdrawn.refused.values())
+    assert len(_pushed_writes(sandbox)) == writes
+
+    by_applicant, result = run("applicant")
+    assert by_applicant.status == "approved" and set(by_applicant.refused) == {own[0]}
+    assert all(
+        "segregation of duties" in reason and f"({applicant}) approved OA {system} instance" in reason
+        for reason in by_applicant.refused.values()
+    )
+    assert [r for r in result["results"] if r.outcome == "pushed"] == []
+    after = _rows(engine)
+    assert all(after[k]["status"] == "proposed" for k in [own[0], *batches["reject"], *batches["withdraw"]])
+    assert after[rest[0]]["status"] == "done"
+    assert len([c for c in desk.calls if c["call"] == create_call]) == 4  # one instance per batch
+    assert verify_url(settings.warehouse_url).ok
+
+
+def test_feishu_instances_read_as_the_fact_sheet_says() -> None:
+    from oafin.systems.feishu import approvals as fs
+
+    assert [
+        fs.status_of({"status": s}) for s in ("APPROVED", "REJECTED", "CANCELED", "PENDING", "RECALL")
+    ] == [
+        "approved",
+        "rejected",
+        "withdrawn",
+        "pending",
+        "withdrawn",
+    ]
+    records = fs.records_of(
+        {
+            "task_list": [
+                {"status": "APPROVED", "type": "AUTO_PASS", "open_id": "", "end_time": "1762045200000"},
+                {"status": "APPROVED", "type": "AND", "open_id": "ou_a", "end_time": "1762045200000"},
+                {"status": "REJECTED", "type": "AND", "open_id": "ou_b", "end_time": "1762045200000"},
+                {"status": "PENDING", "type": "AND", "open_id": "ou_c", "end_time": "0"},
+            ],
+            "timeline": [
+                {"type": "START", "open_id": "ou_o", "create_time": "1762045100000"},
+                {"type": "AUTO_PASS", "open_id": "", "create_time": "1762045100000"},
+                {"type": "AUTO_PASS", "open_id": "ou_d", "create_time": "1762045100000"},
+                {"type": "CANCEL", "open_id": "ou_o", "create_time": "1762045300000"},
+            ],
+        }
+    )
+    assert [(r.user_id, r.decision, r.human) for r in records] == [
+        ("ou_a", "agree", True),
+        ("ou_b", "refuse", True),
+        ("ou_d", "agree", False),  # a system pass naming someone: segregation of duties only
+        ("ou_o", "withdraw", True),
+    ]
+    assert records[0].at is not None and records[0].at.utcoffset() is not None
+
+
+def test_wecom_forms_read_as_the_fact_sheet_says() -> None:
+    from oafin.systems.wecom import approvals as wc
+
+    assert [wc.status_of({"sp_status": s}) for s in (1, 2, 3, 4, 6, 10, "2")] == [
+        "pending",
+        "approved",
+        "rejected",
+        "withdrawn",
+        "withdrawn",
+        "approved",
+        "approved",
+    ]
+    info = {
+        "sp_status": 4,
+        "applyer": {"userid": "WeCom00007"},
+        "sp_record": [
+            {
+                "sp_status": 2,
+                "approverattr": 2,
+                "details": [
+                    {"approver": {"userid": "WeCom00001"}, "sp_status": 2, "sptime": 1762045200},
+                    {"approver": {"userid": "WeCom00002"}, "sp_status": 1, "sptime": 0},
+                    {"approver": {"userid": "WeCom00003"}, "sp_status": 4, "sptime": 1762045200},  # 已转审
+                ],
+            },
+            {
+                "sp_status": 3,
+                "details": [{"approver": {"userid": "WeCom00004"}, "sp_status": 3, "sptime": 1}],
+            },
+        ],
+    }
+    records = wc.records_of(info)
+    assert [(r.user_id, r.decision) for r in records] == [
+        ("WeCom00001", "agree"),
+        ("WeCom00004", "refuse"),
+        ("WeCom00007", "withdraw"),  # 已撤销 is the applicant's own act
+    ]
+    assert records[0].at is not None and records[0].at.utcoffset() is not None
+    with pytest.raises(ValueError, match="更正明细"):
+        wc.design_of({"template_content": {"controls": []}})
+
+
+def test_dingtalk_v1_instances_read_as_the_fact_sheet_says() -> None:
+    from oafin.systems.dingtalk_v1 import approvals as v1
+
+    records = v1.records_of(
+        {
+            "operationRecords": [
+                {"userId": "u0", "type": "START_PROCESS_INSTANCE", "result": "NONE"},
+                {
+                    "userId": "u1",
+                    "type": "EXECUTE_TASK_NORMAL",
+                    "result": "AGREE",
+                    "date": "2026-11-02T01:00Z",
+                },
+                {"userId": "u2", "type": "TERMINATE_PROCESS_INSTANCE", "result": "NONE"},
+            ],
+            "tasks": [
+                {"userId": "u1", "status": "COMPLETED", "result": "AGREE"},
+                {"userId": "u3", "status": "COMPLETED", "result": "AGREE"},
+                {"userId": "u4", "status": "RUNNING", "result": "NONE"},
+            ],
+        }
+    )
+    assert [(r.user_id, r.decision, r.human) for r in records] == [
+        ("u1", "agree", True),
+        ("u2", "withdraw", True),
+        ("u3", "agree", False),
+    ]
+    assert records[0].at is not None and records[0].at.hour == 1 and records[0].at.utcoffset() is not None
+    from oafin.systems.base import ApprovalRequest
+
+    body = v1.create_body(
+        ApprovalRequest("b" * 32, "PROC-X", "u8", "t", (), "https://r.example/x.html", ("u9",), "-1")
+    )
+    assert body["processCode"] == "PROC-X" and body["approvers"] == [{"actionType": "AND", "userIds": ["u9"]}]
+    assert "deptId" not in body  # -1 (the root) is not sent as an int64 department

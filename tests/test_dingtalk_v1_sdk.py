@@ -195,3 +195,54 @@ def test_a_comment_the_sdk_adds_is_what_the_connector_finds(sandbox: SandboxHand
     # the connector's own comment is the same request as the SDK's: the twin stored both alike
     bodies = [w["body"] for w in sandbox.state("dingtalk-v1").writes]
     assert [sorted(b) for b in bodies] == [["commentUserId", "processInstanceId", "text"]] * 2
+
+
+def test_the_correction_instance_oafin_creates_is_the_one_the_sdk_creates(sandbox: SandboxHandle) -> None:
+    """issue #17: the SDK's ``start_process_instance`` (real-clients.md §4.1) built from oafin's
+    body sends that body unchanged (the SDK's model holds every field oafin sends); the twin
+    takes it and answers ``instanceId``; oafin reads the SDK-made instance's decision."""
+    from oafin.systems.base import ApprovalRequest, ApprovalRow
+    from oafin.systems.dingtalk_v1.approvals import DingTalkV1Approvals, create_body
+    from oafin.systems.dingtalk_v1.twin_approvals import CORRECTIONS_PROCESS_CODE, CREATE_CALL
+
+    people = sorted(sandbox.dataset.people, key=lambda p: p.person_id)
+    originator, approver = people[0].userid, people[1].userid
+    row = ApprovalRow(
+        "[oafin:0123456789abcdef]",
+        "oa_status_comment",
+        "BX1",
+        "DUPLICATE_PAYMENT",
+        12345,
+        "dingtalk-v1",
+        "t",
+        "p",
+    )
+    request = ApprovalRequest(
+        "c" * 32, CORRECTIONS_PROCESS_CODE, originator, "t", (row,), "https://r/x.html", (approver,)
+    )
+    ours = create_body(request)
+    config = sdk_config(sandbox.url("dingtalk-v1"))
+    token = sdk_token(config)
+    sdk_request = wf.StartProcessInstanceRequest().from_map(ours)
+    # nothing oafin sends is outside the SDK's model; the SDK adds only empty lists (details, ...)
+    assert _without_empty_lists(sdk_request.to_map()) == ours
+    headers = wf.StartProcessInstanceHeaders(x_acs_dingtalk_access_token=token)
+    answer = Workflow(config).start_process_instance_with_options(sdk_request, headers, NO_RETRY).body
+    desk = sandbox.state("dingtalk-v1").desk
+    [sent] = [c["body"] for c in desk.calls if c["call"] == CREATE_CALL]
+    assert _without_empty_lists(sent) == ours
+    desk.decide(answer.instance_id, "approve")
+    with connector(sandbox.url("dingtalk-v1")) as client:
+        state = DingTalkV1Approvals().read(client, answer.instance_id)
+    assert state.status == "approved" and [(r.user_id, r.decision, r.human) for r in state.records] == [
+        (approver, "agree", True)
+    ]
+    assert sdk_instance(Workflow(config), token, answer.instance_id).result.status == "COMPLETED"
+
+
+def _without_empty_lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_empty_lists(v) for k, v in value.items() if v != []}
+    if isinstance(value, list):
+        return [_without_empty_lists(v) for v in value]
+    return value

@@ -219,3 +219,55 @@ def test_a_comment_the_connector_writes_is_one_the_sdk_can_write_too(
     assert [c["comment"] for c in comments] == ["sdk comment oafin:sdk-1", "connector comment oafin:ours-1"]
     sent = [w["body"] for w in feishu.received_writes("feishu")]
     assert [set(body) for body in sent] == [{"content"}, {"content"}]
+
+
+def test_the_correction_instance_oafin_creates_is_the_one_the_sdk_creates(
+    feishu: SandboxHandle, sdk: lark.Client
+) -> None:
+    """issue #17: lark-oapi's ``instance.create`` (real-clients.md §4.3) sends, field by field, the
+    body oafin's connector sends for the same batch; the twin takes it, refuses its ``uuid`` a
+    second time (60012), and what oafin reads back from the SDK-made instance is its decision."""
+    from lark_oapi.api.approval.v4 import CreateInstanceRequest, InstanceCreate, NodeApprover
+
+    from oafin.systems.base import ApprovalRequest, ApprovalRow
+    from oafin.systems.feishu.approvals import FeishuApprovals, create_body, records_of, status_of
+    from oafin.systems.feishu.twin_approvals import CORRECTIONS_APPROVAL_CODE
+
+    people = sorted(feishu.dataset.people, key=lambda p: p.person_id)
+    originator, approver = people[0].identities["feishu"], people[1].identities["feishu"]
+    row = ApprovalRow(
+        "[oafin:0123456789abcdef]",
+        "oa_status_comment",
+        "BX1",
+        "DUPLICATE_PAYMENT",
+        12345,
+        "dingtalk",
+        "t",
+        "p",
+    )
+    request = ApprovalRequest(
+        "a" * 32, CORRECTIONS_APPROVAL_CODE, originator, "t", (row,), "https://r/x.html", (approver,)
+    )
+    ours = create_body(request, FeishuApprovals().approver_node)
+    desk = feishu.state("feishu").desk
+    body = (
+        InstanceCreate.builder()
+        .approval_code(CORRECTIONS_APPROVAL_CODE)
+        .open_id(originator)
+        .form(ours["form"])
+        .node_approver_open_id_list([NodeApprover.builder().key("oafin_approve").value([approver]).build()])
+        .uuid("a" * 32)
+        .build()
+    )
+    response = sdk.approval.v4.instance.create(CreateInstanceRequest.builder().request_body(body).build())
+    assert response.success(), (response.code, response.msg)
+    code = response.data.instance_code
+    [sent] = [c["body"] for c in desk.calls if c["call"] == "instances/create"]
+    assert sent == ours
+    again = sdk.approval.v4.instance.create(CreateInstanceRequest.builder().request_body(body).build())
+    assert not again.success() and again.code == 60012
+    desk.decide(code, "approve")
+    instance = sdk_instance(sdk, code)
+    assert status_of(instance) == "approved"
+    assert [(r.user_id, r.decision, r.human) for r in records_of(instance)] == [(approver, "agree", True)]
+    assert any(t["type"] == "AUTO_PASS" and not t.get("open_id") for t in instance["task_list"])

@@ -228,3 +228,55 @@ def test_the_sdk_sees_the_twins_45009_as_its_api_limit(fresh: SandboxHandle, mon
         sdk.OA.get_approval_info(first, last, 0, size=SDK_PAGE, filters=FILTERS)
     with pytest.raises(APILimitedException):
         sdk.OA.get_approval_info(first, last, 0, size=SDK_PAGE, filters=FILTERS)
+
+
+def test_the_correction_form_oafin_submits_is_the_one_the_sdk_submits(fresh: SandboxHandle) -> None:
+    """issue #17: wechatpy's ``OA.get_template_detail`` and ``OA.apply_event`` (real-clients.md
+    §1.3, §4.2) on the twin: the template oafin reads is the SDK's, the body oafin builds from it is,
+    key by key, what ``apply_event`` sends for the same values, and oafin reads the SDK's form back."""
+    from oafin.systems.base import ApprovalRequest, ApprovalRow
+    from oafin.systems.wecom.approvals import WeComApprovals, apply_body
+    from oafin.systems.wecom.twin_approvals import CORRECTIONS_TEMPLATE_ID
+
+    base = fresh.url("wecom")
+    sdk = make_sdk(base)
+    people = sorted(fresh.dataset.people, key=lambda p: p.person_id)
+    creator, approver = people[0].identities["wecom"], people[1].identities["wecom"]
+    row = ApprovalRow(
+        "[oafin:0123456789abcdef]",
+        "finance_flag_recall",
+        "BX1",
+        "DUPLICATE_PAYMENT",
+        12345,
+        "kingdee",
+        "t",
+        "p",
+    )
+    request = ApprovalRequest(
+        "b" * 32, CORRECTIONS_TEMPLATE_ID, creator, "t", (row,), "https://r/x.html", (approver,)
+    )
+    with connector(base) as wc:
+        template = wc.get_template(CORRECTIONS_TEMPLATE_ID)
+        assert (
+            sdk.OA.get_template_detail(CORRECTIONS_TEMPLATE_ID)["template_content"]
+            == template["template_content"]
+        )
+        ours = apply_body(request, template)
+        answer = sdk.OA.apply_event(
+            creator,
+            CORRECTIONS_TEMPLATE_ID,
+            0,
+            ours["approver"],
+            ours["apply_data"],
+            ours["summary_list"],
+            notify_type=ours["notify_type"],
+        )
+        desk = fresh.state("wecom").desk
+        [sent] = [c["body"] for c in desk.calls if c["call"] == "oa/applyevent"]
+        assert sent == ours
+        sp_no = answer["sp_no"]
+        desk.decide(sp_no, "reject")
+        state = WeComApprovals().read(wc, sp_no)
+    assert state.status == "rejected" and [(r.user_id, r.decision) for r in state.records] == [
+        (approver, "refuse")
+    ]

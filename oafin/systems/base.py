@@ -333,7 +333,9 @@ class Approvals(Protocol):
 
     ``create`` makes one call and returns the instance id (a write: sent once, never retried);
     ``find`` reads only: the instance of ``request.batch_id`` created since ``since``, if any;
-    ``read`` returns the instance's state with the human decisions on record."""
+    ``read`` returns the instance's state with the human decisions on record. An optional
+    ``identity_system`` attribute names the system whose ids in ``identities.csv`` the user ids
+    are (an API version sharing its people with another; default: the system itself)."""
 
     row_level: bool  # whether approvers can decide single rows (else the instance decides all)
 

@@ -253,16 +253,23 @@ def _label(person_id: str, names: dict[str, str]) -> str:
 
 
 def decide(
-    state: ApprovalState, rows: Sequence[dict[str, Any]], tables: CodeTables, system: str
+    state: ApprovalState,
+    rows: Sequence[dict[str, Any]],
+    tables: CodeTables,
+    system: str,
+    identity_system: str | None = None,
 ) -> OaDecision:
-    """The OA's decision on ``rows`` (ledger rows) as oafin applies it (see the module docstring)."""
+    """The OA's decision on ``rows`` (ledger rows) as oafin applies it (see the module docstring).
+    ``identity_system``: whose ids in ``identities.csv`` the OA's user ids are (default ``system``;
+    an API version of an OA shares its people with the other, ``Approvals.identity_system``)."""
     names = _people(tables)
+    ids = identity_system or system
     where = f"{system} instance {state.instance_id}"
 
     def who(user_ids: list[str]) -> list[str]:
         labels = []
         for u in user_ids:
-            pid = tables.person_by_identity(system, u)
+            pid = tables.person_by_identity(ids, u)
             labels.append(_label(pid, names) if pid else f"{system} user {u} (unmapped)")
         return labels
 
@@ -277,7 +284,7 @@ def decide(
     if state.status != "approved":
         return OaDecision(state.status, f"oa {where}")
     agreed = state.approvers
-    mapped = [(u, tables.person_by_identity(system, u)) for u in agreed]
+    mapped = [(u, tables.person_by_identity(ids, u)) for u in agreed]
     approvers = [{"external_id": u, "person_id": p, "name": names.get(p or "", "")} for u, p in mapped]
     actor = f"oa {where}: " + ", ".join(who(agreed)) if agreed else f"oa {where}"
     out = OaDecision("approved", actor, approvers=approvers)
@@ -292,7 +299,7 @@ def decide(
         elif unmapped:
             out.refused[key] = (
                 f"refused: approver(s) {', '.join(unmapped)} of OA {where} are not in the identities "
-                f"table for {system}, so segregation of duties cannot be checked; add them to identities.csv"
+                f"table for {ids}, so segregation of duties cannot be checked; add them to identities.csv"
             )
         elif state.row_decisions is not None and not state.row_decisions.get(marker_for(key), False):
             out.refused[key] = f"not approved in the detail table of OA {where}"
@@ -363,11 +370,12 @@ def check(engine: Engine, settings: Settings, tables: CodeTables, batch_id: str,
     if batch["status"] in approvals.DECIDED:
         return _outcome(engine, batch, newly=False)
     source = settings.source(batch["source"])
-    state = system_approvals(source).read(client, str(batch["instance_id"]))
+    api = system_approvals(source)
+    state = api.read(client, str(batch["instance_id"]))
     if state.status == "pending":
         return OaOutcome(batch_id, batch["instance_id"], "open")
     rows = _rows_in_order(engine, approvals.keys_of(batch))
-    decision = decide(state, rows, tables, source.system)
+    decision = decide(state, rows, tables, source.system, getattr(api, "identity_system", None))
     newly = record(engine, batch, decision)
     for key, reason in decision.refused.items():
         logger.warning("%s: %s", key[:16], reason)

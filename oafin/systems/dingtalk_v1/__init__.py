@@ -23,6 +23,7 @@ from oafin.systems.base import (
     client_options,
 )
 from oafin.systems.dingtalk_v1.actions import StatusCommentV1
+from oafin.systems.dingtalk_v1.approvals import DingTalkV1Approvals
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
@@ -59,6 +60,8 @@ class DingTalkV1:
         "real-clients.md §2.7 (v1.0 answers HTTP 403 when throttled)"
     )
     write_actions: Mapping[str, WriteAction] = {"oa_status_comment": StatusCommentV1()}
+    # issue #17: correction batches approved as v1.0 approval instances (approvals.py)
+    approvals = DingTalkV1Approvals()
 
     @property
     def twin(self) -> Twin:

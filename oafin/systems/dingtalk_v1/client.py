@@ -299,6 +299,15 @@ class DingTalkV1Client(DingTalkClient):
         body = {"processInstanceId": instance_id, "text": text, "commentUserId": comment_userid}
         return self._writer().request(call, "POST", COMMENTS_PATH, json=body)
 
+    def create_process_instance(self, body: dict[str, Any]) -> str:
+        """``POST /v1.0/workflow/processInstances`` (real-clients.md §4.1, the SDK's
+        ``start_process_instance``); returns ``instanceId``. Sent once: a create has no idempotency key."""
+        call = Call(SYSTEM, "processInstances/create", f"processCode={body.get('processCode')}")
+        answer = self._writer().request(call, "POST", GET_PATH, json=body)
+        if not answer.get("instanceId"):
+            raise call.error(BadResponseError, "no instanceId in the response", retryable=False)
+        return str(answer["instanceId"])
+
     def find_comment(self, instance_id: str, marker: str) -> dict[str, Any] | None:
         """The instance's comment containing ``marker``: an ``operationRecords`` entry of type
         ``ADD_REMARK`` (§1.3, §1.4), or None."""

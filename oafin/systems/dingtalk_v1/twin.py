@@ -42,6 +42,7 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
+from oafin.systems.dingtalk_v1.twin_approvals import CORRECTIONS_PROCESS_CODE, DeskError, V1ApprovalDesk
 from oafin.systems.dingtalk_v1.twin_faults import FAULTS, GET_PATH, LIST_PATH, TOKEN_PATH
 from oafin.systems.dingtalk_v1.twin_render import instances, utc_minute
 
@@ -74,6 +75,19 @@ class DingTalkV1State:
             created[dataset.process_code].append((_epoch_ms(claim.created), iid))
         self.by_process = {code: sorted(pairs) for code, pairs in created.items()}
         self.writes: list[dict[str, Any]] = []
+        # issue #17: instances oafin creates for correction batches, and the scripted approver
+        people = sorted(dataset.people, key=lambda p: p.person_id)
+        heads = [p.userid for p in people if p.role == "director"] or [p.userid for p in people[:1]]
+        self.desk = V1ApprovalDesk(
+            self._index,
+            known_users={p.userid for p in people},
+            default_approvers=heads[:1],
+            applicant_of_claim={c.claim_no: c.originator.userid for c in dataset.claims},
+        )
+        self.by_process.setdefault(CORRECTIONS_PROCESS_CODE, [])
+
+    def _index(self, process_code: str, created_ms: int, instance_id: str) -> None:
+        bisect.insort(self.by_process.setdefault(process_code, []), (created_ms, instance_id))
 
     def list_ids(self, process_code: str, start_ms: int, end_ms: int | None) -> list[str]:
         """Ids created in ``[start_ms, end_ms]``, by creation time then id."""
@@ -172,10 +186,24 @@ def create_dingtalk_v1_app(
         iid = request.query_params.get("processInstanceId", "")
         if not iid:
             return _bad_param("processInstanceId is required")
+        if iid in state.desk.created:  # the scripted approver acts when its reads are done
+            return JSONResponse({"result": state.desk.read_v1(iid), "success": "true"})
         instance = state.instances.get(iid)
         if instance is None:
             return _error(*NO_INSTANCE)
         return JSONResponse({"result": instance, "success": "true"})
+
+    async def create_instance(request: Request) -> JSONResponse:
+        # real-clients.md §4.1: POST /v1.0/workflow/processInstances -> {"instanceId": ...}
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        body = await _body(request)
+        if body is None:
+            return _bad_param("body is not a JSON object")
+        try:
+            return JSONResponse({"instanceId": state.desk.create_v1(body)})
+        except DeskError as exc:
+            return _bad_param(str(exc))
 
     async def add_comment(request: Request) -> JSONResponse:
         # §1.5: POST /v1.0/workflow/processInstances/comments {processInstanceId, text, commentUserId}
@@ -215,6 +243,7 @@ def create_dingtalk_v1_app(
             Route(TOKEN_PATH, access_token, methods=["POST"]),
             Route(LIST_PATH, list_ids, methods=["POST"]),
             Route(GET_PATH, get, methods=["GET"]),
+            Route(GET_PATH, create_instance, methods=["POST"]),
             Route(COMMENTS_PATH, add_comment, methods=["POST"]),
         ],
         middleware=[

@@ -18,6 +18,7 @@ from oafin.systems.base import (
     client_options,
 )
 from oafin.systems.feishu.actions import StatusComment
+from oafin.systems.feishu.approvals import FeishuApprovals
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
@@ -56,6 +57,8 @@ class Feishu:
     default_rate_per_second = REQUESTS_PER_SECOND
     rate_source = "source-systems.md §3.3: instance get 1000/min and 50/s per app"
     write_actions: Mapping[str, WriteAction] = {"oa_status_comment": StatusComment()}
+    # issue #17: correction batches approved as approval v4 instances (approvals.py)
+    approvals = FeishuApprovals()
 
     @property
     def twin(self) -> Twin:

@@ -283,6 +283,16 @@ class FeishuClient(SystemClient):
             json={"content": content},
         )
 
+    def create_instance(self, body: dict[str, Any]) -> str:
+        """Create an approval instance: ``POST /open-apis/approval/v4/instances`` (real-clients.md
+        §4.3 [S]); returns ``data.instance_code``. Sent once: the create call is a write."""
+        call = Call(SYSTEM, "instances/create", f"approval_code={body.get('approval_code')}")
+        answer = self._writer().request(call, "POST", INSTANCES_PATH, json=body)
+        data = answer.get("data")
+        if not isinstance(data, dict) or not data.get("instance_code"):
+            raise call.error(BadResponseError, "no data.instance_code in the response", retryable=False)
+        return str(data["instance_code"])
+
     def find_comment(self, instance_code: str, marker: str) -> dict[str, Any] | None:
         """The instance's comment containing ``marker``, or None (``comment_list`` of instance get)."""
         for comment in self.get_instance(instance_code).get("comment_list") or []:

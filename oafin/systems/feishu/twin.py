@@ -34,8 +34,9 @@ from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
 from oafin.systems.feishu import twin_faults
+from oafin.systems.feishu.twin_approvals import CORRECTIONS_APPROVAL_CODE, FeishuApprovalDesk, FeishuDeskError
 from oafin.systems.feishu.twin_faults import INSTANCES_PATH, TOKEN_PATH
-from oafin.systems.feishu.twin_render import epoch_ms_text, instances
+from oafin.systems.feishu.twin_render import epoch_ms_text, instances, open_id, user_id
 
 TOKEN_LIFETIME: Final = 7200.0  # seconds: "expire" 7200, the maximum (source-systems.md §3.1)
 KEEP_IF_LEFT: Final = 1800.0  # "with 30 minutes or more left, you get the same token back" (§3.1)
@@ -91,6 +92,20 @@ class FeishuState:
         # Write calls received (comments), in order: {"call", "body", "at"}.
         self.writes: list[dict[str, Any]] = []
         self.comments: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # issue #17: instances oafin creates for correction batches, and the scripted approver
+        people = sorted(dataset.people, key=lambda p: p.person_id)
+        heads = [open_id(p) for p in people if p.role == "director"] or [open_id(p) for p in people[:1]]
+        self.desk = FeishuApprovalDesk(
+            self.instances,
+            self._index,
+            users={open_id(p): user_id(p) for p in people},
+            default_approvers=heads[:1],
+            applicant_of_claim={c.claim_no: open_id(c.originator) for c in dataset.claims},
+        )
+        self.by_approval.setdefault(CORRECTIONS_APPROVAL_CODE, [])
+
+    def _index(self, approval_code: str, start_ms: int, instance_code: str) -> None:
+        bisect.insort(self.by_approval.setdefault(approval_code, []), (start_ms, instance_code))
 
     def list_codes(self, approval_code: str, start_ms: int, end_ms: int) -> list[str]:
         """Instance codes created in ``[start_ms, end_ms]`` (creation time, then code)."""
@@ -199,7 +214,10 @@ def create_feishu_app(
     async def get_instance(request: Request) -> JSONResponse:
         if (refused := _token_error(state, request)) is not None:
             return refused
-        instance = state.instances.get(request.path_params["instance_id"])
+        instance_id = request.path_params["instance_id"]
+        if instance_id in state.desk.created:  # the scripted approver acts when its reads are done
+            state.desk.on_read(instance_id)
+        instance = state.instances.get(instance_id)
         if instance is None:
             return _error(NO_INSTANCE)
         comments = state.comments.get(instance["instance_code"])
@@ -237,6 +255,22 @@ def create_feishu_app(
         state.writes.append({"call": "instances/comments", "body": body, "at": now})
         return _reply(data={"comment_id": comment_id})
 
+    async def create_instance(request: Request) -> JSONResponse:
+        # POST /open-apis/approval/v4/instances (real-clients.md §4.3): data.instance_code
+        if (refused := _token_error(state, request)) is not None:
+            return refused
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _bad_param("body is not JSON")
+        if not isinstance(body, dict):
+            return _bad_param("body is not a JSON object")
+        try:
+            code = state.desk.create(body)
+        except FeishuDeskError as exc:
+            return _reply(exc.code, str(exc), status=400)
+        return _reply(data={"instance_code": code})
+
     def expire(scope: Scope) -> None:
         state.tokens.expire(_bearer(Request(scope).headers))
 
@@ -245,6 +279,7 @@ def create_feishu_app(
         routes=[
             Route(TOKEN_PATH, tenant_token, methods=["POST"]),
             Route(INSTANCES_PATH, list_instances, methods=["GET"]),
+            Route(INSTANCES_PATH, create_instance, methods=["POST"]),
             Route(INSTANCES_PATH + "/{instance_id}", get_instance, methods=["GET"]),
             Route(INSTANCES_PATH + "/{instance_id}/comments", create_comment, methods=["POST"]),
         ],

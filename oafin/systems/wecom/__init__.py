@@ -23,6 +23,7 @@ from oafin.systems.base import (
     auth_hint,
     client_options,
 )
+from oafin.systems.wecom.approvals import WeComApprovals
 
 if TYPE_CHECKING:
     from oafin.connectors.limits import Acquire, RetryPolicy
@@ -66,6 +67,8 @@ class WeCom:
         "(errcode 45009 above it); 10/s keeps both calls together under it"
     )
     write_actions: Mapping[str, WriteAction] = {}
+    # issue #17: correction batches approved as WeCom approval forms (approvals.py)
+    approvals = WeComApprovals()
 
     @property
     def twin(self) -> Twin:

@@ -60,6 +60,8 @@ MAX_PAGE_SIZE = 100  # §2.2: size default 100, maximum 100
 MAX_WINDOW = timedelta(days=31)  # §2.2: "起始时间跨度不能超过31天"
 INFO_CALL = "oa/getapprovalinfo"
 DETAIL_CALL = "oa/getapprovaldetail"
+TEMPLATE_CALL = "oa/gettemplatedetail"
+APPLY_CALL = "oa/applyevent"
 CursorStyle = Literal["new_cursor", "cursor"]
 
 # §2.1, §2.5: 40014 invalid access_token, 42001 access_token expired → a new token, the call again.
@@ -196,7 +198,9 @@ class WeComClient(SystemClient):
         expires_in = body.get("expires_in")
         return Credential(str(body["access_token"]), float(expires_in) if expires_in is not None else 7200.0)
 
-    def iter_sp_nos(self, template_id: str, start: datetime, end: datetime) -> Iterator[str]:
+    def iter_sp_nos(
+        self, template_id: str, start: datetime, end: datetime, *, creator: str | None = None
+    ) -> Iterator[str]:
         """Approval numbers of ``template_id`` applied for in ``[start, end)``, each once.
 
         The window is cut into spans of at most 31 days (§2.2) and sent in whole seconds,
@@ -210,14 +214,16 @@ class WeComClient(SystemClient):
             first, last = math.ceil(epoch_s(lo)), math.ceil(epoch_s(hi))
             if last <= first:
                 continue
-            for sp_no in self._list(template_id, first, last):
+            for sp_no in self._list(template_id, first, last, creator):
                 if sp_no not in seen:
                     seen.add(sp_no)
                     yield sp_no
 
-    def _list(self, template_id: str, first: int, last: int) -> Iterator[str]:
+    def _list(self, template_id: str, first: int, last: int, creator: str | None = None) -> Iterator[str]:
         new = self.cursor_style == "new_cursor"
         filters = [{"key": "template_id", "value": template_id}]
+        if creator:
+            filters.append({"key": "creator", "value": creator})  # §2.2 filter keys
 
         def fetch(paging: dict[str, Any]) -> Any:
             cursor = paging["new_cursor" if new else "cursor"]
@@ -268,6 +274,27 @@ class WeComClient(SystemClient):
         if not isinstance(info, dict):
             raise call.error(BadResponseError, "no info object in the response", retryable=False)
         return info
+
+    # --- approval forms oafin submits (issue #17, approvals.py) -------------------------------
+    def get_template(self, template_id: str) -> dict[str, Any]:
+        """``POST oa/gettemplatedetail {template_id}`` (wechatpy ``OA.get_template_detail``,
+        real-clients.md §1.3): the template's controls, whose ids a form must carry."""
+        call = Call(SYSTEM, TEMPLATE_CALL, f"template_id={template_id}")
+        body = self.api.request(call, "POST", TEMPLATE_CALL, json={"template_id": template_id})
+        if not isinstance(body.get("template_content"), dict):
+            raise call.error(BadResponseError, "no template_content in the response", retryable=False)
+        return body
+
+    def apply_event(self, body: dict[str, Any]) -> str:
+        """Submit an approval form: ``POST oa/applyevent`` (real-clients.md §4.2); returns ``sp_no``.
+        Sent once (a write without an idempotency key): a lost answer is found, never re-sent."""
+        if getattr(self, "_write_api", None) is None:
+            self._write_api = self.api.sending_once()
+        call = Call(SYSTEM, APPLY_CALL, f"template_id={body.get('template_id')}")
+        answer = self._write_api.request(call, "POST", APPLY_CALL, json=body)
+        if not answer.get("sp_no"):
+            raise call.error(BadResponseError, "no sp_no in the response", retryable=False)
+        return str(answer["sp_no"])
 
     def _read_detail(self, sp_no: str) -> dict[str, Any]:
         """``get_detail``, or for a record that cannot be read, what stands for it (quarantined later)."""

@@ -35,8 +35,9 @@ from oafin.sandbox.dataset import Dataset
 from oafin.sandbox.faults import CallLog, FaultPlan, SandboxMiddleware
 from oafin.sandbox.tokens import TokenStore
 from oafin.sandbox.twin import Twin
+from oafin.systems.wecom.twin_approvals import WeComApprovalDesk, WeComDeskError
 from oafin.systems.wecom.twin_faults import FAULTS, RATE_LIMIT_BODY
-from oafin.systems.wecom.twin_render import approvals, decode_cursor, encode_cursor
+from oafin.systems.wecom.twin_render import approvals, decode_cursor, department_ids, encode_cursor, userid
 
 TOKEN_LIFETIME: Final = 7200.0  # source-systems.md §2.1: expires_in 7200
 MAX_SIZE: Final = 100  # §2.2: size default 100, maximum 100
@@ -109,6 +110,17 @@ class WeComState:
             applied.append((int(info["apply_time"]), info["sp_no"]))
         self.applied = sorted(applied)  # (apply_time, sp_no): the listing order
         self.writes: list[dict[str, Any]] = []  # WeCom has no write-back here: stays empty
+        # issue #17: forms oafin submits for correction batches, and the scripted approver
+        people = sorted(dataset.people, key=lambda p: p.person_id)
+        heads = [userid(p) for p in people if p.role == "director"] or [userid(p) for p in people[:1]]
+        parties = department_ids(dataset)
+        self.desk = WeComApprovalDesk(
+            self.approvals,
+            self.applied,
+            users={userid(p): parties[p.dept_code] for p in people},
+            default_approvers=heads[:1],
+            applicant_of_claim={c.claim_no: userid(c.originator) for c in dataset.claims},
+        )
 
     def list_sp_nos(self, start: int, end: int, filters: dict[str, set[str]]) -> list[str]:
         """Approval numbers applied for in ``[start, end]`` (seconds) passing ``filters``, in order."""
@@ -237,10 +249,34 @@ def create_wecom_app(
         body = await _body(request)
         if body is None:
             return _bad_param("body is not a JSON object")
+        state.desk.on_read(str(body.get("sp_no") or ""))  # the scripted approver acts when its reads are done
         info = state.approvals.get(str(body.get("sp_no") or ""))
         if info is None:
             return _bad_param(f"sp_no {body.get('sp_no')!r} does not exist")
         return _reply(info=info)
+
+    async def gettemplatedetail(request: Request) -> JSONResponse:
+        if (answer := refused(request, "gettemplatedetail")) is not None:
+            return answer
+        body = await _body(request)
+        if body is None:
+            return _bad_param("body is not a JSON object")
+        try:
+            return _reply(**state.desk.template(str(body.get("template_id") or "")))
+        except WeComDeskError as exc:
+            return _reply(exc.code, str(exc))
+
+    async def applyevent(request: Request) -> JSONResponse:
+        # real-clients.md §4.2: {"errcode":0,"errmsg":"ok","sp_no":"..."}
+        if (answer := refused(request, "applyevent")) is not None:
+            return answer
+        body = await _body(request)
+        if body is None:
+            return _bad_param("body is not a JSON object")
+        try:
+            return _reply(sp_no=state.desk.apply(body))
+        except WeComDeskError as exc:
+            return _reply(exc.code, str(exc))
 
     def expire(scope: Scope) -> None:
         state.tokens.expire(Request(scope).query_params.get("access_token"))
@@ -251,6 +287,8 @@ def create_wecom_app(
             Route("/cgi-bin/gettoken", gettoken, methods=["GET"]),
             Route("/cgi-bin/oa/getapprovalinfo", getapprovalinfo, methods=["POST"]),
             Route("/cgi-bin/oa/getapprovaldetail", getapprovaldetail, methods=["POST"]),
+            Route("/cgi-bin/oa/gettemplatedetail", gettemplatedetail, methods=["POST"]),
+            Route("/cgi-bin/oa/applyevent", applyevent, methods=["POST"]),
         ],
         middleware=[
             Middleware(
