@@ -35,8 +35,11 @@ system-deps:
 	  else echo "no PostgreSQL binaries: the PostgreSQL tests need a server at OAFIN_TEST_PG_URL" \
 	    "(or: sudo apt-get install postgresql)" >&2; fi; }
 
+# Two pytest-xdist workers (this machine has 2 cores): each its own Prefect harness, PREFECT_HOME
+# and PostgreSQL schemas (tests/test_xdist_isolation.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: lint system-deps
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Style, the floors (import-linter contracts in pyproject.toml) and the types (mypy).
 lint: $(STAMP)
