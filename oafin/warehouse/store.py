@@ -26,14 +26,18 @@ UPSERT_CHUNK = 500
 
 def open_engine(url: str) -> Engine:
     """An engine for ``url``, schema untouched. SQLite gets WAL and a busy timeout."""
-    engine = create_engine(url, future=True)
+    sqlite_file = url.startswith("sqlite")
+    # The busy timeout is the driver's, from the first statement on: switching a new file to WAL
+    # takes a lock too, and with the default 5 s several runs creating one warehouse at once on a
+    # loaded machine got "database is locked" (tests/test_migrations.py).
+    engine = create_engine(url, future=True, connect_args={"timeout": 30} if sqlite_file else {})
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
 
     return engine
