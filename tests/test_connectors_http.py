@@ -247,3 +247,53 @@ def test_kingdee_error_nested_in_the_2d_array_is_found_and_classified() -> None:
         raise_for_status(call, find_response_status(reply("业务对象不存在")))
     with pytest.raises(TokenExpiredError):
         raise_for_status(call, find_response_status(reply("会话信息已丢失，请重新登录")))
+
+
+# --- ordered concurrent calls -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_ordered_map_keeps_the_order_and_bounds_what_is_in_flight(workers: int) -> None:
+    import threading
+    import time as _time
+
+    from oafin.connectors.ordered import ordered_map
+
+    lock, running, most = threading.Lock(), [0], [0]
+    read: list[int] = []
+
+    def slow(n: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        _time.sleep(0.002 * (n % 3))  # later items may finish first
+        with lock:
+            running[0] -= 1
+        return n * n
+
+    def items():
+        for n in range(40):
+            read.append(n)
+            yield n
+
+    out = []
+    for item, square in ordered_map(slow, items(), workers, "t"):
+        out.append((item, square))
+        assert len(read) - len(out) <= 2 * workers  # never read far ahead of the consumer
+    assert out == [(n, n * n) for n in range(40)]
+    assert most[0] <= workers
+
+
+def test_ordered_map_raises_the_first_failure_in_order() -> None:
+    from oafin.connectors.ordered import ordered_map
+
+    def fail_on_five(n: int) -> int:
+        if n == 5:
+            raise ValueError("five")
+        return n
+
+    got = []
+    with pytest.raises(ValueError, match="five"):
+        for item, _ in ordered_map(fail_on_five, range(20), 4, "t"):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]

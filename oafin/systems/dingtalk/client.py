@@ -7,9 +7,7 @@ Shapes from source-systems.md §1.1–1.3 and §1.6. The token goes in the
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +32,7 @@ from oafin.connectors.limits import (
     RateLimiter,
     RetryPolicy,
 )
+from oafin.connectors.ordered import ordered_map
 from oafin.connectors.paging import CursorPager, PagingError
 from oafin.records import RawRecord
 
@@ -350,21 +349,4 @@ class DingTalkClient(SystemClient):
             yield RawRecord(system=SYSTEM, kind=process_code, source_id=instance_id, payload=instance)
 
     def _details(self, ids: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        if self.workers == 1:
-            for instance_id in ids:
-                yield instance_id, self._read_instance(instance_id)
-            return
-        # A bounded window of futures: ordered output, at most 2 x workers in flight.
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dingtalk-get")
-        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
-        try:
-            for instance_id in ids:
-                pending.append((instance_id, pool.submit(self._read_instance, instance_id)))
-                if len(pending) >= 2 * self.workers:
-                    done_id, future = pending.popleft()
-                    yield done_id, future.result()
-            while pending:
-                done_id, future = pending.popleft()
-                yield done_id, future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield from ordered_map(self._read_instance, ids, self.workers, "dingtalk-get")

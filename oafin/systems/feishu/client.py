@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -34,6 +32,7 @@ from oafin.connectors.errors import (
 )
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts, parse_json
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RateLimiter, RetryPolicy
+from oafin.connectors.ordered import ordered_map
 from oafin.connectors.paging import PageTokenPager, PagingError
 from oafin.records import RawRecord
 from oafin.systems.feishu import REQUESTS_PER_SECOND
@@ -240,24 +239,7 @@ class FeishuClient(SystemClient):
             yield RawRecord(system=SYSTEM, kind=approval_code, source_id=code, payload=instance)
 
     def _details(self, codes: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        if self.workers == 1:
-            for code in codes:
-                yield code, self._read_instance(code)
-            return
-        # A bounded window of futures: ordered output, at most 2 x workers in flight.
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feishu-get")
-        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
-        try:
-            for code in codes:
-                pending.append((code, pool.submit(self._read_instance, code)))
-                if len(pending) >= 2 * self.workers:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield from ordered_map(self._read_instance, codes, self.workers, "feishu-get")
 
     # --- write-back ---------------------------------------------------------------------------
     # A write is sent once per call (ApiClient.sending_once): a timeout or 5xx after sending may

@@ -28,9 +28,7 @@ import hashlib
 import json
 import logging
 import re
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
@@ -49,6 +47,7 @@ from oafin.connectors.errors import (
 )
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RateLimiter, RetryPolicy
+from oafin.connectors.ordered import ordered_map
 from oafin.connectors.paging import PageIndexPager, PagingError
 from oafin.records import RawRecord
 
@@ -436,27 +435,12 @@ class SeeyonClient(SystemClient):
     def _ordered(
         self, selected: Iterator[tuple[str, dict[str, Any], bool]]
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        def done(record: dict[str, Any], needs_state: bool) -> dict[str, Any]:
+        def done(item: tuple[str, dict[str, Any], bool]) -> dict[str, Any]:
+            _, record, needs_state = item
             return self._with_state(record) if needs_state else record
 
-        if self.workers == 1:
-            for source_id, record, needs_state in selected:
-                yield source_id, done(record, needs_state)
-            return
-        # A bounded window of futures: ordered output, at most 2 x workers in flight (as DingTalk's).
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="seeyon-state")
-        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
-        try:
-            for source_id, record, needs_state in selected:
-                pending.append((source_id, pool.submit(done, record, needs_state)))
-                if len(pending) >= 2 * self.workers:
-                    first, future = pending.popleft()
-                    yield first, future.result()
-            while pending:
-                first, future = pending.popleft()
-                yield first, future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for item, record in ordered_map(done, selected, self.workers, "seeyon-state"):
+            yield item[0], record
 
     def _with_state(self, record: dict[str, Any]) -> dict[str, Any]:
         flow_id = str(record.get(self.flow_id_key) or "").strip()

@@ -24,9 +24,7 @@ import base64
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -46,6 +44,7 @@ from oafin.connectors.errors import (
 )
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RateLimiter, RetryPolicy
+from oafin.connectors.ordered import ordered_map
 from oafin.connectors.paging import PagingError, Progress
 from oafin.records import RawRecord
 
@@ -463,24 +462,7 @@ class WeaverClient(SystemClient):
 
     def _details(self, ids: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """``read_request`` for each id, ``workers`` at a time, in the order of ``ids``."""
-        if self.workers == 1:
-            for request_id in ids:
-                yield request_id, self.read_request(request_id)
-            return
-        # A bounded window of futures: ordered output, at most 2 x workers in flight.
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="weaver-get")
-        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
-        try:
-            for request_id in ids:
-                pending.append((request_id, pool.submit(self.read_request, request_id)))
-                if len(pending) >= 2 * self.workers:
-                    done_id, future = pending.popleft()
-                    yield done_id, future.result()
-            while pending:
-                done_id, future = pending.popleft()
-                yield done_id, future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield from ordered_map(self.read_request, ids, self.workers, "weaver-get")
 
 
 DATE_PLACEHOLDERS: Final = ("start_date", "end_date", "start_time", "end_time")

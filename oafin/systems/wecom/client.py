@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -48,6 +46,7 @@ from oafin.connectors.limits import (
     RateLimiter,
     RetryPolicy,
 )
+from oafin.connectors.ordered import ordered_map
 from oafin.connectors.paging import CursorPager, PagingError
 from oafin.connectors.windows import split_window
 from oafin.records import RawRecord
@@ -325,21 +324,4 @@ class WeComClient(SystemClient):
             yield RawRecord(system=SYSTEM, kind=template_id, source_id=sp_no, payload=info)
 
     def _details(self, sp_nos: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        if self.workers == 1:
-            for sp_no in sp_nos:
-                yield sp_no, self._read_detail(sp_no)
-            return
-        # A bounded window of futures: ordered output, at most 2 x workers in flight.
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="wecom-detail")
-        pending: deque[tuple[str, Future[dict[str, Any]]]] = deque()
-        try:
-            for sp_no in sp_nos:
-                pending.append((sp_no, pool.submit(self._read_detail, sp_no)))
-                if len(pending) >= 2 * self.workers:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield from ordered_map(self._read_detail, sp_nos, self.workers, "wecom-detail")
