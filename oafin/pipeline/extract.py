@@ -31,7 +31,7 @@ from oafin.connectors.limits import Acquire, RetryPolicy
 from oafin.pipeline.sources import mapping_path, open_reader, record_kinds
 from oafin.records import RawRecord
 from oafin.warehouse.store import PayloadTooDeepError, canonical_json, land_raw
-from oafin.warehouse.watermarks import advance, plan_window, read_watermark
+from oafin.warehouse.watermarks import advance, other_companies, plan_window, read_watermark
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -165,6 +165,22 @@ def source_kinds(settings: Settings, source: SourceConfig) -> list[str]:
     return [kind.name for kind in record_kinds(settings, source)]
 
 
+def _refuse_a_shared_schema(conn: Any, source: SourceConfig) -> None:
+    """One schema holds one company's records of a system (issue #16). Records are landed and stored
+    by ``<system>:<source id>`` and a source's run makes the schema hold exactly its system's rows:
+    a second company there would overwrite and delete the first's, silently. Refused before
+    anything is read, with what to do."""
+    others = other_companies(conn, source.system, source.company_code)
+    if others:
+        raise ConfigError(
+            f"source {source.name!r} ({source.system}, company {source.company_code}): this warehouse schema "
+            f"already holds {source.system} records of company {', '.join(others)}. One schema holds one "
+            "company's records of a system: give each company its own schema (PostgreSQL "
+            "url ...?options=-csearch_path%3D<company>) or SQLite file (README: A group close over many "
+            "companies)"
+        )
+
+
 def plan_extraction(
     engine: Engine,
     settings: Settings,
@@ -184,6 +200,7 @@ def plan_extraction(
     with engine.connect() as conn:
         for name in names:
             source: SourceConfig = settings.source(name)
+            _refuse_a_shared_schema(conn, source)
             mapping_hash = file_hash(mapping_path(settings, source))
             for kind in source_kinds(settings, source):
                 mark = read_watermark(conn, source.system, kind, source.company_code)

@@ -57,6 +57,16 @@ def read_watermark(conn: Connection, system: str, kind: str, company_code: str) 
     return Watermark(row[0], row[1]) if row else None
 
 
+def other_companies(conn: Connection, system: str, company_code: str) -> list[str]:
+    """The companies other than ``company_code`` that have landed ``system`` records in this schema."""
+    rows = conn.execute(
+        select(extract_watermark.c.company_code)
+        .where(extract_watermark.c.system == system, extract_watermark.c.company_code != company_code)
+        .distinct()
+    ).scalars()
+    return sorted(str(c) for c in rows)
+
+
 def plan_window(
     start: datetime,
     end: datetime,
