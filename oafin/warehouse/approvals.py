@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Connection, PrimaryKeyConstraint, String, Table, Text, select
 
 from oafin.warehouse import audit
-from oafin.warehouse.schema import metadata
+from oafin.warehouse.meta import metadata
 from oafin.warehouse.types import UTCDateTime
 
 STATUSES = ("submitting", "open", "approved", "rejected", "withdrawn")

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 from oafin.warehouse.canonical import canonical_json
-from oafin.warehouse.schema import metadata
+from oafin.warehouse.meta import metadata
 from oafin.warehouse.types import UTCDateTime
 
 GENESIS = "0" * 64

@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 
 from oafin.warehouse import audit
-from oafin.warehouse.schema import metadata
+from oafin.warehouse.meta import metadata
 from oafin.warehouse.types import UTCDateTime
 
 STATUSES = ("proposed", "approved", "pending", "done")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, Text
 
-from oafin.warehouse.schema import metadata
+from oafin.warehouse.meta import metadata
 from oafin.warehouse.types import UTCDateTime
 
 exception_review = Table(

@@ -7,13 +7,12 @@ function of the inputs, which is what makes a re-run of the same period change n
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import BigInteger, Column, Date, Integer, PrimaryKeyConstraint, String, Table, Text
 from sqlalchemy.types import TypeEngine
 
 from oafin.standard import ENTITIES, PRIMARY_KEYS
+from oafin.warehouse.meta import metadata  # one MetaData: the table modules register on it
 from oafin.warehouse.types import UTCDateTime
-
-metadata = MetaData()
 
 _KIND_TYPES: dict[str, type[TypeEngine] | TypeEngine] = {
     "text": Text(),

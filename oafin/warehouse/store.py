@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from oafin.connectors.errors import unreadable_payload
 from oafin.records import RawRecord
 from oafin.warehouse.canonical import PayloadTooDeepError, canonical_json
 from oafin.warehouse.migrate import ensure_current
+from oafin.warehouse.rows import UPSERT_CHUNK, insert_missing, upsert
 from oafin.warehouse.schema import exception, raw_record, raw_record_version
 
-UPSERT_CHUNK = 500
+SQLITE_CREATE_ATTEMPTS = 6
 
 
 def open_engine(url: str) -> Engine:
@@ -51,7 +53,18 @@ def connect(url: str, config: str | None = None) -> Engine:
     """
     engine = open_engine(url)
     try:
-        ensure_current(engine, config)
+        for attempt in range(SQLITE_CREATE_ATTEMPTS):
+            try:
+                ensure_current(engine, config)
+                break
+            except OperationalError as exc:
+                # Several runs creating one new SQLite file at once: the loser of a race between
+                # its read and the winner's DDL can get "database is locked" at once, whatever the
+                # busy timeout. ensure_current looks again under its lock, so trying again is safe.
+                last = attempt == SQLITE_CREATE_ATTEMPTS - 1
+                if engine.dialect.name != "sqlite" or "locked" not in str(exc) or last:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except BaseException:
         engine.dispose()
         raise
@@ -60,33 +73,6 @@ def connect(url: str, config: str | None = None) -> Engine:
 
 def payload_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[Any, Any]]) -> None:
-    """Insert ``rows``, replacing any row with the same primary key."""
-    if not rows:
-        return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    pk = [c.name for c in table.primary_key.columns]
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        chunk = rows[start : start + UPSERT_CHUNK]
-        stmt = insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in pk}
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=pk, set_=updates)
-            if updates
-            else stmt.on_conflict_do_nothing()
-        )
-        conn.execute(stmt, list(chunk))
-
-
-def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` whose primary key is not there yet; leave existing rows alone."""
-    if not rows:
-        return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        conn.execute(insert(table).on_conflict_do_nothing(), list(rows[start : start + UPSERT_CHUNK]))
 
 
 def land_raw(conn: Connection, records: Iterable[RawRecord]) -> int:

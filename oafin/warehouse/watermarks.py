@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Connection, PrimaryKeyConstraint, String, Table, select
 
-from oafin.warehouse.schema import metadata
+from oafin.warehouse.meta import metadata
+from oafin.warehouse.rows import upsert
 from oafin.warehouse.types import UTCDateTime
 
 extract_watermark = Table(
@@ -103,7 +104,6 @@ def advance(
     ``covered_to`` never passes ``now``: a window reaching into the future (the current period's
     end) is only landed up to the moment it was read.
     """
-    from oafin.warehouse.store import upsert  # here: warehouse.store imports the schema, which imports us
 
     read_to = min(read_to, now)
     old = read_watermark(conn, system, kind, company_code)
