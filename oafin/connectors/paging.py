@@ -27,7 +27,7 @@ reported total. The client turns it into a ``BadResponseError`` naming the syste
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 Fetch = Callable[[dict[str, Any]], Any]
@@ -42,6 +42,18 @@ SINGLE_ROW_REPEATS = 50
 
 class PagingError(RuntimeError):
     """The server's paging does not advance (it would loop forever)."""
+
+
+def unique_ids(pages: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """Each id of a paged id list once, as text, in page order: a list that shifts while it is
+    walked shows a record on two pages, and it is read once. A ``PagingError`` passes through."""
+    seen: set[str] = set()
+    for ids in pages:
+        for raw in ids:
+            text = str(raw)
+            if text not in seen:
+                seen.add(text)
+                yield text
 
 
 class Progress:

@@ -33,7 +33,7 @@ from oafin.connectors.limits import (
     RetryPolicy,
 )
 from oafin.connectors.ordered import ordered_map
-from oafin.connectors.paging import CursorPager, PagingError
+from oafin.connectors.paging import CursorPager, PagingError, unique_ids
 from oafin.records import RawRecord
 
 logger = logging.getLogger(__name__)
@@ -211,14 +211,8 @@ class DingTalkClient(SystemClient):
             size_param="size",
             size=self.page_size,
         )
-        seen: set[str] = set()
         try:
-            for ids in pager.pages(fetch):
-                for instance_id in ids:
-                    instance_id = str(instance_id)
-                    if instance_id not in seen:
-                        seen.add(instance_id)
-                        yield instance_id
+            yield from unique_ids(pager.pages(fetch))
         except PagingError as exc:
             call = Call(SYSTEM, "processinstance/listids", f"process_code={process_code}")
             raise call.error(BadResponseError, str(exc), retryable=False) from None

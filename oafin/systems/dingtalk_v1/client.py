@@ -41,7 +41,7 @@ from oafin.connectors.limits import (
     RateLimiter,
     RetryPolicy,
 )
-from oafin.connectors.paging import PageTokenPager, PagingError
+from oafin.connectors.paging import PageTokenPager, PagingError, unique_ids
 from oafin.records import RawRecord
 from oafin.systems.dingtalk.client import DingTalkClient, epoch_ms
 
@@ -262,14 +262,8 @@ class DingTalkV1Client(DingTalkClient):
             size_param="maxResults",
             size=self.page_size,
         )
-        seen: set[str] = set()
         try:
-            for ids in pager.pages(fetch):
-                for instance_id in ids:
-                    instance_id = str(instance_id)
-                    if instance_id not in seen:
-                        seen.add(instance_id)
-                        yield instance_id
+            yield from unique_ids(pager.pages(fetch))
         except PagingError as exc:
             call = Call(SYSTEM, "processes/instanceIds/query", f"processCode={process_code}")
             raise call.error(BadResponseError, str(exc), retryable=False) from None

@@ -33,7 +33,7 @@ from oafin.connectors.errors import (
 from oafin.connectors.http import DEFAULT_TIMEOUTS, ApiClient, Call, SystemClient, Timeouts, parse_json
 from oafin.connectors.limits import DEFAULT_RETRY, Acquire, RateLimiter, RetryPolicy
 from oafin.connectors.ordered import ordered_map
-from oafin.connectors.paging import PageTokenPager, PagingError
+from oafin.connectors.paging import PageTokenPager, PagingError, unique_ids
 from oafin.records import RawRecord
 from oafin.systems.feishu import REQUESTS_PER_SECOND
 
@@ -204,14 +204,8 @@ class FeishuClient(SystemClient):
             size_param="page_size",
             size=self.page_size,
         )
-        seen: set[str] = set()
         try:
-            for codes in pager.pages(fetch):
-                for code in codes:
-                    code = str(code)
-                    if code not in seen:
-                        seen.add(code)
-                        yield code
+            yield from unique_ids(pager.pages(fetch))
         except PagingError as exc:
             call = Call(SYSTEM, "instances/list", f"approval_code={approval_code}")
             raise call.error(BadResponseError, str(exc), retryable=False) from None
