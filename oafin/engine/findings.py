@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.invoices import check_invoices, invoice_keys
+from oafin.engine.codes import factorize_text, text_codes
 from oafin.engine.keys import norm_keys, split_keys
-from oafin.engine.matching import DAY_NS
-from oafin.engine.scope import ReconcileParams, References, _Prepared, docs_in_scope
+from oafin.engine.matching import DAY_NS, Links
+from oafin.engine.scope import ReconcileParams, References, _ns, _Prepared, docs_in_scope
 from oafin.standard import EXCEPTION_KEY_COLUMNS
 
 EXCEPTION_FRAME_COLUMNS = [
@@ -51,7 +52,7 @@ class Context:
     P: _Prepared
     params: ReconcileParams
     scope: np.ndarray  # claims in scope (bool by position)
-    agg: pd.DataFrame  # per claim position: what its live documents add up to
+    agg: dict[str, np.ndarray]  # per claim position: what its live documents add up to
     due: pd.Timestamp
     ambiguous: pd.DataFrame  # c, d, match_pass
 
@@ -96,27 +97,27 @@ def _sum_by(c: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def aggregate(P: _Prepared, links: pd.DataFrame, dead: tuple[str, ...]) -> pd.DataFrame:
-    """Per claim position: live documents, bills, payments, first payment, payee mismatch."""
+def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per claim position: live documents, bills, payments, first payment, payee mismatch.
+
+    Plain arrays by claim position (a frame would turn the object column of payees into text).
+    """
     n = len(P.claims)
-    c = links["c"].to_numpy(dtype=np.int64)
-    d = links["d"].to_numpy(dtype=np.int64)
-    live = P.d_live[d]
-    c, d, share = c[live], d[live], links["share_fen"].to_numpy(dtype=np.int64)[live]
+    live = P.d_live[links.d]
+    c, d, share = links.c[live], links.d[live], links.share_fen[live]
     bill = P.d_is_bill[d]
     paid = P.d_paid[d]
-    agg = pd.DataFrame(
-        {
-            "n_live": np.bincount(c, minlength=n),
-            "n_bills": np.bincount(c[bill], minlength=n),
-            "bill_sum": _sum_by(c[bill], P.d_amount[d[bill]], n),
-            "n_pays": np.bincount(c[paid], minlength=n),
-            "paid_sum": _sum_by(c[paid], share[paid], n),
-            "n_settled": np.bincount(c[P.d_settled[d]], minlength=n),
-        }
-    )
+    c_bill, c_paid = c[bill], c[paid]
+    agg = {
+        "n_live": np.bincount(c, minlength=n),
+        "n_bills": np.bincount(c_bill, minlength=n),
+        "bill_sum": _sum_by(c_bill, P.d_amount[d[bill]], n),
+        "n_pays": np.bincount(c_paid, minlength=n),
+        "paid_sum": _sum_by(c_paid, share[paid], n),
+        "n_settled": np.bincount(c[P.d_settled[d]], minlength=n),
+    }
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, c[paid], P.d_t[d[paid]])
+    np.minimum.at(first, c_paid, P.d_t[d[paid]])
     agg["first_paid"] = np.where(first == np.iinfo(np.int64).max, NAT, first)
     other = paid & (P.d_person[d] >= 0) & (P.d_person[d] != P.c_person[c])
     agg["payee_bad"] = np.bincount(c[other], minlength=n) > 0
@@ -131,9 +132,7 @@ def aggregate(P: _Prepared, links: pd.DataFrame, dead: tuple[str, ...]) -> pd.Da
 def status_mismatch(ctx: Context, not_approved: tuple[str, ...]) -> pd.DataFrame:
     status = ctx.P.claims["status"]
     mask = (
-        ctx.scope
-        & status.isin(not_approved).fillna(False).to_numpy(dtype=bool)
-        & (ctx.agg["n_settled"].to_numpy() > 0)
+        ctx.scope & status.isin(not_approved).fillna(False).to_numpy(dtype=bool) & (ctx.agg["n_settled"] > 0)
     )
     detail = np.array(
         [f"OA status {s} but settled in finance" for s in _take(status, np.flatnonzero(mask))], dtype=object
@@ -162,7 +161,7 @@ def missing_in_finance(ctx: Context) -> pd.DataFrame:
     mask = (
         ctx.scope
         & P.c_approved
-        & (ctx.agg["n_live"].to_numpy() == 0)
+        & (ctx.agg["n_live"] == 0)
         & (approved_at <= ctx.due).to_numpy()
         & ~P.has(P.c_key, P.key_set(P.q_doc_refs))
     )
@@ -179,8 +178,8 @@ def payment_findings(ctx: Context) -> pd.DataFrame:
     """DUPLICATE_PAYMENT or AMOUNT_MISMATCH, PAYEE_MISMATCH, LATE_PAYMENT on approved claims."""
     P, a, tol = ctx.P, ctx.agg, ctx.params.amount_tolerance_fen
     base = ctx.scope & P.c_approved
-    n_bills, n_pays = a["n_bills"].to_numpy(), a["n_pays"].to_numpy()
-    bill_sum, paid_sum = a["bill_sum"].to_numpy(), a["paid_sum"].to_numpy()
+    n_bills, n_pays = a["n_bills"], a["n_pays"]
+    bill_sum, paid_sum = a["bill_sum"], a["paid_sum"]
     billed = np.where(n_bills > 0, bill_sum, paid_sum)
     has_amount = (n_bills > 0) | (n_pays > 0)
     # paid more than once for more than was billed (or, with no bill, than was claimed)
@@ -203,19 +202,15 @@ def payment_findings(ctx: Context) -> pd.DataFrame:
             lambda i: f"OA {P.c_amount[i]} fen, finance billed {billed[i]} fen, paid {paid_sum[i]} fen",
         )
         out.append(_claim_rows(ctx, "AMOUNT_MISMATCH", amount, amount_fen=diff, detail=detail))
-    payee = base & a["payee_bad"].to_numpy()
+    payee = base & a["payee_bad"]
     if payee.any():
-        bad = a["bad_payee"].to_numpy(dtype=object)
+        bad = a["bad_payee"]
         detail = _texts(payee, lambda i: f"paid to {bad[i]}")
         out.append(_claim_rows(ctx, "PAYEE_MISMATCH", payee, detail=detail))
     sla = ctx.params.payment_sla_days * DAY_NS
-    first = a["first_paid"].to_numpy()
+    first = a["first_paid"]
     due = (P.claims["approved_at"] <= ctx.due).to_numpy()
-    late = (
-        base
-        & (a["n_live"].to_numpy() > 0)
-        & (((first != NAT) & (first - P.c_t > sla)) | ((first == NAT) & due))
-    )
+    late = base & (a["n_live"] > 0) & (((first != NAT) & (first - P.c_t > sla)) | ((first == NAT) & due))
     if late.any():
         detail = _texts(
             late,
@@ -249,8 +244,9 @@ def _approver_table(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     base = ctx.scope & ctx.P.c_approved
     pos = np.flatnonzero(base)
-    raw, uniques = pd.factorize(ctx.P.claims["approver_ids"].iloc[pos].reset_index(drop=True))
-    exploded = split_keys(pd.Series(uniques))
+    raw_all, uniques = factorize_text(ctx.P.claims["approver_ids"])
+    raw = raw_all[pos]
+    exploded = split_keys(uniques)
     ex_u = exploded["pos"].to_numpy(dtype=np.int64)  # ascending: by unique, then list order
     key_codes, key_text = pd.factorize(exploded["key"])
     key_codes = key_codes.astype(np.int64)
@@ -272,7 +268,7 @@ def approval_findings(ctx: Context, refs: References) -> pd.DataFrame:
     if len(a_pos) == 0:
         return rows("", 0)
     # applicants and approver keys as one code space of normalised text (both sides are few people)
-    app_raw, app_uniques = pd.factorize(P.claims["applicant_id"].reset_index(drop=True))
+    app_raw, app_uniques = P.applicants
     app_norm = norm_keys(pd.Series(app_uniques))
     joint = pd.factorize(
         pd.concat(
@@ -330,12 +326,20 @@ def budget_overrun(ctx: Context, refs: References) -> pd.DataFrame:
     base = ctx.scope & P.c_approved
     # per distinct budget code text (few), in order of first use: its sum; then normalise those
     pos = np.flatnonzero(base)
-    raw, uniques = pd.factorize(
-        P.claims["budget_code"].iloc[pos].reset_index(drop=True), use_na_sentinel=False
-    )
-    sums = np.zeros(len(uniques), dtype=np.int64)
-    np.add.at(sums, raw, P.c_amount[pos])
-    raw_text = pd.Series(uniques)
+    codes, all_uniques = factorize_text(P.claims["budget_code"])
+    raw = np.where(codes[pos] >= 0, codes[pos], len(all_uniques))  # missing: a code of its own
+    n_codes = len(all_uniques) + 1
+    # the codes the in-scope claims use, in order of their first use
+    first_use = np.full(n_codes, len(pos), dtype=np.int64)
+    np.minimum.at(first_use, raw, np.arange(len(pos), dtype=np.int64))
+    used_codes = np.flatnonzero(first_use < len(pos))
+    used_codes = used_codes[np.argsort(first_use[used_codes], kind="stable")]
+    totals = np.zeros(n_codes, dtype=np.int64)
+    np.add.at(totals, raw, P.c_amount[pos])
+    sums = totals[used_codes]
+    texts = np.empty(n_codes, dtype=object)  # the last code, missing, stays None
+    texts[: len(all_uniques)] = all_uniques.to_numpy(dtype=object)
+    raw_text = pd.Series(texts[used_codes].tolist(), dtype="str")
     norm = norm_keys(raw_text)
     used = pd.DataFrame({"code": norm.to_numpy(), "fen": sums}).groupby("code")["fen"].sum()
     b = refs.budgets.loc[refs.budgets["period"].astype(str) == ctx.params.period.name]
@@ -363,28 +367,55 @@ def budget_overrun(ctx: Context, refs: References) -> pd.DataFrame:
     )
 
 
-def invoice_findings(
-    ctx: Context, invoices: pd.DataFrame | None, invalid: pd.DataFrame | None
-) -> pd.DataFrame:
+@dataclass
+class InvoiceCodes:
+    """The invoices of a run with their claims' positions and their numbers as codes."""
+
+    invoices: pd.DataFrame
+    invalid: pd.DataFrame  # claim_id, invoice_key, reasons
+    inv_pos: np.ndarray  # each invoice's claim position, -1 for none
+    bad_pos: np.ndarray  # each failing invoice's claim position, -1 for none
+    keys: pd.Series  # invoice keys (``invoice_keys``)
+    key_codes: np.ndarray  # the keys as codes, -1 for none
+
+
+def invoice_codes(
+    claims: pd.DataFrame, invoices: pd.DataFrame | None, invalid: pd.DataFrame | None
+) -> InvoiceCodes | None:
+    """What ``invoice_findings`` needs from the inputs alone (so it can be computed beside the
+    matching); ``None`` when there are no invoices."""
+    if invoices is None or invoices.empty:
+        return None
+    inv = invoices.reset_index(drop=True)
+    if invalid is None:
+        invalid = check_invoices(inv)
+    # claim ids of the claims, the invoices and the failing invoices as one code space
+    n_c, n_i = len(claims), len(inv)
+    ids = _codes_of([claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
+    first = np.full(int(ids.max()) + 2, -1, dtype=np.int64)
+    first[ids[:n_c][::-1]] = np.arange(n_c)[::-1]
+    keys = invoice_keys(inv)
+    return InvoiceCodes(
+        invoices=inv,
+        invalid=invalid,
+        inv_pos=first[ids[n_c : n_c + n_i]],
+        bad_pos=first[ids[n_c + n_i :]],
+        keys=keys,
+        key_codes=_codes_of([keys]),
+    )
+
+
+def invoice_findings(ctx: Context, coded: InvoiceCodes | None) -> pd.DataFrame:
     """INVALID_INVOICE on in-scope claims; DUPLICATE_INVOICE on a later, in-scope use.
 
     "Later" is by the claims' submission time (then their order in the frame); the first use of
     an invoice number is the original, every later use on an in-scope claim a duplicate (one
     exception per invoice number).
     """
-    if invoices is None or invoices.empty:
+    if coded is None:
         return rows("", 0)
     P = ctx.P
-    inv = invoices.reset_index(drop=True)
-    if invalid is None:
-        invalid = check_invoices(inv)
-    # claim ids of the claims, the invoices and the failing invoices as one code space
-    n_c, n_i = len(P.claims), len(inv)
-    ids = _codes_of([P.claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
-    first = np.full(int(ids.max()) + 2, -1, dtype=np.int64)
-    first[ids[:n_c][::-1]] = np.arange(n_c)[::-1]
-    inv_pos = first[ids[n_c : n_c + n_i]]
-    bad_pos = first[ids[n_c + n_i :]]
+    invalid, inv_pos, bad_pos = coded.invalid, coded.inv_pos, coded.bad_pos
     out = []
 
     bad_keys = invalid["invoice_key"].fillna("").to_numpy(dtype=object)
@@ -397,22 +428,27 @@ def invoice_findings(
         bad = bad.drop_duplicates("key")
         out.append(_invoice_rows(ctx, "INVALID_INVOICE", bad, bad["reasons"].to_numpy(dtype=object)))
 
-    keys = invoice_keys(inv)
-    key_codes = _codes_of([keys.fillna("")])
-    ok = (inv_pos >= 0) & (key_codes >= 0)
+    keys, key_codes = coded.keys, coded.key_codes
+    ok = np.flatnonzero((inv_pos >= 0) & (key_codes >= 0))
     pos, kc = inv_pos[ok], key_codes[ok]
-    order = np.lexsort((pos, _sub_ns(P)[pos]))  # by submission time, then position
-    pos, kc = pos[order], kc[order]
-    first_at = np.full(int(kc.max()) + 1 if len(kc) else 0, -1, dtype=np.int64)
-    first_at[kc[::-1]] = np.arange(len(kc))[::-1]  # later writes win: reversed, so the first use wins
-    original = pos[first_at[kc]]  # the claim of each invoice number's first use
-    later = first_at[kc] != np.arange(len(kc))
-    dup = later & (pos != original) & ctx.scope[pos]
-    if dup.any():
-        idx = np.flatnonzero(dup)
-        _, one = np.unique(kc[idx], return_index=True)  # one exception per invoice number
-        idx = idx[one]
-        key_text = keys.fillna("").iloc[np.flatnonzero(ok)[order][idx]].to_numpy(dtype=object)
+    # Each invoice number's first use: the least (submission time, claim position), by group
+    # minima rather than a sort of every use.
+    sub = _sub_ns(P)[pos]
+    n_keys = int(kc.max()) + 1 if len(kc) else 0
+    least_sub = np.full(n_keys, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(least_sub, kc, sub)
+    at_least = sub == least_sub[kc]
+    original_pos = np.full(n_keys, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(original_pos, kc[at_least], pos[at_least])
+    original = original_pos[kc]  # the claim of each invoice number's first use
+    dup = np.flatnonzero((pos != original) & ctx.scope[pos])
+    if len(dup):
+        # one exception per invoice number: its earliest later use
+        order = np.lexsort((pos[dup], sub[dup], kc[dup]))
+        sorted_keys = kc[dup][order]
+        first_of_key = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
+        idx = dup[order][first_of_key]
+        key_text = keys.iloc[ok[idx]].fillna("").to_numpy(dtype=object)
         frame = pd.DataFrame({"pos": pos[idx], "key": key_text})
         nos = _take(P.claims["claim_no"], pos[idx])
         firsts = _take(P.claims["claim_no"], original[idx])
@@ -425,18 +461,11 @@ def invoice_findings(
 
 def _codes_of(parts: list[pd.Series]) -> np.ndarray:
     """One integer code per value across ``parts``; missing and ``""`` → -1."""
-    joined = pd.concat([p.reset_index(drop=True).astype("str") for p in parts], ignore_index=True)
-    codes, uniques = pd.factorize(joined)
-    codes = codes.astype(np.int64)
-    empty = np.flatnonzero(np.asarray(uniques == "", dtype=bool))
-    if len(empty):
-        codes[codes == empty[0]] = -1
-    return codes
+    return text_codes(parts)
 
 
 def _sub_ns(P: _Prepared) -> np.ndarray:
-    naive = pd.to_datetime(P.claims["submitted_at"], utc=True).dt.tz_localize(None)
-    return naive.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return _ns(P.claims["submitted_at"])
 
 
 def _invoice_rows(ctx: Context, kind: str, frame: pd.DataFrame, detail: np.ndarray) -> pd.DataFrame:
@@ -459,13 +488,13 @@ def _invoice_rows(ctx: Context, kind: str, frame: pd.DataFrame, detail: np.ndarr
     )
 
 
-def missing_in_oa(ctx: Context, links: pd.DataFrame, chained: np.ndarray) -> pd.DataFrame:
+def missing_in_oa(ctx: Context, links: Links, chained: np.ndarray) -> pd.DataFrame:
     """In-period documents with no OA claim behind them, counted once per chain."""
     P = ctx.P
     d = P.docs
     scoped = docs_in_scope(d, ctx.params.period).to_numpy(dtype=bool) & ~P.d_reversed
     linked = np.zeros(len(d), dtype=bool)
-    linked[links["d"].to_numpy(dtype=np.int64)] = True
+    linked[links.d] = True
     # A payment that settles a known bill is part of that bill's chain: the bill carries the finding.
     q_claim = P.has(P.d_ref, P.key_set(P.q_claim_keys))
     mask = scoped & ~linked & ~q_claim & ~(P.d_is_pay & chained)

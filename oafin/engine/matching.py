@@ -37,6 +37,30 @@ class MatchParams:
     max_group_candidates: int = 20
 
 
+@dataclass(frozen=True)
+class Links:
+    """Claim ↔ document links by position, one array per ``LINK_COLUMNS`` name (pass and rule as
+    codes into the engine's ``PASSES`` and ``RULES``)."""
+
+    c: np.ndarray
+    d: np.ndarray
+    match_pass: np.ndarray
+    rule: np.ndarray
+    share_fen: np.ndarray
+
+    def unique(self, n_docs: int) -> Links:
+        """The first link of each (c, d) pair. Only a document linked more than once can repeat a
+        pair, so only those few links are compared."""
+        d = self.d.astype(np.int64, copy=False)
+        many = np.bincount(d, minlength=n_docs)[d] > 1 if len(d) else np.zeros(0, dtype=bool)
+        keep = np.ones(len(d), dtype=bool)
+        if many.any():
+            rows = np.flatnonzero(many)
+            pair = self.c[rows].astype(np.int64) * (n_docs + 1) + d[rows]
+            keep[rows] = ~pd.Series(pair).duplicated().to_numpy()
+        return Links(*(np.asarray(getattr(self, name)[keep], dtype=np.int64) for name in LINK_COLUMNS))
+
+
 @dataclass
 class Residual:
     """Unmatched claims or documents for the rule and group passes."""

@@ -12,6 +12,9 @@ run over the few keys that are not plain ASCII and over the rule/group passes' t
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from oafin.engine import findings as F
-from oafin.engine.matching import DAY_NS, LINK_COLUMNS, MatchParams, Residual, group_pass, rule_pass
+from oafin.engine.matching import DAY_NS, Links, MatchParams, Residual, group_pass, rule_pass
 from oafin.engine.scope import (  # noqa: F401  (re-exported: the engine's interface)
     DEAD_DOC_STATUSES,
     ReconcileParams,
@@ -28,6 +31,7 @@ from oafin.engine.scope import (  # noqa: F401  (re-exported: the engine's inter
     _codes,
     _in,
     _Prepared,
+    _submit,
     claims_in_scope,
     doc_dates,
     docs_in_scope,
@@ -96,6 +100,7 @@ def reconcile(
     invoices: pd.DataFrame | None = None,
     invalid_invoices: pd.DataFrame | None = None,
     references: References | None = None,
+    threads: int | None = None,
 ) -> ReconcileResult:
     """Reconcile every extracted claim and document for ``params.period``.
 
@@ -106,8 +111,9 @@ def reconcile(
     ``invalid_invoices`` (``claim_id``, ``invoice_key``, ``reasons``) is what
     ``data_contracts.invoices.check_invoices`` reports for them (computed here when omitted).
     Documents dated after ``as_of`` are not looked at: the run sees the world as of ``as_of``.
+    ``threads`` (default: the cores, at most 4) code the independent key spaces side by side;
+    1 runs everything in the calling thread. The result does not depend on it.
     """
-    period = params.period
     refs = references or References()
     quarantined = quarantined if quarantined is not None else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     as_of = pd.Timestamp(params.as_of)
@@ -115,7 +121,24 @@ def reconcile(
     seen = ~(dates > as_of).to_numpy(dtype=bool)
     if not seen.all():
         docs, dates = docs.loc[seen], dates.loc[seen]
-    P = _Prepared(claims, docs, quarantined, dates)
+    n_threads = threads if threads is not None else min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(n_threads, "oafin-engine") if n_threads > 1 else nullcontext() as pool:
+        P = _Prepared(claims, docs, quarantined, dates, pool)
+        # the invoices need only the inputs: coded beside the matching
+        coded_invoices = _submit(pool, F.invoice_codes, P.claims, invoices, invalid_invoices)
+        return _reconcile_prepared(P, params, refs, quarantined, coded_invoices, as_of, pool)
+
+
+def _reconcile_prepared(
+    P: _Prepared,
+    params: ReconcileParams,
+    refs: References,
+    quarantined: pd.DataFrame,
+    coded_invoices: Any,
+    as_of: pd.Timestamp,
+    pool: Executor | None,
+) -> ReconcileResult:
+    period = params.period
     claims, docs = P.claims, P.docs
 
     mp = MatchParams(
@@ -136,15 +159,19 @@ def reconcile(
         due=pd.Timestamp(params.as_of - timedelta(days=params.payment_sla_days)),
         ambiguous=ambiguous,
     )
+    # the findings read ctx and write nothing: the independent ones run beside the others
+    beside = [
+        _submit(pool, F.approval_findings, ctx, refs),
+        _submit(pool, F.budget_overrun, ctx, refs),
+        _submit(pool, F.missing_in_oa, ctx, links, chained),
+    ]
     found = [
         F.status_mismatch(ctx, NOT_APPROVED),
         F.missing_in_finance(ctx),
         F.payment_findings(ctx),
-        F.approval_findings(ctx, refs),
-        F.budget_overrun(ctx, refs),
-        F.invoice_findings(ctx, invoices, invalid_invoices),
-        F.missing_in_oa(ctx, links, chained),
+        F.invoice_findings(ctx, coded_invoices.result()),
         F.quarantine_exceptions(quarantined, period),
+        *(f.result() for f in beside),
     ]
     non_empty = [f for f in found if not f.empty]
     exceptions = (
@@ -157,21 +184,22 @@ def reconcile(
     ).reset_index(drop=True)
 
     # links are unique per (c, d); order by claim then document position (ids are stable per input)
-    sel = scope[links["c"].to_numpy()]
-    c_pos, d_pos = links["c"].to_numpy()[sel], links["d"].to_numpy()[sel]
-    order = np.lexsort((d_pos, c_pos))
+    sel = scope[links.c]
+    c_pos, d_pos = links.c[sel], links.d[sel]
+    order = np.argsort(c_pos * (len(docs) + 1) + d_pos)  # unique pairs: any sort gives this order
+    pass_codes = links.match_pass[sel][order]
     matches = pd.DataFrame(
         {
             "claim_id": _pick(claims["claim_id"], c_pos[order]),
             "doc_id": _pick(docs["doc_id"], d_pos[order]),
-            "match_pass": _labels(links["match_pass"].to_numpy()[sel][order], PASSES),
-            "rule": _labels(links["rule"].to_numpy()[sel][order], RULES),
+            "match_pass": _labels(pass_codes, PASSES),
+            "rule": _labels(links.rule[sel][order], RULES),
         }
     )
 
     approved = scope & P.c_approved
     matched = int((approved & (agg["n_live"] > 0)).sum())
-    by_pass = pd.Series(matches["match_pass"]).value_counts().to_dict()
+    by_pass = {PASSES[i]: n for i, n in enumerate(np.bincount(pass_codes, minlength=len(PASSES))) if n}
     stats = {
         "claims_in_scope": int(scope.sum()),
         "approved_in_scope": int(approved.sum()),
@@ -192,7 +220,7 @@ def reconcile(
     return ReconcileResult(exceptions=exceptions, matches=matches, stats=stats, ambiguous=amb)
 
 
-def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _match(P: _Prepared, mp: MatchParams) -> tuple[Links, pd.DataFrame, np.ndarray]:
     """All passes. Returns (links, ambiguous c/d/match_pass, chained payments mask)."""
     n_docs = len(P.docs)
     is_bill, is_pay = P.d_is_bill, P.d_is_pay
@@ -243,17 +271,12 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
         docs_res = docs_res.without(ok["d"].to_numpy())
 
     # Pass 3, group.
-    batch = pd.DataFrame(columns=LINK_COLUMNS)
+    batch_pairs = pd.DataFrame({"c": np.array([], np.int64), "d": np.array([], np.int64)})
     if len(claims_res.pos) and len(docs_res.pos):
         split, batch_pairs, tied = group_pass(claims_res, docs_res, mp)
         d_claim[split["d"].to_numpy()] = split["c"].to_numpy()
         d_pass[split["d"].to_numpy()] = PASSES.index("group")
         d_rule[split["d"].to_numpy()] = RULES.index("split")
-        batch = batch_pairs.assign(
-            match_pass=PASSES.index("group"),
-            rule=RULES.index("batch"),
-            share_fen=P.c_amount[batch_pairs["c"].to_numpy()],
-        )
         ambiguous.append(tied.assign(match_pass="group"))
         # a tie is reported only if no pass matched either side of it in the end
         done_c = np.concatenate([split["c"].to_numpy(), batch_pairs["c"].to_numpy()])
@@ -261,46 +284,39 @@ def _match(P: _Prepared, mp: MatchParams) -> tuple[pd.DataFrame, pd.DataFrame, n
         ambiguous = [a.loc[~a["c"].isin(done_c) & ~a["d"].isin(done_d)] for a in ambiguous]
 
     single = np.flatnonzero(d_claim >= 0)
-    direct = pd.DataFrame(
-        {
-            "c": d_claim[single],
-            "d": single,
-            "match_pass": d_pass[single],
-            "rule": d_rule[single],
-            "share_fen": P.d_amount[single],
-        }
-    )
     # Payments follow their bills (whatever pass matched the bill); a payment of several bills
     # is attributed each bill's amount, a payment of one bill its own amount.
     bill_claim = np.where(src_bill >= 0, d_claim[np.maximum(src_bill, 0)], -1)
     via = bill_claim >= 0
     pay_pos, bill_pos = src_pos[via], src_bill[via]
-    via_links = pd.DataFrame(
-        {
-            "c": bill_claim[via],
-            "d": pay_pos,
-            "match_pass": d_pass[bill_pos],
-            "rule": np.full(len(pay_pos), RULES.index("source_doc_nos"), dtype=np.int64),
-            "share_fen": np.where(n_src[pay_pos] == 1, P.d_amount[pay_pos], P.d_amount[bill_pos]),
-        }
-    )
-    parts = [f for f in (direct, via_links, batch) if not f.empty]
-    if parts:
-        links = pd.concat(parts, ignore_index=True)
-        pair = links["c"].to_numpy(dtype=np.int64) * (n_docs + 1) + links["d"].to_numpy(dtype=np.int64)
-        links = links.loc[~pd.Series(pair).duplicated().to_numpy()]
-    else:
-        links = pd.DataFrame({c: pd.Series(dtype=object) for c in LINK_COLUMNS})
-    links = links.astype(
-        {"c": np.int64, "d": np.int64, "match_pass": np.int64, "rule": np.int64, "share_fen": np.int64}
-    )
+    links = Links(
+        c=np.concatenate([d_claim[single], bill_claim[via], batch_pairs["c"].to_numpy(dtype=np.int64)]),
+        d=np.concatenate([single, pay_pos, batch_pairs["d"].to_numpy(dtype=np.int64)]),
+        match_pass=np.concatenate(
+            [d_pass[single], d_pass[bill_pos], np.full(len(batch_pairs), PASSES.index("group"))]
+        ),
+        rule=np.concatenate(
+            [
+                d_rule[single],
+                np.full(len(pay_pos), RULES.index("source_doc_nos")),
+                np.full(len(batch_pairs), RULES.index("batch")),
+            ]
+        ),
+        share_fen=np.concatenate(
+            [
+                P.d_amount[single],
+                np.where(n_src[pay_pos] == 1, P.d_amount[pay_pos], P.d_amount[bill_pos]),
+                P.c_amount[batch_pairs["c"].to_numpy(dtype=np.int64)],
+            ]
+        ),
+    ).unique(n_docs)
     amb = [a for a in ambiguous if not a.empty]
     amb_frame = (
         pd.concat(amb, ignore_index=True)
         if amb
         else pd.DataFrame({"c": np.array([], np.int64), "d": np.array([], np.int64), "match_pass": []})
     )
-    return links.reset_index(drop=True), amb_frame, chained
+    return links, amb_frame, chained
 
 
 __all__ = [

@@ -7,16 +7,21 @@ the run's parameters and references, which claims and documents are in scope, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from oafin.engine.codes import factorize_text, text_codes
 from oafin.engine.keys import norm_keys, split_keys
 from oafin.periods import Period
 
 DEAD_DOC_STATUSES = ("reversed", "rejected")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,15 @@ def docs_in_scope(docs: pd.DataFrame, period: Period) -> pd.Series:
 
 def _ns(ts: pd.Series) -> np.ndarray:
     """Aware timestamps as int64 ns since the epoch; NaT → int64 min."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):  # the engine's input: no conversion of the values
+        return ts.array.as_unit("ns").asi8
     naive = pd.to_datetime(ts, utc=True).dt.tz_localize(None)
     return naive.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
 def _fen(values: pd.Series) -> np.ndarray:
+    if values.dtype == np.int64:
+        return values.to_numpy()
     return pd.to_numeric(values, errors="coerce").fillna(0).astype(np.int64).to_numpy()
 
 
@@ -83,6 +92,7 @@ class _Prepared:
         docs: pd.DataFrame,
         quarantined: pd.DataFrame,
         d_date: pd.Series | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.claims = claims.reset_index(drop=True)
         self.docs = docs.reset_index(drop=True)
@@ -101,38 +111,35 @@ class _Prepared:
         self.d_date = doc_dates(d) if d_date is None else d_date.reset_index(drop=True)
         self.d_t = _ns(self.d_date)
 
-        # Business keys of both sides (and of quarantine) as integer codes.
+        # Business keys of both sides (and of quarantine) as integer codes, and people: three
+        # independent code spaces, coded side by side (the coding releases the GIL).
         q_claims = quarantined.loc[quarantined["entity"] == "expense_claim"]
         q_docs = quarantined.loc[quarantined["entity"] == "finance_doc"]
-        self.src = split_keys(d["source_doc_nos"])
         bill_pos = np.flatnonzero(self.d_is_bill)
-        # Two code spaces (-1 is "no key"): OA numbers (claims, the documents' references, and
-        # quarantine's), and document numbers (bills, the payments' source lists, quarantine's).
+        doc_space = _submit(pool, _doc_codes, d, bill_pos, q_docs)
+        people_space = _submit(pool, _norm_codes, [c["applicant_id"], d["payee_id"]])
+        # OA numbers: claims, the documents' references, and quarantine's
         oa = [
             norm_keys(c["claim_no"]),
             norm_keys(d["claim_no_ref"]),
             norm_keys(q_claims["business_key"]),
             norm_keys(q_docs["claim_no_ref"]),
         ]
-        # a document's own number is only looked up for bills (payments name their bills)
-        doc = [
-            norm_keys(d["doc_no"].iloc[bill_pos]),
-            pd.Series(self.src["key"].to_numpy(), dtype="str"),
-            norm_keys(q_docs["business_key"]),
-        ]
         self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(_codes(oa), oa)
-        bill_key, src_key, self.q_doc_keys = _split(_codes(doc), doc)
+        src, bill_key, src_key, self.q_doc_keys = doc_space.result()
         self.n_keys = max(
             _size(self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs),
             _size(bill_key, src_key, self.q_doc_keys),
         )
-        self.src = self.src.assign(code=src_key)
+        self.src = src.assign(code=src_key)
         self.d_key = np.full(n_d, -1, dtype=np.int64)
         self.d_key[bill_pos] = bill_key
 
         # People of both sides as one code space.
-        people = _norm_codes([c["applicant_id"], d["payee_id"]])
+        people, raw = people_space.result()
         self.c_person, self.d_person = people[:n_c], people[n_c : n_c + n_d]
+        # the applicants' raw text as codes and distinct values (the controls compare it)
+        self.applicants: tuple[np.ndarray, pd.Series] = raw[0]
 
     def key_set(self, codes: np.ndarray) -> np.ndarray:
         """A membership mask over the key space."""
@@ -147,15 +154,35 @@ class _Prepared:
 
 def _codes(parts: list[pd.Series]) -> np.ndarray:
     """One integer code per value across ``parts`` (equal text, equal code); ``""`` → -1."""
-    joined = pd.concat([p.reset_index(drop=True) for p in parts], ignore_index=True)
-    if joined.empty:
-        return np.array([], dtype=np.int64)
-    codes, uniques = pd.factorize(joined)
-    codes = codes.astype(np.int64)
-    empty = np.flatnonzero(np.asarray(uniques == "", dtype=bool))
-    if len(empty):
-        codes[codes == empty[0]] = -1
-    return codes
+    return text_codes(parts)
+
+
+class _Done(Generic[T]):
+    """A result computed on the spot, for runs without a pool."""
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def result(self) -> T:
+        return self.value
+
+
+def _submit(pool: Executor | None, fn: Callable[..., T], *args: Any) -> Future[T] | _Done[T]:
+    return pool.submit(fn, *args) if pool is not None else _Done(fn(*args))
+
+
+def _doc_codes(
+    d: pd.DataFrame, bill_pos: np.ndarray, q_docs: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Document numbers as codes: bills', the payments' source lists', quarantine's.
+
+    A document's own number is only looked up for bills (payments name their bills). Returns the
+    exploded source lists (``pos``, ``key``) and the codes of the three parts.
+    """
+    src = split_keys(d["source_doc_nos"])
+    doc = [norm_keys(d["doc_no"].iloc[bill_pos]), src["key"], norm_keys(q_docs["business_key"])]
+    bill_key, src_key, q_doc_keys = _split(_codes(doc), doc)
+    return src, bill_key, src_key, q_doc_keys
 
 
 def _split(codes: np.ndarray, parts: list[pd.Series]) -> list[np.ndarray]:
@@ -168,18 +195,17 @@ def _size(*codes: np.ndarray) -> int:
     return max((int(x.max()) + 1 for x in codes if len(x)), default=0)
 
 
-def _norm_codes(parts: list[pd.Series]) -> np.ndarray:
+def _norm_codes(parts: list[pd.Series]) -> tuple[np.ndarray, list[tuple[np.ndarray, pd.Series]]]:
     """``_codes`` of the normalised ``parts``, normalising each distinct raw value once.
 
     For low-cardinality columns (people): factorize the raw text, normalise the few uniques,
     and code the normalised uniques in one space. Missing and ``""`` → -1.
     """
-    raw = [pd.factorize(p.reset_index(drop=True)) for p in parts]
-    uniq = [pd.Series(u) for _, u in raw]
-    shared = _codes([norm_keys(u) for u in uniq])
-    bounds = np.cumsum([0, *(len(u) for u in uniq)])
+    raw = [factorize_text(p) for p in parts]
+    shared = _codes([norm_keys(u) for _, u in raw])
+    bounds = np.cumsum([0, *(len(u) for _, u in raw)])
     out = []
     for i, (codes, _) in enumerate(raw):
         table = np.append(shared[bounds[i] : bounds[i + 1]], -1)  # raw -1 (missing) → -1
         out.append(table[codes])
-    return np.concatenate(out) if out else np.array([], dtype=np.int64)
+    return (np.concatenate(out) if out else np.array([], dtype=np.int64)), raw

@@ -1,0 +1,116 @@
+"""The engine's text coding and key normalisation against their plain definitions.
+
+``oafin.engine.codes`` codes text by hashing and ``oafin.engine.keys.norm_keys`` normalises in
+Arrow; both must give exactly what the one-value-at-a-time definitions give (``pandas.factorize``,
+``norm_key``), whatever the text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oafin.engine import codes as C
+from oafin.engine.keys import _ASCII_SPACE, norm_key, norm_keys, split_keys, split_list
+
+# keys as sources write them: ASCII, full-width forms, every kind of space, controls, CJK, missing
+ALPHABET = st.sampled_from(
+    list("bxBX0129-_/ ,.")
+    + ["\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x00", "\x7f", "\x85", "\xa0"]
+    + ["\u3000", "\u2003", "Ｂ", "Ｘ", "１", "ﬁ", "é", "報", "𝟘"]
+)
+KEY = st.one_of(st.none(), st.just(""), st.text(ALPHABET, max_size=8))
+KEYS = st.lists(KEY, max_size=40)
+
+
+def _partition(codes: np.ndarray) -> set[tuple[int, ...]]:
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(codes):
+        groups.setdefault(int(c), []).append(i)
+    return {tuple(v) for v in groups.values()}
+
+
+def test_the_ascii_space_class_is_what_python_calls_space() -> None:
+    below_128 = "".join(chr(i) for i in range(128))
+    assert re.findall(r"\s", below_128) == [c for c in below_128 if re.fullmatch(_ASCII_SPACE, c)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(KEYS, st.sampled_from(["object", "str"]))
+def test_norm_keys_is_norm_key_of_each_value(values: list[str | None], dtype: str) -> None:
+    series = pd.Series(values, dtype=dtype, index=np.arange(len(values)) * 3)
+    got = norm_keys(series)
+    assert got.tolist() == [norm_key(v) for v in values]
+    assert got.index.equals(series.index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(KEYS)
+def test_split_keys_explodes_like_split_list(values: list[str | None]) -> None:
+    series = pd.Series(values, dtype=object)
+    frame = split_keys(series)
+    expected = [(i, k) for i, keys in enumerate(split_list(series)) for k in keys]
+    assert list(zip(frame["pos"].tolist(), frame["key"].tolist(), strict=True)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(KEYS, min_size=1, max_size=3))
+def test_text_codes_number_text_as_factorize_does(parts: list[list[str | None]]) -> None:
+    series = [pd.Series(p, dtype="str") for p in parts]
+    got = C.text_codes(series)
+    joined = pd.concat(series, ignore_index=True)
+    missing = (joined.isna() | (joined == "")).to_numpy(dtype=bool)
+    expected, _ = pd.factorize(joined.where(~missing))
+    assert (got == -1).tolist() == missing.tolist()
+    # the same codes, numbered in order of first appearance, as pandas numbers them
+    assert got.tolist() == expected.tolist()
+
+
+def test_factorize_text_keeps_empty_text_and_codes_missing_as_minus_one() -> None:
+    codes, uniques = C.factorize_text(pd.Series(["b", None, "", "a", "b", ""], dtype=object))
+    assert codes.tolist() == [0, -1, 1, 2, 0, 1]
+    assert uniques.tolist() == ["b", "", "a"]
+
+
+def test_a_hash_collision_is_found_and_the_text_coded_exactly() -> None:
+    """Every value given the same first hash: the second hash disagrees, the strings decide."""
+    text = pl.Series(["BX1", "BX2", "BX1", "BX3", "BX2"])
+
+    def colliding(series: pl.Series, seed: int) -> np.ndarray:
+        real = C._hash(series, seed)
+        return np.zeros_like(real) if seed == C._SEEDS[0] else real
+
+    assert C._codes_of_present(text, hashes=colliding).tolist() == [0, 1, 0, 2, 1]
+    assert C._codes_of_present(text).tolist() == [0, 1, 0, 2, 1]
+
+
+def test_threads_do_not_change_the_result() -> None:
+    """The key spaces coded side by side give what one thread gives, field for field."""
+    from bench.reconcile import PERIOD, make_frames
+    from oafin.engine.reconcile import ReconcileParams, reconcile
+
+    frames = make_frames(6000, seed=11)
+    params = ReconcileParams(period=PERIOD, as_of=PERIOD.end)
+    one, three = (
+        reconcile(
+            frames["claims"],
+            frames["docs"],
+            params,
+            invoices=frames["invoices"],
+            invalid_invoices=frames["invoices"]
+            .iloc[:40]
+            .assign(invoice_key="X", reasons="r")[["claim_id", "invoice_key", "reasons"]],
+            references=frames["references"],
+            threads=threads,
+        )
+        for threads in (1, 3)
+    )
+    assert len(one.exceptions) > 100 and len(one.matches) > 5000
+    pd.testing.assert_frame_equal(one.exceptions, three.exceptions)
+    pd.testing.assert_frame_equal(one.matches, three.matches)
+    assert one.stats == three.stats
