@@ -492,7 +492,7 @@ def missing_in_oa(ctx: Context, links: Links, chained: np.ndarray) -> pd.DataFra
     """In-period documents with no OA claim behind them, counted once per chain."""
     P = ctx.P
     d = P.docs
-    scoped = docs_in_scope(d, ctx.params.period).to_numpy(dtype=bool) & ~P.d_reversed
+    scoped = docs_in_scope(d, ctx.params.period).to_numpy(dtype=bool) & ~P.d_reversed & P.d_seen
     linked = np.zeros(len(d), dtype=bool)
     linked[links.d] = True
     # A payment that settles a known bill is part of that bill's chain: the bill carries the finding.

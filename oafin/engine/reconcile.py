@@ -118,12 +118,11 @@ def reconcile(
     quarantined = quarantined if quarantined is not None else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     as_of = pd.Timestamp(params.as_of)
     dates = doc_dates(docs)
+    # documents dated after as_of are masked out rather than copied out (a copy of the frame)
     seen = ~(dates > as_of).to_numpy(dtype=bool)
-    if not seen.all():
-        docs, dates = docs.loc[seen], dates.loc[seen]
     n_threads = threads if threads is not None else min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(n_threads, "oafin-engine") if n_threads > 1 else nullcontext() as pool:
-        P = _Prepared(claims, docs, quarantined, dates, pool)
+        P = _Prepared(claims, docs, quarantined, dates, pool, seen=None if seen.all() else seen)
         # the invoices need only the inputs: coded beside the matching
         coded_invoices = _submit(pool, F.invoice_codes, P.claims, invoices, invalid_invoices)
         return _reconcile_prepared(P, params, refs, quarantined, coded_invoices, as_of, pool)
@@ -160,6 +159,7 @@ def _reconcile_prepared(
         ambiguous=ambiguous,
     )
     # the findings read ctx and write nothing: the independent ones run beside the others
+    matches_frame = _submit(pool, _matches, P, links, scope)
     beside = [
         _submit(pool, F.approval_findings, ctx, refs),
         _submit(pool, F.budget_overrun, ctx, refs),
@@ -183,20 +183,7 @@ def _reconcile_prepared(
         ["exception_type", "claim_no", "doc_no", "invoice_no", "budget_code"], na_position="first"
     ).reset_index(drop=True)
 
-    # links are unique per (c, d); order by claim then document position (ids are stable per input)
-    sel = scope[links.c]
-    c_pos, d_pos = links.c[sel], links.d[sel]
-    order = np.argsort(c_pos * (len(docs) + 1) + d_pos)  # unique pairs: any sort gives this order
-    pass_codes = links.match_pass[sel][order]
-    matches = pd.DataFrame(
-        {
-            "claim_id": _pick(claims["claim_id"], c_pos[order]),
-            "doc_id": _pick(docs["doc_id"], d_pos[order]),
-            "match_pass": _labels(pass_codes, PASSES),
-            "rule": _labels(links.rule[sel][order], RULES),
-        }
-    )
-
+    matches, pass_codes = matches_frame.result()
     approved = scope & P.c_approved
     matched = int((approved & (agg["n_live"] > 0)).sum())
     by_pass = {PASSES[i]: n for i, n in enumerate(np.bincount(pass_codes, minlength=len(PASSES))) if n}
@@ -205,7 +192,7 @@ def _reconcile_prepared(
         "approved_in_scope": int(approved.sum()),
         "approved_matched": matched,
         "auto_match_rate": round(matched / int(approved.sum()), 4) if approved.any() else None,
-        "docs_in_scope": int(_in(period, P.d_date).sum()),
+        "docs_in_scope": int((_in(period, P.d_date).to_numpy(dtype=bool) & P.d_seen).sum()),
         "matches_by_pass": {k: int(v) for k, v in sorted(by_pass.items())},
         "ambiguous_candidates": int(len(ambiguous)),
         "exceptions": int(len(exceptions)),
@@ -218,6 +205,23 @@ def _reconcile_prepared(
         }
     )
     return ReconcileResult(exceptions=exceptions, matches=matches, stats=stats, ambiguous=amb)
+
+
+def _matches(P: _Prepared, links: Links, scope: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The links of the claims in scope as ids, and their pass codes, by claim then document."""
+    sel = scope[links.c]
+    c_pos, d_pos = links.c[sel], links.d[sel]
+    order = np.argsort(c_pos * (len(P.docs) + 1) + d_pos)  # unique pairs: any sort gives this order
+    pass_codes = links.match_pass[sel][order]
+    matches = pd.DataFrame(
+        {
+            "claim_id": _pick(P.claims["claim_id"], c_pos[order]),
+            "doc_id": _pick(P.docs["doc_id"], d_pos[order]),
+            "match_pass": _labels(pass_codes, PASSES),
+            "rule": _labels(links.rule[sel][order], RULES),
+        }
+    )
+    return matches, pass_codes
 
 
 def _match(P: _Prepared, mp: MatchParams) -> tuple[Links, pd.DataFrame, np.ndarray]:

@@ -93,7 +93,11 @@ class _Prepared:
         quarantined: pd.DataFrame,
         d_date: pd.Series | None = None,
         pool: Executor | None = None,
+        *,
+        seen: np.ndarray | None = None,
     ) -> None:
+        """``seen`` (by document position, default all): the documents the run may look at; the
+        others are as if absent (no key, no kind, not live, not in scope)."""
         self.claims = claims.reset_index(drop=True)
         self.docs = docs.reset_index(drop=True)
         c, d = self.claims, self.docs
@@ -110,23 +114,33 @@ class _Prepared:
         self.d_live = ~d["status"].isin(DEAD_DOC_STATUSES).to_numpy(dtype=bool)
         self.d_date = doc_dates(d) if d_date is None else d_date.reset_index(drop=True)
         self.d_t = _ns(self.d_date)
+        self.d_seen = np.ones(n_d, dtype=bool) if seen is None else np.asarray(seen, dtype=bool)
+        if seen is not None:
+            for name in ("d_is_bill", "d_is_pay", "d_paid", "d_settled", "d_reversed", "d_live"):
+                setattr(self, name, getattr(self, name) & self.d_seen)
 
         # Business keys of both sides (and of quarantine) as integer codes, and people: three
         # independent code spaces, coded side by side (the coding releases the GIL).
         q_claims = quarantined.loc[quarantined["entity"] == "expense_claim"]
         q_docs = quarantined.loc[quarantined["entity"] == "finance_doc"]
         bill_pos = np.flatnonzero(self.d_is_bill)
+        # OA numbers: claims, the documents' references, and quarantine's
+        refs = _submit(pool, norm_keys, d["claim_no_ref"])
         doc_space = _submit(pool, _doc_codes, d, bill_pos, q_docs)
         people_space = _submit(pool, _norm_codes, [c["applicant_id"], d["payee_id"]])
-        # OA numbers: claims, the documents' references, and quarantine's
+        claim_nos = norm_keys(c["claim_no"])
         oa = [
-            norm_keys(c["claim_no"]),
-            norm_keys(d["claim_no_ref"]),
+            claim_nos,
+            refs.result(),
             norm_keys(q_claims["business_key"]),
             norm_keys(q_docs["claim_no_ref"]),
         ]
         self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(_codes(oa), oa)
         src, bill_key, src_key, self.q_doc_keys = doc_space.result()
+        if seen is not None:  # an unseen document names nothing
+            self.d_ref = np.where(self.d_seen, self.d_ref, -1)
+            shown = self.d_seen[src["pos"].to_numpy()]
+            src, src_key = src.loc[shown].reset_index(drop=True), src_key[shown]
         self.n_keys = max(
             _size(self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs),
             _size(bill_key, src_key, self.q_doc_keys),

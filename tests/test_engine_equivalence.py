@@ -1,4 +1,4 @@
-"""The engine's text coding and key normalisation against their plain definitions.
+"""The engine against its plain definitions: text coding, key normalisation, threads, as_of.
 
 ``oafin.engine.codes`` codes text by hashing and ``oafin.engine.keys.norm_keys`` normalises in
 Arrow; both must give exactly what the one-value-at-a-time definitions give (``pandas.factorize``,
@@ -114,3 +114,28 @@ def test_threads_do_not_change_the_result() -> None:
     pd.testing.assert_frame_equal(one.exceptions, three.exceptions)
     pd.testing.assert_frame_equal(one.matches, three.matches)
     assert one.stats == three.stats
+
+
+def test_documents_after_as_of_are_as_if_absent() -> None:
+    """Masking the documents dated after ``as_of`` gives what leaving them out gives."""
+    from datetime import timedelta
+
+    from bench.reconcile import PERIOD, make_frames
+    from oafin.engine.reconcile import ReconcileParams, reconcile
+    from oafin.engine.scope import doc_dates
+
+    frames = make_frames(6000, seed=5)
+    as_of = PERIOD.end - timedelta(days=16)
+    params = ReconcileParams(period=PERIOD, as_of=as_of)
+    docs = frames["docs"]
+    later = (doc_dates(docs) > pd.Timestamp(as_of)).to_numpy(dtype=bool)
+    assert 300 < later.sum() < len(docs) - 300
+    masked, dropped = (
+        reconcile(frames["claims"], d, params, references=frames["references"])
+        for d in (docs, docs.loc[~later])
+    )
+    assert len(masked.exceptions) > 100
+    pd.testing.assert_frame_equal(masked.exceptions, dropped.exceptions)
+    pd.testing.assert_frame_equal(masked.matches, dropped.matches)
+    assert masked.stats == dropped.stats
+    pd.testing.assert_frame_equal(masked.ambiguous, dropped.ambiguous)
