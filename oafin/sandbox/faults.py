@@ -45,6 +45,7 @@ FaultKind = Literal[
     "ignored_start_row",
     "empty_pages",
     "deep_json",
+    "more_without_token",
 ]
 FAULT_KINDS: Final = get_args(FaultKind)
 # Faults on the wire: any call may get them.
@@ -59,7 +60,8 @@ TRANSPORT_KINDS: Final = (
 )
 # Faults in the data: each twin says which it supports and on which call (FaultProfile.data_paths),
 # and how it changes its own answers (FaultProfile.change). The last three make paging that never
-# ends (issue #10 item 11) and a value nested 100,000 levels deep (issue #10 item 12).
+# ends (issue #10 item 11) and a value nested 100,000 levels deep (issue #10 item 12);
+# ``more_without_token``: a page that says there is more and gives no way to ask for it.
 DATA_KINDS: Final = (
     "duplicate_record",
     "edited_record",
@@ -69,6 +71,7 @@ DATA_KINDS: Final = (
     "ignored_start_row",
     "empty_pages",
     "deep_json",
+    "more_without_token",
 )
 # What --fault-rate draws from: every fault a correct client survives with the same final data.
 RANDOM_KINDS: Final = (

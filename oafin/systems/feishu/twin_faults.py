@@ -5,7 +5,9 @@ limit" (source-systems.md §3.3 [C]); HTTP 429 is the middleware's own transport
 ``duplicate_record``: a list page starts one instance early (the last of the previous page again);
 ``edited_record``: an approved instance read just before its approval landed (still PENDING);
 ``schema_drift``: a key the mapping does not know appears at the top level and a widget in the form;
-``renamed_field``: the 报销金额 widget renamed 报销金额(元), so the record cannot be mapped.
+``renamed_field``: the 报销金额 widget renamed 报销金额(元), so the record cannot be mapped;
+``more_without_token``: a list page that says ``has_more: true`` with ``page_token: ""`` (what
+the real last page sends with ``has_more: false``, real-clients.md §2.2): no way to go on.
 
 The list and get calls share a path prefix; each change looks at the answer and leaves an answer of
 the other call alone. The list's page tokens are the twin's own, so ``duplicate_record`` is built
@@ -50,7 +52,9 @@ def changer(pages: Pages) -> Callable[[str, Any, Any], Any]:
         if not isinstance(data, dict):
             return answer
         if "instance_code_list" in data:
-            if kind == "duplicate_record":
+            if kind == "more_without_token":
+                data.update(has_more=True, page_token="")
+            elif kind == "duplicate_record":
                 listed = data["instance_code_list"]
                 opened = pages.get(str(data.get("page_token") or ""))
                 if opened is not None and listed:
@@ -90,6 +94,7 @@ def profile(pages: Pages) -> FaultProfile:
             "edited_record": INSTANCES_PATH,
             "schema_drift": INSTANCES_PATH,
             "renamed_field": INSTANCES_PATH,
+            "more_without_token": INSTANCES_PATH,
         },
         change=changer(pages),
         is_read=is_read,
