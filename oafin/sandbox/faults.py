@@ -120,9 +120,11 @@ def hostile_value(kind: str, record: Any, key: str | int) -> bool:
     the record has no such value.
     """
     if kind == "invalid_utf8":
-        try:
+        if isinstance(record, dict):
+            value = record.get(key)
+        elif isinstance(record, list) and isinstance(key, int) and -len(record) <= key < len(record):
             value = record[key]
-        except (KeyError, IndexError, TypeError):
+        else:
             return False
         record[key] = f"{'' if value is None else value}{INVALID_UTF8_MARK}"
         return True
