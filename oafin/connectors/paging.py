@@ -72,14 +72,14 @@ class Progress:
         self._empty = 0
 
     def check(self, rows: list[Any], at: str) -> None:
-        """``rows`` is the page just fetched with paging parameters ``at`` (``StartRow=4000``)."""
+        """``rows`` is the page just fetched; ``at`` says which (``page 3 (StartRow=4000, Limit=2000)``)."""
         if rows:
             self._empty = 0
             if rows == self._previous:
                 self._repeats += 1
                 if len(rows) > 1 or self._repeats >= SINGLE_ROW_REPEATS:
                     raise PagingError(
-                        f"the page at {at} is the same {len(rows)} rows as the page at {self._previous_at}: "
+                        f"{at} is the same {len(rows)} rows as {self._previous_at}: "
                         "the server does not advance (does it ignore the paging parameter?)"
                     )
             else:
@@ -88,7 +88,7 @@ class Progress:
             self._empty += 1
             if self._empty > self.max_empty_pages:
                 raise PagingError(
-                    f"{self._empty} empty pages in a row, the last at {at}, each naming a next page: "
+                    f"{self._empty} empty pages in a row, the last {at}, each naming a next page: "
                     "the server's cursor advances over nothing"
                 )
         self._previous, self._previous_at = rows, at
