@@ -265,3 +265,33 @@ def test_feishu_has_more_without_a_page_token_fails_the_list_naming_system_call_
     assert "page 1 " in message and "has_more" in message, message
     assert not caught.value.retryable
     assert fs.stats.requests["instances/list"] == 1
+
+
+def test_a_reported_total_that_falls_during_the_walk_is_an_error_not_a_skipped_row() -> None:
+    """A row removed from a page already read shifts every later row one place back: the first
+    row of the next page is then never served. The total falling is the only sign of it."""
+    data = _rows(25)
+
+    def fetch(params: dict) -> dict:
+        start = params["start"]
+        rows = data if start == 0 else data[1:]  # row 0 deleted once page 1 was served
+        return {"items": rows[start : start + params["count"]], "total": len(rows)}
+
+    pager = OffsetLimitPager(
+        items=lambda p: p["items"],
+        total=lambda p: p["total"],
+        start_param="start",
+        limit_param="count",
+        limit=10,
+    )
+    with pytest.raises(PagingError, match=r"page 2 .*total fell from 25 to 24"):
+        list(pager.pages(fetch))
+
+    def by_index(params: dict) -> dict:
+        i = params["pageIndex"] - 1
+        rows = data if i == 0 else data[1:]
+        return {"data": rows[i * 10 : (i + 1) * 10], "recordCount": len(rows)}
+
+    index_pager = PageIndexPager(items=lambda p: p["data"], total=lambda p: p["recordCount"], size=10)
+    with pytest.raises(PagingError, match=r"page 2 .*total fell from 25 to 24"):
+        list(index_pager.pages(by_index))

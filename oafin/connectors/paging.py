@@ -100,6 +100,18 @@ def _at(number: int, params: dict[str, Any]) -> str:
     return f"page {number} ({shown})" if shown else f"page {number}"
 
 
+def _fallen_total(at: str, before: int | None, total: int) -> PagingError | None:
+    """A total lower than the highest an earlier page reported: rows left the list while it was
+    walked, every later row moved back onto pages already read, and as many are never served.
+    (A total that grows repeats a row instead, and a repeated row is read once.)"""
+    if before is None or total >= before:
+        return None
+    return PagingError(
+        f"{at}: the reported total fell from {before} to {total} during the walk, so rows moved "
+        "onto pages already read and would be skipped; read the list again"
+    )
+
+
 def _short_of_total(at: str, seen: int, total: int) -> PagingError:
     return PagingError(
         f"{at} came back empty after {seen} of the reported total of {total} rows: "
@@ -250,6 +262,7 @@ class OffsetLimitPager:
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         offset = self.start
         progress = Progress()
+        highest: int | None = None
         for number in range(1, self.max_pages + 1):
             params = {self.start_param: offset, self.limit_param: self.limit}
             page = fetch(params)
@@ -257,6 +270,10 @@ class OffsetLimitPager:
             at = _at(number, params)
             progress.check(rows, at)
             total = self.total(page) if self.total is not None else None
+            if total is not None:
+                if (fallen := _fallen_total(at, highest, int(total))) is not None:
+                    raise fallen
+                highest = int(total) if highest is None else max(highest, int(total))
             if total is not None and offset + len(rows) > int(total):
                 raise PagingError(
                     f"{offset + len(rows)} rows by {at}, more than the reported total of {total}"
@@ -299,6 +316,7 @@ class PageIndexPager:
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         seen = 0
         progress = Progress()
+        highest: int | None = None
         for index in range(self.first, self.first + self.max_pages):
             params = {self.index_param: index, self.size_param: self.size}
             page = fetch(params)
@@ -311,6 +329,9 @@ class PageIndexPager:
                     return
                 continue
             total = int(self.total(page))
+            if (fallen := _fallen_total(at, highest, total)) is not None:
+                raise fallen
+            highest = total if highest is None else max(highest, total)
             if seen + len(rows) > total:
                 raise PagingError(f"{seen + len(rows)} rows by {at}, more than the reported total of {total}")
             if not rows and seen < total:
