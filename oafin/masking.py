@@ -20,15 +20,16 @@ letters is part of an identifier and is not masked, unless the letters are a lab
 it is (``Tel13600136000``, ``card6222…``, ``ID11010…``); Chinese text beside a number does not
 protect it (``收款账号6222…`` is masked).
 
-Record ids as long as a card (a Yonyou voucher or line id has 19 digits, source-systems.md §8.1)
-are left alone where the text or the payload says they are record ids, unless they pass the card
-test (BIN and Luhn) or the resident-id test, as ``mask_key`` does: after a label naming a record id
-(``source_id=``, ``voucher_id:``, ``header.id=``, ``vouchers``/``凭证`` as in ``yonyou vouchers
-1874…: …``), inside a standard id ``<system>:<kind>:<number>`` (``doc_id``), and in a payload under
-a key naming one (``id``, ``…_id``, ``…Id``) with no personal word in it (``bankCardId``,
-``idno``). A bare long number is still masked without a check: Luhn does not hold for every card
-and corporate accounts (对公账号) have no check at all (chinese-finance-fields.md), so a failed
-Luhn proves nothing outside a record-id context.
+Record ids as long as a card (a Yonyou voucher or line id has 19 digits, source-systems.md §8.1;
+a Seeyon flow id is a signed Java long) are left alone where the text or the payload says they are
+record ids, unless they pass the card test (BIN and Luhn) or the resident-id test, as ``mask_key``
+does: after a label ending in an id (``source_id=``, ``flowId=``, ``header.id:``; not a bare
+``id``, nor a personal one like ``bankCardId``), after ``vouchers``/``凭证`` (``yonyou vouchers
+1874…: …``), inside a standard id ``<system>:<kind>:<number>`` (``doc_id``), and in a payload
+under a key naming a record id (``id``, ``…_id``, ``…Id``) with no personal word in it
+(``bankCardId``, ``idno``). A bare long number is still masked without a check: Luhn does not
+hold for every card and corporate accounts (对公账号) have no check at all
+(chinese-finance-fields.md), so a failed Luhn proves nothing outside a record-id context.
 
 Callers: ``oafin.connectors`` (error details), ``oafin.pipeline.standardize`` (quarantine),
 ``oafin.warehouse.lifecycle`` (exception detail), ``oafin.reporting`` (every report), and the
@@ -59,14 +60,15 @@ _LABELLED = re.compile(
     r"(?i)(?<![A-Za-z])(tel|phone|mobile|mob|cell|fax|card|cardno|acct|account|accountno|id|idno|idcard|sfz)"
     r"([.:#=_]?)(" + _PHONE_BODY + "|" + _LONG_BODY + r")" + _END
 )
-# What just before a long number says it is a record id (checked at the number's start):
-# a label naming one, or the prefix of a standard id ``<system>:<kind>:`` (claim_id, doc_id).
+# What just before a long number says it is a record id (checked at the number's start): a label
+# ending in an id (``source_id=``, ``flowId=``, ``header.id:``; not a bare ``id``, which names an
+# identity card here), ``voucher(s)``/``凭证``, or the prefix of a standard id ``<system>:<kind>:``.
 _RECORD_ID_CONTEXT = re.compile(
-    r"(?:(?i:(?<![A-Za-z])(?:(?:source|record|doc|claim|voucher|bill|line|entry|instance)[_ ]?id|"
-    r"sourceid|header\.id|body\.\d+\.id|vouchers?))\s*[=:：]?\s*|凭证\s*[=:：]?\s*|"
-    r"(?<![\w:])[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:)$"
+    r"(?:(?<![\w.])(?P<label>[A-Za-z][\w.]*?(?:_id|_ID|Id|ID|\.id))\s*[=:：]?\s*"
+    r"|(?i:(?<![A-Za-z])vouchers?)\s*[=:：]?\s*|凭证\s*[=:：]?\s*"
+    r"|(?<![\w:])[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:)-?$"
 )
-_RECORD_ID_KEY = re.compile(r"^(?:id|\w*_id|\w*[a-z0-9]Id|\w*ID)$")
+_RECORD_ID_KEY = re.compile(r"^(?:id|\w+_id|\w*[a-z0-9]Id|\w+ID)$")
 # Words that make an id-looking key a personal number's (a card, an account, an id card).
 _PERSONAL_KEY = re.compile(r"(?i)card|cert|acct|account|bank|sfz|identity|passport|phone|mobile|idno|idnum")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -84,8 +86,10 @@ def _personal(text: str) -> bool:
 def _record_id(text: str, start: int, number: str) -> bool:
     """Whether ``number``, at ``start`` in ``text``, is a record id: said so just before, and no
     card or resident id number."""
-    said = _RECORD_ID_CONTEXT.search(text, max(0, start - 40), start) is not None
-    return said and not _personal(number)
+    said = _RECORD_ID_CONTEXT.search(text, max(0, start - 40), start)
+    if said is None or (said["label"] and _PERSONAL_KEY.search(said["label"])):
+        return False  # ``bankCardId=``, ``payeeAccountId:`` name a personal number
+    return not _personal(number)
 
 
 def _keep_last4(match: re.Match[str]) -> str:

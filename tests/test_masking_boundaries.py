@@ -206,3 +206,18 @@ def test_a_card_or_id_number_in_a_record_id_context_is_still_masked_and_bare_num
     # keys that name a personal number are no record-id context
     for key in ("bankCardId", "idno", "id_card", "payeeAccountId", "certificateId"):
         assert VOUCHER_ID not in str(mask_json({key: VOUCHER_ID})), key
+
+
+def test_a_call_naming_a_record_by_an_id_parameter_keeps_the_id():
+    """Seeyon flow ids are Java longs, up to 19 digits and signed; the clients name a call by
+    ``flowId=``, ``summaryId=``, ``process_instance_id=`` and the like."""
+    for text in (
+        "seeyon flow/state(flowId=-4812345678901234567): HTTP 500",
+        "seeyon flow/state(flowId=4812345678901234567): HTTP 500",
+        "summaryId: 4812345678901234567",
+        "dingtalk processinstance/get(process_instance_id=4812345678901234567): 820004",
+    ):
+        assert redact_text(text) == text
+    assert mask_json({"summaryId": "-4812345678901234567"}) == {"summaryId": "-4812345678901234567"}
+    for text in (f"payeeAccountId={VOUCHER_ID}", f"bankCardId: {VOUCHER_ID}", f"flowId={CARD}"):
+        assert VOUCHER_ID not in (redact_text(text) or "") and _leaks(redact_text(text) or "") == [], text
