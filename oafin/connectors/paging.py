@@ -26,7 +26,8 @@ reported total. The client turns it into a ``BadResponseError`` naming the syste
 
 Nothing may be lost silently either: a page that says there is more but gives no way to go on
 (``has_more`` with no page token; an empty page before the reported total is reached) is a
-``PagingError`` naming the page number, never the end of the walk. Every message names the page
+``PagingError`` naming the page number, never the end of the walk; so is a reported total that
+falls during the walk (the rows behind the removed ones moved onto pages already read). Every message names the page
 (``page 3 (page_token=...)``), counted from 1.
 """
 
