@@ -20,6 +20,17 @@ letters is part of an identifier and is not masked, unless the letters are a lab
 it is (``Tel13600136000``, ``card6222…``, ``ID11010…``); Chinese text beside a number does not
 protect it (``收款账号6222…`` is masked).
 
+Record ids as long as a card (a Yonyou voucher or line id has 19 digits, source-systems.md §8.1;
+a Seeyon flow id is a signed Java long) are left alone where the text or the payload says they are
+record ids, unless they pass the card test (BIN and Luhn) or the resident-id test, as ``mask_key``
+does: after a label ending in an id (``source_id=``, ``flowId=``, ``header.id:``; not a bare
+``id``, nor a personal one like ``bankCardId``), after ``vouchers``/``凭证`` (``yonyou vouchers
+1874…: …``), inside a standard id ``<system>:<kind>:<number>`` (``doc_id``), and in a payload
+under a key naming a record id (``id``, ``…_id``, ``…Id``) with no personal word in it
+(``bankCardId``, ``idno``). A bare long number is still masked without a check: Luhn does not
+hold for every card and corporate accounts (对公账号) have no check at all
+(chinese-finance-fields.md), so a failed Luhn proves nothing outside a record-id context.
+
 Callers: ``oafin.connectors`` (error details), ``oafin.pipeline.standardize`` (quarantine),
 ``oafin.warehouse.lifecycle`` (exception detail), ``oafin.reporting`` (every report), and the
 two older names of this module, ``data_contracts.masking`` and ``oafin.reporting.redact``.
@@ -49,6 +60,17 @@ _LABELLED = re.compile(
     r"(?i)(?<![A-Za-z])(tel|phone|mobile|mob|cell|fax|card|cardno|acct|account|accountno|id|idno|idcard|sfz)"
     r"([.:#=_]?)(" + _PHONE_BODY + "|" + _LONG_BODY + r")" + _END
 )
+# What just before a long number says it is a record id (checked at the number's start): a label
+# ending in an id (``source_id=``, ``flowId=``, ``header.id:``; not a bare ``id``, which names an
+# identity card here), ``voucher(s)``/``凭证``, or the prefix of a standard id ``<system>:<kind>:``.
+_RECORD_ID_CONTEXT = re.compile(
+    r"(?:(?<![\w.])(?P<label>[A-Za-z][\w.]*?(?:_id|_ID|Id|ID|\.id))\s*[=:：]?\s*"
+    r"|(?i:(?<![A-Za-z])vouchers?)\s*[=:：]?\s*|凭证\s*[=:：]?\s*"
+    r"|(?<![\w:])[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:)-?$"
+)
+_RECORD_ID_KEY = re.compile(r"^(?:id|\w+_id|\w*[a-z0-9]Id|\w+ID)$")
+# Words that make an id-looking key a personal number's (a card, an account, an id card).
+_PERSONAL_KEY = re.compile(r"(?i)card|cert|acct|account|bank|sfz|identity|passport|phone|mobile|idno|idnum")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SEPARATORS = re.compile(r"[\s\-]+")
 # Card BINs (ISO/IEC 7812 issuer prefixes of the schemes used in China): UnionPay 62, 60, 81;
@@ -57,7 +79,22 @@ _CARD_BIN = re.compile(r"^(?:62|60|81|4|5[1-5]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
+def _personal(text: str) -> bool:
+    return is_bank_card(text) or is_resident_id(text)
+
+
+def _record_id(text: str, start: int, number: str) -> bool:
+    """Whether ``number``, at ``start`` in ``text``, is a record id: said so just before, and no
+    card or resident id number."""
+    said = _RECORD_ID_CONTEXT.search(text, max(0, start - 40), start)
+    if said is None or (said["label"] and _PERSONAL_KEY.search(said["label"])):
+        return False  # ``bankCardId=``, ``payeeAccountId:`` name a personal number
+    return not _personal(number)
+
+
 def _keep_last4(match: re.Match[str]) -> str:
+    if _record_id(match.string, match.start(), match.group(0)):
+        return match.group(0)  # e.g. a Yonyou voucher id, not a card or id number
     chars = [c for c in match.group(0) if c.isdigit() or c in "Xx"]
     return MASK * (len(chars) - KEEP) + "".join(chars[-KEEP:])
 
@@ -73,6 +110,8 @@ def _unglued(text: str) -> str:
 
 def _labelled(match: re.Match[str]) -> str:
     label, sep, number = match.groups()
+    if _record_id(match.string, match.start(3), number):
+        return match.group(0)  # ``header.id=1874…``: the label is part of a record-id label
     return label + sep + _unglued(" " + number)[1:]
 
 
@@ -180,22 +219,34 @@ def mask_key(value: Any) -> Any:
     reviewers and the truth file can find them; a "number" that is really someone's card or id
     number is masked like one.
     """
-    if isinstance(value, str) and (is_bank_card(value) or is_resident_id(value)):
+    if isinstance(value, str) and _personal(value):
         return mask_bank_card(value)
     return value
+
+
+def is_record_id_key(key: Any) -> bool:
+    """A payload key naming a record id (``id``, ``source_id``, ``processInstanceId``), not a
+    personal number's (``bankCardId``, ``idno``, ``id_card``)."""
+    return isinstance(key, str) and bool(_RECORD_ID_KEY.match(key)) and not _PERSONAL_KEY.search(key)
 
 
 def mask_json(value: Any) -> Any:
     """A copy of decoded JSON with every personal number masked (strings; integers of 15+ digits).
 
-    Keys are kept; structure is walked without recursion (payloads may be deep).
+    Keys are kept; structure is walked without recursion (payloads may be deep). A value under a
+    record-id key (``is_record_id_key``) is a business key: masked only if it is a card or id number.
     """
     root: list[Any] = [value]
     stack: list[tuple[Any, Any]] = [(root, 0)]
     while stack:
         parent, key = stack.pop()
         item = parent[key]
-        if isinstance(item, str):
+        if isinstance(parent, dict) and is_record_id_key(key) and isinstance(item, str | int):
+            if _personal(str(item)):  # a card or id number under an id key is still one
+                parent[key] = mask_bank_card(str(item))
+            elif isinstance(item, str) and not _clean(item).isdigit():
+                parent[key] = redact_text(item)  # text under an id key: masked as text is
+        elif isinstance(item, str):
             parent[key] = redact_text(item)
         elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 10**14:
             parent[key] = redact_text(str(item))

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select
 from data_contracts.masking import mask_id_number
 from oafin.connectors import RetryPolicy, SourceError, TransientError
 from oafin.connectors.http import ApiClient, Call
-from oafin.masking import is_bank_card, is_resident_id, mask_key, redact_text
+from oafin.masking import is_bank_card, is_resident_id, mask_json, mask_key, redact_text
 from oafin.pipeline.standardize import _quarantine_row, plausibility_issues
 from oafin.records import Issue, MappedRecord
 from oafin.reporting.exceptions_csv import report_frame
@@ -170,3 +170,54 @@ def test_quarantine_masks_before_cutting_and_keeps_no_payee_account():
     assert _leaks(stored) == [], stored
     assert row["business_key"] == "BX202610020001" and '"p1"' in row["payload"]
     assert record.raw["form"][0]["value"] == CARD  # the record itself (and the raw landing) is untouched
+
+
+# A Yonyou voucher id is a 19-digit number (source-systems.md §8.1, real-clients.md §2.6), as long
+# as a bank card; where the text or the payload says it is a record id, it is one.
+VOUCHER_ID = "1874650000000001234"  # the twin's VOUCHER_ID_BASE + a doc id
+LINE_ID = 1874660000000012341
+
+
+def test_yonyou_voucher_ids_in_a_record_id_context_are_not_masked_as_bank_numbers():
+    for text in (
+        f"yonyou vouchers {VOUCHER_ID}: payload nested too deeply to store",  # extract's unreadable note
+        f"yonyou platform_vouchers {VOUCHER_ID}: response not readable",
+        f"MISSING_IN_OA yonyou:vouchers:{VOUCHER_ID} (FKD00020001)",  # the standard doc_id
+        f"yonyou addVoucher(header.id={VOUCHER_ID}): 310504",
+        f"source_id={VOUCHER_ID}, voucher_id: {VOUCHER_ID}",
+    ):
+        assert redact_text(text) == text
+    payload = {"header": {"id": VOUCHER_ID, "billcode": "记-0001"}, "body": [{"id": LINE_ID, "memo": "x"}]}
+    assert mask_json(payload) == payload
+    error = SourceError(
+        "yonyou", f"queryVouchers(source_id={VOUCHER_ID})", f"voucher {VOUCHER_ID} has no lines"
+    )
+    assert VOUCHER_ID in error.call and VOUCHER_ID in error.detail
+
+
+def test_a_card_or_id_number_in_a_record_id_context_is_still_masked_and_bare_numbers_too():
+    for number in (CARD, RESIDENT):
+        for text in (f"voucher_id={number}", f"yonyou:vouchers:{number}", f"yonyou vouchers {number}: x"):
+            assert _leaks(redact_text(text) or "") == [], text
+        assert _leaks(str(mask_json({"header": {"id": number}, "sourceId": number}))) == []
+    # no context: a 19-digit number may be a card that fails Luhn or a corporate account
+    # (chinese-finance-fields.md: Luhn does not hold for every card; none for 对公账号)
+    assert VOUCHER_ID not in (redact_text(f"paid to {VOUCHER_ID}") or "")
+    # keys that name a personal number are no record-id context
+    for key in ("bankCardId", "idno", "id_card", "payeeAccountId", "certificateId"):
+        assert VOUCHER_ID not in str(mask_json({key: VOUCHER_ID})), key
+
+
+def test_a_call_naming_a_record_by_an_id_parameter_keeps_the_id():
+    """Seeyon flow ids are Java longs, up to 19 digits and signed; the clients name a call by
+    ``flowId=``, ``summaryId=``, ``process_instance_id=`` and the like."""
+    for text in (
+        "seeyon flow/state(flowId=-4812345678901234567): HTTP 500",
+        "seeyon flow/state(flowId=4812345678901234567): HTTP 500",
+        "summaryId: 4812345678901234567",
+        "dingtalk processinstance/get(process_instance_id=4812345678901234567): 820004",
+    ):
+        assert redact_text(text) == text
+    assert mask_json({"summaryId": "-4812345678901234567"}) == {"summaryId": "-4812345678901234567"}
+    for text in (f"payeeAccountId={VOUCHER_ID}", f"bankCardId: {VOUCHER_ID}", f"flowId={CARD}"):
+        assert VOUCHER_ID not in (redact_text(text) or "") and _leaks(redact_text(text) or "") == [], text

@@ -173,3 +173,125 @@ def test_a_page_index_without_a_count_stops_at_a_short_page_and_catches_an_ignor
     pager = PageIndexPager(items=lambda p: p["rows"], index_param="page", size_param="pageSize", size=10)
     with pytest.raises(PagingError, match="same 10 rows"):
         list(pager.pages(ignores_page))
+
+
+# -- a "more" flag with no way to continue, a cursor that comes back, a count left unread -----
+
+
+def test_has_more_without_a_page_token_is_an_error_naming_the_page() -> None:
+    """Feishu says ``has_more`` and its ``page_token`` together (source-systems.md §3.2); the
+    last page is ``has_more:false, page_token:""`` (real-clients.md §2.2). ``has_more:true`` with
+    no token cannot be walked on, and ending there would drop the rest without a word."""
+    answers = [
+        {"items": _rows(3), "page_token": "t1", "has_more": True},
+        {"items": _rows(3), "page_token": "", "has_more": True},
+    ]
+
+    def fetch(params: dict) -> dict:
+        return answers[0] if "page_token" not in params else answers[1]
+
+    for missing in ("", None):
+        answers[1]["page_token"] = missing
+        pager = PageTokenPager(
+            items=lambda p: p["items"],
+            next_token=lambda p: p.get("page_token"),
+            has_more=lambda p: p["has_more"],
+        )
+        with pytest.raises(PagingError, match=r"page 2 .*has_more.*no page token"):
+            list(pager.pages(fetch))
+
+
+def test_a_page_token_that_comes_back_after_others_is_an_error() -> None:
+    following = {None: "a", "a": "b", "b": "a"}  # a -> b -> a -> b ... for ever
+
+    def fetch(params: dict) -> dict:
+        token = params.get("page_token")
+        return {"items": [{"token": token}], "page_token": following[token], "has_more": True}
+
+    pager = PageTokenPager(
+        items=lambda p: p["items"], next_token=lambda p: p["page_token"], has_more=lambda p: p["has_more"]
+    )
+    with pytest.raises(PagingError, match=r"page 3 .*'a', which came back"):
+        list(pager.pages(fetch))
+
+
+def test_an_empty_page_before_the_reported_total_is_an_error_not_the_end() -> None:
+    data = _rows(25)
+
+    def fetch(params: dict) -> dict:  # a server that stops serving at 10 rows but counts 25
+        start = params["start"]
+        return {"items": data[start : min(start + params["count"], 10)], "total": 25}
+
+    pager = OffsetLimitPager(
+        items=lambda p: p["items"],
+        total=lambda p: p["total"],
+        start_param="start",
+        limit_param="count",
+        limit=10,
+    )
+    with pytest.raises(PagingError, match=r"page 2 .*empty.*10 of the reported total of 25"):
+        list(pager.pages(fetch))
+
+    def by_index(params: dict) -> dict:
+        i = params["pageIndex"] - 1
+        return {"data": data[i * 10 : min((i + 1) * 10, 10)], "recordCount": 25}
+
+    index_pager = PageIndexPager(items=lambda p: p["data"], total=lambda p: p["recordCount"], size=10)
+    with pytest.raises(PagingError, match=r"page 2 .*empty.*10 of the reported total of 25"):
+        list(index_pager.pages(by_index))
+
+
+def test_feishu_has_more_without_a_page_token_fails_the_list_naming_system_call_and_page(
+    sandbox, sandbox_dataset
+) -> None:
+    from oafin.systems.feishu.client import FeishuClient
+    from oafin.systems.feishu.twin_render import APPROVAL_CODE
+
+    sandbox.faults.inject("feishu", "more_without_token", path_contains="/approval/v4/instances", times=1)
+    with (
+        FeishuClient(
+            sandbox.url("feishu"),
+            credentials.FEISHU_APP_ID,
+            credentials.FEISHU_APP_SECRET,
+            retry=FAST,
+            limiter=no_limit,
+            page_size=5,
+        ) as fs,
+        pytest.raises(BadResponseError) as caught,
+    ):
+        list(fs.iter_instance_codes(APPROVAL_CODE, *EVERYTHING))
+    message = str(caught.value)
+    assert message.startswith(f"feishu instances/list(approval_code={APPROVAL_CODE}): "), message
+    assert "page 1 " in message and "has_more" in message, message
+    assert not caught.value.retryable
+    assert fs.stats.requests["instances/list"] == 1
+
+
+def test_a_reported_total_that_falls_during_the_walk_is_an_error_not_a_skipped_row() -> None:
+    """A row removed from a page already read shifts every later row one place back: the first
+    row of the next page is then never served. The total falling is the only sign of it."""
+    data = _rows(25)
+
+    def fetch(params: dict) -> dict:
+        start = params["start"]
+        rows = data if start == 0 else data[1:]  # row 0 deleted once page 1 was served
+        return {"items": rows[start : start + params["count"]], "total": len(rows)}
+
+    pager = OffsetLimitPager(
+        items=lambda p: p["items"],
+        total=lambda p: p["total"],
+        start_param="start",
+        limit_param="count",
+        limit=10,
+    )
+    with pytest.raises(PagingError, match=r"page 2 .*total fell from 25 to 24"):
+        list(pager.pages(fetch))
+
+    def by_index(params: dict) -> dict:
+        i = params["pageIndex"] - 1
+        rows = data if i == 0 else data[1:]
+        return {"data": rows[i * 10 : (i + 1) * 10], "recordCount": len(rows)}
+
+    index_pager = PageIndexPager(items=lambda p: p["data"], total=lambda p: p["recordCount"], size=10)
+    with pytest.raises(PagingError, match=r"page 2 .*total fell from 25 to 24"):
+        list(index_pager.pages(by_index))

@@ -23,6 +23,12 @@ Kingdee that ignored ``StartRow`` answered 2,706 identical pages in 10 minutes) 
 ``PagingError`` naming the paging parameter on: the same page twice in a row; more than
 ``max_empty_pages`` empty pages in a row that each name a next page; more rows than the
 reported total. The client turns it into a ``BadResponseError`` naming the system and call.
+
+Nothing may be lost silently either: a page that says there is more but gives no way to go on
+(``has_more`` with no page token; an empty page before the reported total is reached) is a
+``PagingError`` naming the page number, never the end of the walk; so is a reported total that
+falls during the walk (the rows behind the removed ones moved onto pages already read). Every message names the page
+(``page 3 (page_token=...)``), counted from 1.
 """
 
 from __future__ import annotations
@@ -67,14 +73,14 @@ class Progress:
         self._empty = 0
 
     def check(self, rows: list[Any], at: str) -> None:
-        """``rows`` is the page just fetched with paging parameters ``at`` (``StartRow=4000``)."""
+        """``rows`` is the page just fetched; ``at`` says which (``page 3 (StartRow=4000, Limit=2000)``)."""
         if rows:
             self._empty = 0
             if rows == self._previous:
                 self._repeats += 1
                 if len(rows) > 1 or self._repeats >= SINGLE_ROW_REPEATS:
                     raise PagingError(
-                        f"the page at {at} is the same {len(rows)} rows as the page at {self._previous_at}: "
+                        f"{at} is the same {len(rows)} rows as {self._previous_at}: "
                         "the server does not advance (does it ignore the paging parameter?)"
                     )
             else:
@@ -83,14 +89,35 @@ class Progress:
             self._empty += 1
             if self._empty > self.max_empty_pages:
                 raise PagingError(
-                    f"{self._empty} empty pages in a row, the last at {at}, each naming a next page: "
+                    f"{self._empty} empty pages in a row, the last {at}, each naming a next page: "
                     "the server's cursor advances over nothing"
                 )
         self._previous, self._previous_at = rows, at
 
 
-def _at(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
+def _at(number: int, params: dict[str, Any]) -> str:
+    """Where a walk is: ``page 3 (StartRow=4000, Limit=2000)``, pages counted from 1."""
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    return f"page {number} ({shown})" if shown else f"page {number}"
+
+
+def _fallen_total(at: str, before: int | None, total: int) -> PagingError | None:
+    """A total lower than the highest an earlier page reported: rows left the list while it was
+    walked, every later row moved back onto pages already read, and as many are never served.
+    (A total that grows repeats a row instead, and a repeated row is read once.)"""
+    if before is None or total >= before:
+        return None
+    return PagingError(
+        f"{at}: the reported total fell from {before} to {total} during the walk, so rows moved "
+        "onto pages already read and would be skipped; read the list again"
+    )
+
+
+def _short_of_total(at: str, seen: int, total: int) -> PagingError:
+    return PagingError(
+        f"{at} came back empty after {seen} of the reported total of {total} rows: "
+        "the rest cannot be read, and ending the walk here would drop them silently"
+    )
 
 
 class CursorPager:
@@ -121,7 +148,7 @@ class CursorPager:
         cursor = self.start
         seen = {cursor}
         progress = Progress(self.max_empty_pages)
-        for _ in range(self.max_pages):
+        for number in range(1, self.max_pages + 1):
             params = {self.cursor_param: cursor}
             if self.size_param:
                 params[self.size_param] = self.size
@@ -131,15 +158,21 @@ class CursorPager:
             cursor = self.next_cursor(page)
             if cursor is None or cursor == "":
                 return
-            progress.check(rows, _at(params))
+            progress.check(rows, _at(number, params))
             if cursor in seen:
-                raise PagingError(f"cursor {cursor!r} came back twice")
+                raise PagingError(f"{_at(number, params)} names cursor {cursor!r}, which came back twice")
             seen.add(cursor)
         raise PagingError(f"more than {self.max_pages} pages")
 
 
 class PageTokenPager:
-    """An opaque page token; done when the token is absent or ``has_more`` is false."""
+    """An opaque page token; done when ``has_more`` is false, or (without ``has_more``) the token is absent.
+
+    ``has_more`` true with no token is an error, not the end: Feishu sends the two together and
+    ends with ``has_more: false, page_token: ""`` (source-systems.md §3.2, real-clients.md §2.2);
+    neither says a page may carry ``has_more`` without a token, so such a page is not retried.
+    A token seen before (not only the last one) is an error too: the walk would loop.
+    """
 
     def __init__(
         self,
@@ -166,8 +199,9 @@ class PageTokenPager:
 
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         token = self.start
+        seen = {token}
         progress = Progress(self.max_empty_pages)
-        for _ in range(self.max_pages):
+        for number in range(1, self.max_pages + 1):
             params: dict[str, Any] = {}
             if token is not None:
                 params[self.token_param] = token
@@ -177,11 +211,21 @@ class PageTokenPager:
             rows = list(self.items(page) or [])
             yield rows
             following = self.next_token(page)
-            if following in (None, "") or (self.has_more is not None and not self.has_more(page)):
+            if self.has_more is not None and not self.has_more(page):
                 return
-            progress.check(rows, _at(params))
-            if following == token:
-                raise PagingError(f"page token {following!r} came back twice")
+            if following in (None, ""):
+                if self.has_more is None:
+                    return
+                raise PagingError(
+                    f"{_at(number, params)} says has_more but gives no page token ({following!r}): "
+                    "the rest cannot be read, and ending the walk here would drop them silently"
+                )
+            progress.check(rows, _at(number, params))
+            if following in seen:
+                raise PagingError(
+                    f"{_at(number, params)} names page token {following!r}, which came back twice"
+                )
+            seen.add(following)
             token = following
         raise PagingError(f"more than {self.max_pages} pages")
 
@@ -191,7 +235,8 @@ class OffsetLimitPager:
 
     Kingdee ExecuteBillQuery has no total: a page shorter than ``Limit`` is the
     last (source-systems.md §7.3). An empty full-size-looking page cannot
-    happen, so the walk also stops on an empty page.
+    happen, so the walk also stops on an empty page. With a ``total`` (Ekuaibao ``count``), an
+    empty page before the total is reached is an error: the rest would be lost silently.
     """
 
     def __init__(
@@ -218,16 +263,24 @@ class OffsetLimitPager:
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         offset = self.start
         progress = Progress()
-        for _ in range(self.max_pages):
+        highest: int | None = None
+        for number in range(1, self.max_pages + 1):
             params = {self.start_param: offset, self.limit_param: self.limit}
             page = fetch(params)
             rows = list(self.items(page) or [])
-            progress.check(rows, _at(params))
+            at = _at(number, params)
+            progress.check(rows, at)
             total = self.total(page) if self.total is not None else None
+            if total is not None:
+                if (fallen := _fallen_total(at, highest, int(total))) is not None:
+                    raise fallen
+                highest = int(total) if highest is None else max(highest, int(total))
             if total is not None and offset + len(rows) > int(total):
                 raise PagingError(
-                    f"{offset + len(rows)} rows by the page at {_at(params)}, more than the reported total of {total}"
+                    f"{offset + len(rows)} rows by {at}, more than the reported total of {total}"
                 )
+            if total is not None and not rows and offset < int(total):
+                raise _short_of_total(at, offset, int(total))
             yield rows
             offset += len(rows)
             if len(rows) < self.limit or not rows or (total is not None and offset >= int(total)):
@@ -239,6 +292,7 @@ class PageIndexPager:
     """A page number (from ``first``) and a page size; done at the record count or an empty page.
 
     ``total`` None: the system reports no count, so a page shorter than ``size`` is the last.
+    With a count, an empty page before it is reached is an error: the rest would be lost silently.
     """
 
     def __init__(
@@ -263,23 +317,28 @@ class PageIndexPager:
     def pages(self, fetch: Fetch) -> Iterator[list[Any]]:
         seen = 0
         progress = Progress()
+        highest: int | None = None
         for index in range(self.first, self.first + self.max_pages):
             params = {self.index_param: index, self.size_param: self.size}
             page = fetch(params)
             rows = list(self.items(page) or [])
-            progress.check(rows, _at(params))
+            at = _at(index - self.first + 1, params)
+            progress.check(rows, at)
             if self.total is None:
                 yield rows
                 if len(rows) < self.size:
                     return
                 continue
             total = int(self.total(page))
+            if (fallen := _fallen_total(at, highest, total)) is not None:
+                raise fallen
+            highest = total if highest is None else max(highest, total)
             if seen + len(rows) > total:
-                raise PagingError(
-                    f"{seen + len(rows)} rows by the page at {_at(params)}, more than the reported total of {total}"
-                )
+                raise PagingError(f"{seen + len(rows)} rows by {at}, more than the reported total of {total}")
+            if not rows and seen < total:
+                raise _short_of_total(at, seen, total)
             yield rows
             seen += len(rows)
-            if not rows or seen >= total:
+            if seen >= total:
                 return
         raise PagingError(f"more than {self.max_pages} pages")

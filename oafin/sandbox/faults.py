@@ -45,6 +45,7 @@ FaultKind = Literal[
     "ignored_start_row",
     "empty_pages",
     "deep_json",
+    "more_without_token",
 ]
 FAULT_KINDS: Final = get_args(FaultKind)
 # Faults on the wire: any call may get them.
@@ -59,7 +60,8 @@ TRANSPORT_KINDS: Final = (
 )
 # Faults in the data: each twin says which it supports and on which call (FaultProfile.data_paths),
 # and how it changes its own answers (FaultProfile.change). The last three make paging that never
-# ends (issue #10 item 11) and a value nested 100,000 levels deep (issue #10 item 12).
+# ends (issue #10 item 11) and a value nested 100,000 levels deep (issue #10 item 12);
+# ``more_without_token``: a page that says there is more and gives no way to ask for it.
 DATA_KINDS: Final = (
     "duplicate_record",
     "edited_record",
@@ -69,6 +71,7 @@ DATA_KINDS: Final = (
     "ignored_start_row",
     "empty_pages",
     "deep_json",
+    "more_without_token",
 )
 # What --fault-rate draws from: every fault a correct client survives with the same final data.
 RANDOM_KINDS: Final = (
@@ -104,6 +107,37 @@ INVALID_UTF8_MARK: Final = "@@oafin-invalid-utf8@@"
 # A twin's ``deep_json`` change writes this string; it goes out as DEEP_LEVELS nested arrays.
 DEEP_JSON_MARK: Final = "@@oafin-deep-json@@"
 DEEP_LEVELS: Final = 100_000
+HOSTILE_KEY: Final = "oafin_nested"  # where deep_json puts its value in a record of named fields
+
+
+def hostile_value(kind: str, record: Any, key: str | int) -> bool:
+    """The hostile-input faults on one record, as every twin applies them (issue #10 item 12):
+
+    ``invalid_utf8``: ``INVALID_UTF8_MARK`` appended to the text at ``record[key]`` (a field the
+    mapping reads, so the record is quarantined naming it); ``deep_json``: ``DEEP_JSON_MARK`` put
+    beside the record's fields (``HOSTILE_KEY``) or, for a row of cells, at cell ``key``. The
+    middleware turns the first mark of an answer into its bytes. False: ``kind`` is neither, or
+    the record has no such value.
+    """
+    if kind == "invalid_utf8":
+        if isinstance(record, dict):
+            value = record.get(key)
+        elif isinstance(record, list) and isinstance(key, int) and -len(record) <= key < len(record):
+            value = record[key]
+        else:
+            return False
+        record[key] = f"{'' if value is None else value}{INVALID_UTF8_MARK}"
+        return True
+    if kind == "deep_json":
+        if isinstance(record, dict):
+            record[HOSTILE_KEY] = DEEP_JSON_MARK
+            return True
+        if isinstance(record, list) and isinstance(key, int) and -len(record) <= key < len(record):
+            record[key] = DEEP_JSON_MARK
+            return True
+    return False
+
+
 _HTTP_FAULTS: Final = {"http_429": 429, "http_500": 500, "http_502": 502, "http_503": 503}
 
 
@@ -165,13 +199,13 @@ class FaultProfile:
 
     ``rate_limit_body``: the system's documented "too many calls" answer sent with HTTP 200
     (None: it documents none, so no ``rate_limit_code`` fault). ``data_paths``: data fault kind ->
-    a fragment of the path of the call it applies to. ``change(kind, request, answer)``: the
+    a fragment of the path of the call it applies to (or several: a list and a detail call). ``change(kind, request, answer)``: the
     decoded answer with the data fault applied; ``shift_request(kind, request)``: the request the
     twin answers instead (e.g. a page that starts one record early).
     """
 
     rate_limit_body: Mapping[str, Any] | None = None
-    data_paths: Mapping[str, str] = field(default_factory=dict)
+    data_paths: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     change: Callable[[str, Any, Any], Any] | None = None
     shift_request: Callable[[str, Any], Any] | None = None
     # The HTTP status the rate-limit answer comes with (DingTalk v1.0 throttles with 403), and the
@@ -198,7 +232,9 @@ def applies(kind: str, profile: FaultProfile, path: str, *, authed: bool) -> boo
     if kind == "rate_limit_code":
         return profile.rate_limit_body is not None
     target = profile.data_paths.get(kind)
-    return target is not None and target in path
+    if target is None:
+        return False
+    return any(t in path for t in ((target,) if isinstance(target, str) else target))
 
 
 class FaultPlan:

@@ -7,6 +7,7 @@ against a deliberately broken twin and expects them to fail.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -15,13 +16,15 @@ import pytest
 from mappings.apply import map_records
 from mappings.code_tables import load_code_tables
 from mappings.parse import normalize_text
-from oafin.connectors import AuthError, RateLimitedError
-from oafin.connectors.errors import ConnectorError
+from oafin.connectors import AuthError, BadResponseError, RateLimitedError
+from oafin.connectors.errors import UNREADABLE_KEY, ConnectorError
+from oafin.pipeline.standardize import plausibility_issues
 from oafin.records import RawRecord
 from oafin.sandbox.model import Bill, Claim, Payment
 from tests.conformance.systems import FAST, ErrorShape, Running, in_window, period_window
 
 DIES_AFTER = 3  # calls a token survives in the expiry checks: it dies several times per read
+ARMED = 60  # calls an endless-paging fault lasts: far more than a pager that notices needs
 
 
 def window(run: Running, kind: str, pages: int, extra: int = 0) -> tuple[datetime, datetime, list[str]]:
@@ -239,3 +242,80 @@ def _standard_facts(item: Claim | Bill | Payment) -> dict[str, object]:
         "paid_at": item.when,
         "source_doc_nos": ",".join(b.doc_no for b in item.bills),
     }
+
+
+# -- hostile input: the same faults against every system (issue #10 items 11 and 12) -----------
+
+
+def check_hostile(run: Running, kind: str, hostile: str) -> None:
+    """A hostile answer gives a record quarantined with the reason, or an error naming the system
+    and call; never a crash (a ``RecursionError``, a ``UnicodeDecodeError``), a hang or a record
+    silently lost."""
+    {"invalid_utf8": _check_invalid_utf8, "deep_json": _check_deep_json, "empty_pages": _check_empty_pages}[
+        hostile
+    ](run, kind)
+
+
+def _faulted_read(run: Running, kind: str, fault: str) -> tuple[list[RawRecord], list[str]]:
+    """The window read with ``fault`` on every call it applies to."""
+    start, end, expected = window(run, kind, pages=2, extra=1)
+    run.handle.faults.set_rate(1.0, kinds=[fault])
+    try:
+        with run.sut.open(run.url, page_size=run.sut.page_size) as client:
+            raws = list(run.sut.read(client, kind, start, end))
+    finally:
+        run.handle.faults.set_rate(0.0)
+    assert any(c.fault == fault for c in run.handle.calls), f"{run.sut.name}: no {fault} fault was served"
+    return raws, expected
+
+
+def _check_invalid_utf8(run: Running, kind: str) -> None:
+    """Bytes that are not UTF-8 in an answer: the answer still decodes (they become U+FFFD), every
+    record is read, and each record carrying them is quarantined naming it."""
+    raws, expected = _faulted_read(run, kind, "invalid_utf8")
+    got = [r.source_id for r in raws]
+    assert got == expected, f"{run.sut.name} {kind}: records lost or repeated: {got} != {expected}"
+    poisoned = [r for r in raws if "\ufffd" in json.dumps(r.payload, ensure_ascii=False, default=str)]
+    assert poisoned, f"{run.sut.name} {kind}: the fault reached no record"
+    mapped = map_records(run.sut.mapping(), poisoned, load_code_tables(), run.sut.mapping_context)
+    for raw, record in zip(poisoned, mapped, strict=True):
+        issues = [*record.issues, *plausibility_issues(record.entity, record.values)]
+        assert any("UTF-8" in i.message for i in issues), (
+            f"{run.sut.name} {kind} {raw.source_id}: undecodable bytes let through ({issues})"
+        )
+
+
+def _check_deep_json(run: Running, kind: str) -> None:
+    """JSON nested 100,000 levels deep: a record landed as unreadable naming the call (then
+    quarantined), or, when it is a list page, the read stops with an error naming the list call."""
+    try:
+        raws, expected = _faulted_read(run, kind, "deep_json")
+    except BadResponseError as exc:  # a whole list page unreadable: nothing on it can be named
+        message = str(exc)
+        assert message.startswith(f"{run.sut.name} {run.sut.list_call}"), message
+        assert "nested" in message and not exc.retryable, message
+        return
+    unreadable = [r for r in raws if UNREADABLE_KEY in r.payload]
+    # A system that windows on a field of the record itself (WeCom's apply_time) cannot drop an
+    # unreadable record at the window's edge: an extra one, quarantined, is no loss.
+    got = [r.source_id for r in raws if r.source_id in expected or r not in unreadable]
+    assert got == expected, f"{run.sut.name} {kind}: records lost or repeated: {got} != {expected}"
+    assert unreadable, f"{run.sut.name} {kind}: the fault reached no record"
+    for raw in unreadable:
+        reason = str(raw.payload[UNREADABLE_KEY])
+        assert reason.startswith(f"{run.sut.name} ") and "nested" in reason, reason
+
+
+def _check_empty_pages(run: Running, kind: str) -> None:
+    """List pages that are empty yet say there is more (a cursor or token that advances over
+    nothing, a count not reached): an error naming system and list call, long before the fault
+    runs out, never a walk that ends as if the list were done."""
+    sut = run.sut
+    start, end, _ = window(run, kind, pages=2, extra=1)
+    run.handle.faults.inject(sut.twin.name, "empty_pages", path_contains=sut.list_path, times=ARMED)
+    with pytest.raises(BadResponseError) as caught:
+        read_ids(run, kind, start, end)
+    message = str(caught.value)
+    assert message.startswith(f"{sut.name} {sut.list_call}"), message
+    assert not caught.value.retryable, message
+    assert sum(c.fault == "empty_pages" for c in run.handle.calls) < ARMED, "the walk did not notice"

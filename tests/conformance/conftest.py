@@ -52,6 +52,7 @@ CASES = {
     "envelope": lambda s: s.expiry_envelopes,
     "rate_limit": lambda s: s.rate_limits,
     "error_shape": lambda s: s.error_shapes,
+    "hostile": lambda s: s.hostile,
 }
 
 

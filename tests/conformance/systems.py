@@ -42,6 +42,10 @@ from oafin.systems.kingdee.twin_render import KINGDEE_FORMAT, form_rows
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)  # no waiting between retries
 
+# The hostile-input faults (oafin.sandbox.faults) every twin serves, so the same checks run
+# against every system (checks.check_hostile).
+HOSTILE = ("invalid_utf8", "deep_json", "empty_pages")
+
 Served = list[tuple[datetime, str]]  # (windowed timestamp, source id) in the order the twin serves them
 
 
@@ -83,6 +87,8 @@ class SystemUnderTest:
     is_list_path: Callable[[str], bool] | None = None
     # separate list walks one read makes (Hesine asks for live and deleted documents apart)
     list_walks: int = 1
+    # hostile-input faults the twin serves (HOSTILE, less what the system's paging cannot have)
+    hostile: tuple[str, ...] = HOSTILE
 
     def mapping(self) -> Any:
         return load_mapping(default_mapping_path(self.name))
@@ -369,6 +375,9 @@ KINGDEE = SystemUnderTest(
         ),
     ),
     month_item=_finance_doc_of,
+    # ExecuteBillQuery has no total: an empty page IS the end (source-systems.md §7.3), so no
+    # endless empty pages can exist; a server that does not advance is ignored_start_row.
+    hostile=("invalid_utf8", "deep_json"),
 )
 
 

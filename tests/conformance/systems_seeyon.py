@@ -164,4 +164,7 @@ SEEYON = SystemUnderTest(
     ),
     month_item=_claim,
     mapping_context={"company_code": "C01"},
+    # the CAP4 export reports no count: a short or empty page is the last (source-systems.md §5),
+    # so endless empty pages cannot exist (a page that does not advance is caught as repeated)
+    hostile=("invalid_utf8", "deep_json"),
 )

@@ -40,3 +40,9 @@ def test_records_round_trip_through_the_default_mapping(sut: Running, kind: str)
 
 def test_noise_maps_to_the_same_facts(sut: Running, kind: str) -> None:
     checks.check_noise_maps_to_the_same_facts(sut, kind)
+
+
+def test_hostile_input_is_a_named_error_or_a_quarantined_record(
+    sut: Running, kind: str, hostile: str
+) -> None:
+    checks.check_hostile(sut, kind, hostile)

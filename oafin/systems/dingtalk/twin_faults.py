@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, INVALID_UTF8_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 RENAMED_FIELD: Final = ("报销金额", "报销金额(元)")
 DRIFT_FIELD: Final = "biz_data_v2"
@@ -50,11 +50,11 @@ def change(kind: str, request: Any, answer: Any) -> Any:
         )
         instance["form_component_values"] = forms
     elif kind == "deep_json":
-        instance["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, instance, "")
     elif kind == "invalid_utf8":
         for comp in instance.get("form_component_values") or []:
             if isinstance(comp, dict) and comp.get("name") == UTF8_FIELD:
-                comp["value"] = f"{comp.get('value') or ''}{INVALID_UTF8_MARK}"  # becomes bytes 0xFF 0xFE
+                hostile_value(kind, comp, "value")  # becomes bytes 0xFF 0xFE
                 break
     elif kind == "renamed_field":
         old, new = RENAMED_FIELD

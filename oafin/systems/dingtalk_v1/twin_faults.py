@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, INVALID_UTF8_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 from oafin.systems.dingtalk.twin_faults import DRIFT_FIELD, RENAMED_FIELD, UTF8_FIELD
 
 TOKEN_PATH: Final = "/v1.0/oauth2/accessToken"
@@ -67,11 +67,11 @@ def change(kind: str, request: Any, answer: Any) -> Any:
             {"id": "TextField_DRIFT", "name": "新增字段", "value": "drift", "componentType": "TextField"},
         ]
     elif kind == "deep_json":
-        instance["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, instance, "")
     elif kind == "invalid_utf8":
         for comp in forms:
             if isinstance(comp, dict) and comp.get("name") == UTF8_FIELD:
-                comp["value"] = f"{comp.get('value') or ''}{INVALID_UTF8_MARK}"
+                hostile_value(kind, comp, "value")
                 break
     elif kind == "renamed_field":
         old, new = RENAMED_FIELD

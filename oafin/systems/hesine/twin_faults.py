@@ -3,7 +3,10 @@ QPS but no rate-limit code (source-systems.md §6, §0), so it has no ``rate_lim
 overloaded gateway answers HTTP 429, which every twin gets.
 
 ``schema_drift``: a field the mapping does not know appears on every document of a page (top
-level and in ``form``); ``deep_json``: a value nested 100,000 levels deep inside one document.
+level and in ``form``); ``deep_json``: a value nested 100,000 levels deep inside one document (a
+list page's first, so the page cannot be read, or ``flowDetails``'s); ``invalid_utf8``: bytes that
+are not UTF-8 in a page's first document number (``form.code``); ``empty_pages``: list pages that
+come back empty while ``count`` still counts the documents.
 (``change`` also knows ``edited_record``, a paid document read while still ``paying``; it is not
 armed for Hesine, so the fault's tests keep their systems.)
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 DRIFT_FIELD: Final = "u_新增字段"
 
@@ -39,14 +42,20 @@ def change(kind: str, request: Any, answer: Any) -> Any:
                 doc["state"] = "paying"
                 break
     elif kind == "deep_json" and docs:
-        docs[0]["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, docs[0], "")
+    elif kind == "invalid_utf8" and docs and isinstance(docs[0].get("form"), dict):
+        hostile_value(kind, docs[0]["form"], "code")
+    elif kind == "empty_pages" and isinstance(answer, dict) and isinstance(answer.get("items"), list):
+        answer["items"] = []  # count left as it was
     return answer
 
 
 FAULTS: Final = FaultProfile(
     data_paths={
         "schema_drift": "/docs/getApplyList",
-        "deep_json": "/flowDetails",
+        "deep_json": ("/flowDetails", "/docs/getApplyList"),
+        "invalid_utf8": "/docs/getApplyList",
+        "empty_pages": "/docs/getApplyList",
     },
     change=change,
 )

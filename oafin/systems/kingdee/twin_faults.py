@@ -3,7 +3,10 @@ rate-limit code (source-systems.md §7.5), so it has no ``rate_limit_code`` faul
 
 ``duplicate_record``: a page repeats a row (one row per entry line does that for real);
 ``edited_record``: an audited bill read just before its audit landed (still in review);
-``ignored_start_row``: a server that ignores ``StartRow``, so every page is the first (issue #10 item 11).
+``ignored_start_row``: a server that ignores ``StartRow``, so every page is the first (issue #10 item 11);
+``invalid_utf8``: bytes that are not UTF-8 in a page's first bill number (FBillNo);
+``deep_json``: a cell nested 100,000 levels deep in a page's first row, so the page cannot be read.
+(No ``empty_pages``: ExecuteBillQuery has no total, so an empty page is the end, §7.3.)
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from oafin.sandbox.faults import FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 
 def _field_keys(request: Any) -> list[str]:
@@ -41,6 +44,12 @@ def change(kind: str, request: Any, answer: Any) -> Any:
     limit = data.get("Limit") if isinstance(data, dict) else None
     if kind == "duplicate_record" and isinstance(limit, int) and len(rows) < limit:
         return [*rows, list(rows[0])]
+    if kind == "invalid_utf8":
+        keys = _field_keys(request)
+        if "fbillno" in keys:
+            hostile_value(kind, rows[0], keys.index("fbillno"))
+    elif kind == "deep_json":
+        hostile_value(kind, rows[0], 0)
     if kind == "edited_record":
         keys = _field_keys(request)
         if "fdocumentstatus" in keys:
@@ -57,6 +66,8 @@ FAULTS: Final = FaultProfile(
         "duplicate_record": "ExecuteBillQuery",
         "edited_record": "ExecuteBillQuery",
         "ignored_start_row": "ExecuteBillQuery",
+        "invalid_utf8": "ExecuteBillQuery",
+        "deep_json": "ExecuteBillQuery",
     },
     change=change,
     shift_request=shift_request,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, INVALID_UTF8_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 EXPORT_PATH: Final = "/cap4/form/soap/export"
 STATE_PATH: Final = "/flow/state/"
@@ -47,7 +47,7 @@ def change(kind: str, request: Any, answer: Any) -> Any:
             master = rows[0].get("masterData") if isinstance(rows[0], dict) else None
             cell = master.get(UTF8_FIELD) if isinstance(master, dict) else None
             if isinstance(cell, dict):
-                cell["showValue"] = f"{cell.get('showValue') or ''}{INVALID_UTF8_MARK}"
+                hostile_value(kind, cell, "showValue")
         return answer
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, dict) or "state" not in data:
@@ -56,7 +56,7 @@ def change(kind: str, request: Any, answer: Any) -> Any:
         data.update(state=0, stateName="运行中")
         data.pop("finishDate", None)
     elif kind == "deep_json":
-        data["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, data, "")
     return answer
 
 

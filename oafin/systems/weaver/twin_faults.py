@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, INVALID_UTF8_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 RENAMED_FIELD: Final = ("bxje", "bxje1")
 DRIFT_FIELD: Final = "workflowRequestExt"
@@ -58,12 +58,12 @@ def change(kind: str, request: Any, answer: Any) -> Any:
             }
         )
     elif kind == "deep_json":
-        data["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, data, "")
     elif kind == "invalid_utf8":
         for field in fields:
             if isinstance(field, dict) and field.get("fieldName") == UTF8_FIELD:
                 # the value mappings read (the mark becomes bytes once per answer)
-                field["fieldShowValue"] = f"{field.get('fieldShowValue') or ''}{INVALID_UTF8_MARK}"
+                hostile_value(kind, field, "fieldShowValue")
                 break
     elif kind == "renamed_field":
         old, new = RENAMED_FIELD

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from oafin.sandbox.faults import DEEP_JSON_MARK, INVALID_UTF8_MARK, FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 from oafin.systems.wecom.twin_render import decode_cursor, encode_cursor
 
 RENAMED_FIELD: Final = ("报销金额", "报销金额(元)")
@@ -86,12 +86,11 @@ def change(kind: str, request: Any, answer: Any) -> Any:
             }
         )
     elif kind == "deep_json":
-        info["oafin_nested"] = DEEP_JSON_MARK
+        hostile_value(kind, info, "")
     elif kind == "invalid_utf8":
         for control in controls:
             if _title(control) == UTF8_FIELD and isinstance(control.get("value"), dict):
-                value = control["value"]
-                value["text"] = f"{value.get('text') or ''}{INVALID_UTF8_MARK}"  # becomes bytes 0xFF 0xFE
+                hostile_value(kind, control["value"], "text")  # becomes bytes 0xFF 0xFE
                 break
     elif kind == "renamed_field":
         old, new_title = RENAMED_FIELD

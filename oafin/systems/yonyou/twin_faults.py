@@ -6,8 +6,11 @@ YonBIP documents no rate-limit code (source-systems.md §0, §8.1), so there is 
 ``duplicate_record``: the last page repeats a voucher and counts it (a voucher re-saved while the
 pages were read shows up twice); ``schema_drift``: new header and line fields the mapping does not know;
 ``ignored_start_row``: a server that ignores ``pageIndex``, so every page is the first
-(issue #10 item 11). (``edited_record`` is left out: tests/test_faults.py pins it to the two
-baseline twins.)
+(issue #10 item 11); ``empty_pages``: pages that come back empty while ``recordCount`` still
+counts the vouchers; ``invalid_utf8``: bytes that are not UTF-8 in a page's first voucher number
+(``header.billcode``); ``deep_json``: a value nested 100,000 levels deep in a page's first voucher,
+so the page cannot be read. (``edited_record`` is left out: tests/test_faults.py pins it to the
+two baseline twins.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from oafin.sandbox.faults import FaultProfile
+from oafin.sandbox.faults import FaultProfile, hostile_value
 
 QUERY: Final = "queryVouchers"
 DRIFT_FIELD: Final = "vouchercharacteristics"
@@ -44,6 +47,10 @@ def change(kind: str, request: Any, answer: Any) -> Any:
     if kind == "duplicate_record" and isinstance(size, int) and len(records) < size:
         records.append(copy.deepcopy(records[0]))
         data["recordCount"] = int(data.get("recordCount") or 0) + 1
+    elif kind == "empty_pages":
+        data["recordList"] = []  # recordCount left as it was
+    elif kind in ("invalid_utf8", "deep_json") and isinstance(records[0].get("header"), dict):
+        hostile_value(kind, records[0]["header"], "billcode")
     elif kind == "schema_drift":
         for record in records:
             record.get("header", {})[DRIFT_FIELD] = {"source": "sandbox schema drift", "version": 2}
@@ -57,6 +64,9 @@ FAULTS: Final = FaultProfile(
         "duplicate_record": QUERY,
         "schema_drift": QUERY,
         "ignored_start_row": QUERY,
+        "empty_pages": QUERY,
+        "invalid_utf8": QUERY,
+        "deep_json": QUERY,
     },
     change=change,
     shift_request=shift_request,
