@@ -139,3 +139,18 @@ def test_documents_after_as_of_are_as_if_absent() -> None:
     pd.testing.assert_frame_equal(masked.matches, dropped.matches)
     assert masked.stats == dropped.stats
     pd.testing.assert_frame_equal(masked.ambiguous, dropped.ambiguous)
+
+
+def test_links_sorted_packed_or_by_positions_alike() -> None:
+    from oafin.engine.reconcile import _by_claim_then_doc
+
+    rng = np.random.default_rng(3)
+    pairs = np.unique(rng.integers(0, 5000, size=(4000, 2)), axis=0)[rng.permutation(3900)]
+    c, d = pairs[:, 0], pairs[:, 1]
+    pass_, rule = rng.integers(0, 3, len(c)), rng.integers(0, 5, len(c))
+    packed = _by_claim_then_doc(c, d, pass_, rule, 5000)
+    by_positions = _by_claim_then_doc(c, d, pass_, rule, 2**62)  # too wide to pack
+    order = np.lexsort((d, c))
+    for got in (packed, by_positions):
+        for column, expected in zip(got, (c, d, pass_, rule), strict=True):
+            assert column.tolist() == expected[order].tolist()

@@ -42,6 +42,7 @@ MATCH_COLUMNS = ["claim_id", "doc_id", "match_pass", "rule"]
 # links carry the pass and the rule as codes into these
 PASSES = ("key", "rule", "group")
 RULES = ("claim_no_ref", "person_amount_date", "split", "source_doc_nos", "batch")
+assert len(PASSES) <= 8 and len(RULES) <= 8  # three bits each when links are sorted
 NOT_APPROVED = ("rejected", "withdrawn", "draft", "pending")
 QUARANTINE_COLUMNS = [
     "entity",
@@ -210,18 +211,35 @@ def _reconcile_prepared(
 def _matches(P: _Prepared, links: Links, scope: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """The links of the claims in scope as ids, and their pass codes, by claim then document."""
     sel = scope[links.c]
-    c_pos, d_pos = links.c[sel], links.d[sel]
-    order = np.argsort(c_pos * (len(P.docs) + 1) + d_pos)  # unique pairs: any sort gives this order
-    pass_codes = links.match_pass[sel][order]
+    c_pos, d_pos, pass_codes, rule_codes = _by_claim_then_doc(
+        links.c[sel], links.d[sel], links.match_pass[sel], links.rule[sel], len(P.docs)
+    )
     matches = pd.DataFrame(
         {
-            "claim_id": _pick(P.claims["claim_id"], c_pos[order]),
-            "doc_id": _pick(P.docs["doc_id"], d_pos[order]),
+            "claim_id": _pick(P.claims["claim_id"], c_pos),
+            "doc_id": _pick(P.docs["doc_id"], d_pos),
             "match_pass": _labels(pass_codes, PASSES),
-            "rule": _labels(links.rule[sel][order], RULES),
+            "rule": _labels(rule_codes, RULES),
         }
     )
     return matches, pass_codes
+
+
+def _by_claim_then_doc(
+    c: np.ndarray, d: np.ndarray, pass_: np.ndarray, rule: np.ndarray, n_docs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The links (unique per claim and document) in claim, then document order.
+
+    Sorting the values, packed into one int64 (claim, document, pass, rule), is about twice as
+    fast as sorting positions by a key; a space too large for 63 bits is sorted by positions.
+    """
+    width = n_docs + 1
+    if len(c) == 0 or (int(c.max()) + 1) * width * 64 >= 2**63:
+        order = np.lexsort((d, c))
+        return c[order], d[order], pass_[order], rule[order]
+    packed = np.sort(((c * width + d) << 6) | (pass_ << 3) | rule)
+    pair = packed >> 6
+    return pair // width, pair % width, (packed >> 3) & 7, packed & 7
 
 
 def _match(P: _Prepared, mp: MatchParams) -> tuple[Links, pd.DataFrame, np.ndarray]:
