@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,3 +155,12 @@ def test_links_sorted_packed_or_by_positions_alike() -> None:
     for got in (packed, by_positions):
         for column, expected in zip(got, (c, d, pass_, rule), strict=True):
             assert column.tolist() == expected[order].tolist()
+
+
+def test_text_codes_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """First positions and the collision check run in chunks; tiny chunks give the same codes."""
+    monkeypatch.setattr(C, "_CHUNK", 3)
+    values = pd.Series(list("abacdbaecfghaa") + [None, "", "b"], dtype="str")
+    missing = (values.isna() | (values == "")).to_numpy()
+    expected, _ = pd.factorize(values.where(~missing))
+    assert C.text_codes([values]).tolist() == expected.tolist()

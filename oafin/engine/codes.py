@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 _SEEDS = (secrets.randbits(63), secrets.randbits(63))
+_CHUNK = 1 << 20  # positions handled at a time where a whole-column temporary is not needed
 
 
 def arrow_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -87,11 +88,20 @@ def _codes_of_present(
         return np.array([], dtype=np.int64)
     first_hash = hashes(text, _SEEDS[0]).view(np.int64)
     codes, uniques = pd.factorize(first_hash)
+    n, n_codes = len(codes), len(uniques)
+    del first_hash, uniques  # at 10M values each of these arrays is 80 MB a part
     codes = codes.astype(np.int64, copy=False)
+    # each code's first position; in chunks (from the last, each reversed) so that no second
+    # array as long as the column is needed: earlier positions are written last and win
+    first = np.empty(n_codes, dtype=np.int64)
+    for start in range(((n - 1) // _CHUNK) * _CHUNK, -1, -_CHUNK):
+        stop = min(start + _CHUNK, n)
+        first[codes[start:stop][::-1]] = np.arange(stop - 1, start - 1, -1)
     check = hashes(text, _SEEDS[1])
-    first = np.empty(len(uniques), dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # later writes win: the first position does
-    if np.array_equal(check[first[codes]], check):
+    code_check = check[first]
+    if all(
+        np.array_equal(code_check[codes[i : i + _CHUNK]], check[i : i + _CHUNK]) for i in range(0, n, _CHUNK)
+    ):
         return codes
     # two texts share the first hash: code the strings themselves
     exact, _ = pd.factorize(pd.Series(text.to_arrow(), dtype="str"))
