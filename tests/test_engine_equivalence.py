@@ -164,3 +164,15 @@ def test_text_codes_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> 
     missing = (values.isna() | (values == "")).to_numpy()
     expected, _ = pd.factorize(values.where(~missing))
     assert C.text_codes([values]).tolist() == expected.tolist()
+
+
+def test_links_keep_the_first_of_each_pair_in_order() -> None:
+    from oafin.engine.matching import Links
+
+    c = np.array([0, 1, 0, 2, 1, 0])
+    d = np.array([5, 6, 5, 7, 6, 8])
+    links = Links(c, d, np.arange(6), np.arange(6) * 2, np.arange(6) * 10).unique(n_docs=9)
+    assert links.c.tolist() == [0, 1, 2, 0] and links.d.tolist() == [5, 6, 7, 8]
+    assert links.match_pass.tolist() == [0, 1, 3, 5] and links.share_fen.tolist() == [0, 10, 30, 50]
+    same = Links(c[:2], d[:2], c[:2], c[:2], c[:2]).unique(n_docs=9)
+    assert same.d.tolist() == [5, 6]

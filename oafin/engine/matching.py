@@ -53,12 +53,15 @@ class Links:
         pair, so only those few links are compared."""
         d = self.d.astype(np.int64, copy=False)
         many = np.bincount(d, minlength=n_docs)[d] > 1 if len(d) else np.zeros(0, dtype=bool)
-        keep = np.ones(len(d), dtype=bool)
-        if many.any():
-            rows = np.flatnonzero(many)
+        rows = np.flatnonzero(many)
+        if len(rows):
             pair = self.c[rows].astype(np.int64) * (n_docs + 1) + d[rows]
-            keep[rows] = ~pd.Series(pair).duplicated().to_numpy()
-        return Links(*(np.asarray(getattr(self, name)[keep], dtype=np.int64) for name in LINK_COLUMNS))
+            repeated = pd.Series(pair).duplicated().to_numpy()
+            if repeated.any():
+                keep = np.ones(len(d), dtype=bool)
+                keep[rows[repeated]] = False
+                return Links(*(np.asarray(getattr(self, n)[keep], dtype=np.int64) for n in LINK_COLUMNS))
+        return Links(*(np.asarray(getattr(self, n), dtype=np.int64) for n in LINK_COLUMNS))
 
 
 @dataclass
