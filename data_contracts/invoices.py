@@ -187,8 +187,12 @@ INVOICE_RULES: Final[dict[str, InvoiceRule]] = {
 def invoice_keys(frame: pd.DataFrame) -> pd.Series:
     """``checks.invoice_key`` over a frame: ``<code>-<number>``, or the number alone."""
     code, number = _text(frame, "invoice_code").fillna(""), _text(frame, "invoice_no")
-    keys = number.where(code == "", code + "-" + number)
-    return keys.where(number.fillna("") != "")
+    keys = number.where(number.fillna("") != "")
+    coded = (code != "").to_numpy(dtype=bool) & keys.notna().to_numpy(dtype=bool)
+    if coded.any():  # joined only where there is a code (most invoices have none)
+        keys = keys.copy()
+        keys.iloc[np.flatnonzero(coded)] = code[coded] + "-" + number[coded]
+    return keys
 
 
 def check_invoices(
