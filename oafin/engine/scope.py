@@ -78,8 +78,11 @@ def _ns(ts: pd.Series) -> np.ndarray:
 
 
 def _fen(values: pd.Series) -> np.ndarray:
+    """Amounts in fen as int64, missing or unreadable → 0 (integers are never converted)."""
     if values.dtype == np.int64:
         return values.to_numpy()
+    if isinstance(values.dtype, pd.Int64Dtype):
+        return values.to_numpy(dtype=np.int64, na_value=0)
     return pd.to_numeric(values, errors="coerce").fillna(0).astype(np.int64).to_numpy()
 
 
