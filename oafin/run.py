@@ -17,11 +17,21 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from oafin.periods import Period
+    from oafin.prefect_runtime import EarlyServer
 
 
 def run_flow(
-    config_path: Path, period: str, as_of: str | None = None, *, full: bool = False
+    config_path: Path,
+    period: str,
+    as_of: str | None = None,
+    *,
+    full: bool = False,
+    server: EarlyServer | None = None,
 ) -> dict[str, Any]:
+    """The daily flow on ``config_path``'s sources, after the checks that need no Prefect.
+
+    ``server``: Prefect's temporary server, already starting (``oafin demo``); else the flow
+    call starts it."""
     from oafin.pipeline.sources import check_sources
     from oafin.preflight import check_sources_reachable, check_warehouse
 
@@ -35,7 +45,7 @@ def run_flow(
     from flows.daily import daily
     from oafin.prefect_runtime import ephemeral_server
 
-    with ephemeral_server():  # a generous wait for Prefect's temporary server on a busy machine
+    with ephemeral_server(early=server):  # a generous wait for Prefect's temporary server on a busy machine
         return daily(config_path=str(Path(config_path).resolve()), period=period, as_of=as_of, full=full)
 
 
