@@ -31,7 +31,7 @@ import pandas as pd
 from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
 from oafin.demo_workdir import prepare_demo_workdir
 from oafin.failure import report_failure
-from oafin.run import print_summary, run_flow
+from oafin.run import frozen_heap, print_summary, run_flow
 from oafin.systems.base import env_name
 from oafin.systems.registry import get_system
 from oafin.truth import score_files
@@ -255,7 +255,9 @@ def run_demo(
         print(f"note: {note}")
     # Prefect's temporary server starts now, alongside the sandbox and the flow's imports; stopped
     # at the end of this block unless the flow was handed it (then Prefect stops it at exit)
-    with early_server() as server:
+    # no garbage collection while it sets up (imports, the data set, the sandbox: next to no
+    # garbage); run_flow freezes all that and collects again for the flow
+    with frozen_heap(collect=False), early_server() as server:
         dataset = generate(seed=seed, period=period, n_claims=n_claims)
         try:
             demo = serve_and_run(
