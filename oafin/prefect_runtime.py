@@ -104,8 +104,9 @@ class EarlyServer:
         from prefect.server.api.server import SubprocessASGIServer
 
         self.timeout = startup_timeout() if timeout is None else timeout
-        self.server: Any = SubprocessASGIServer()
-        self.handed_over = False
+        self.server: Any = SubprocessASGIServer()  # Prefect's one temporary server of this process
+        # one already running (started by someone else in this process) is used, never stopped here
+        self.handed_over = bool(self.server.running)
         self.error: BaseException | None = None
         from oafin.stopping import before_forced_exit
 
@@ -142,7 +143,9 @@ class EarlyServer:
         self.handed_over = True
 
     def stop(self) -> None:
-        """Stop the server process (safe to call more than once)."""
+        """Stop the server process (safe to call more than once); not one that was already running."""
+        if self.handed_over:
+            return
         # the thread spawns the process as soon as it runs: wait for that, so none is spawned after
         while self._thread.is_alive() and self.server.server_process is None:
             time.sleep(0.01)

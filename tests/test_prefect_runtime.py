@@ -114,8 +114,16 @@ def _spawned(server) -> int:
     return int(server.process.pid)
 
 
+@pytest.fixture
+def no_temporary_server(monkeypatch):
+    """This process's temporary-server slot empty (a session's harness may hold it), as in a command."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    monkeypatch.delitem(SubprocessASGIServer._instances, None, raising=False)
+
+
 @pytest.mark.parametrize("error", [RuntimeError("the sandbox failed"), KeyboardInterrupt()])
-def test_an_early_server_is_stopped_when_the_command_ends_before_the_flow(error) -> None:
+def test_an_early_server_is_stopped_when_the_command_ends_before_the_flow(error, no_temporary_server) -> None:
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -133,7 +141,9 @@ def test_an_early_server_is_stopped_when_the_command_ends_before_the_flow(error)
     assert None not in SubprocessASGIServer._instances  # a later flow call would start a new one
 
 
-def test_an_early_server_that_does_not_answer_in_time_says_what_to_do_and_is_stopped() -> None:
+def test_an_early_server_that_does_not_answer_in_time_says_what_to_do_and_is_stopped(
+    no_temporary_server,
+) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
@@ -143,6 +153,30 @@ def test_an_early_server_that_does_not_answer_in_time_says_what_to_do_and_is_sto
             server.wait()
         server.close()  # not handed over: stopped
     assert not _alive(pid)
+
+
+def test_a_temporary_server_already_running_in_the_process_is_used_and_left_running(monkeypatch) -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+
+    class Running:  # stands in for one another caller started (a test harness)
+        running = True
+        server_process = object()
+        stopped = False
+
+        def start(self, timeout: int | None = None) -> None:
+            pass
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    running = Running()
+    monkeypatch.setitem(SubprocessASGIServer._instances, None, running)
+    server = EarlyServer()
+    assert server.server is running and server.handed_over
+    server.wait()
+    server.close()
+    server.stop()
+    assert not running.stopped
 
 
 def test_against_a_running_server_nothing_is_started_early() -> None:
