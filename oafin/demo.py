@@ -224,7 +224,8 @@ def serve_and_run(
         if corrections == "oa":  # issue 17: corrections approved in the sandbox's OA
             from oafin.demo_corrections import run_oa_corrections
 
-            run_oa_corrections(sandbox, config_path, settings, dataset.period, oa_decision)
+            with frozen_heap():  # collected again, as during the daily flow
+                run_oa_corrections(sandbox, config_path, settings, dataset.period, oa_decision)
         if fault_rate:
             faulted = [c for c in sandbox.calls if c.fault]
             kinds = sorted({c.fault for c in faulted if c.fault})
