@@ -10,9 +10,11 @@ STAMP := $(VENV)/.synced
 
 bootstrap: $(STAMP)
 
+# uv into .tools/ with the host's pip when it has one (no virtualenv to make: making one, with the
+# pip it bundles, was most of this step), else in a virtualenv of its own
 .tools/bin/uv:
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools "uv==$(UV_VERSION)" 2>/dev/null \
+	  || { rm -rf .tools && $(PYTHON) -m venv .tools && .tools/bin/pip install --quiet "uv==$(UV_VERSION)"; }
 
 $(STAMP): pyproject.toml uv.lock $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON) --quiet

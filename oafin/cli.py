@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from oafin.warehouse.errors import WarehouseSchemaError
 
 DEFAULT_PERIOD = "2026-10"
 DEFAULT_SEED = 7
+_freeze_at_exit = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # At exit, after every other atexit handler: what is still alive lives until the process ends,
+    # so the interpreter's final garbage collections need not walk it. After a demo that is ~1.9M
+    # objects, walked several times: 9-22 s between the last line printed and the exit on a
+    # loaded 2-core machine, 0.2 s frozen. (In a process that goes on, e.g. tests, nothing changes.)
+    global _freeze_at_exit
+    if not _freeze_at_exit:
+        _freeze_at_exit = True
+        atexit.register(gc.freeze)
     # Before Prefect is imported: its anonymous telemetry is what makes a local SQLite server log
     # "database is locked" noise (prefect-notes.md).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -31,12 +31,13 @@ import pandas as pd
 from oafin.config import ConfigError, OaFinDefaults, Settings, load_settings, render_toml
 from oafin.demo_workdir import prepare_demo_workdir
 from oafin.failure import report_failure
-from oafin.run import print_summary, run_flow
+from oafin.run import frozen_heap, print_summary, run_flow
 from oafin.systems.base import env_name
 from oafin.systems.registry import get_system
 from oafin.truth import score_files
 
 if TYPE_CHECKING:
+    from oafin.prefect_runtime import EarlyServer
     from oafin.sandbox.dataset import Dataset
 
 DEFAULT_OA = "dingtalk"
@@ -157,12 +158,14 @@ def serve_and_run(
     corrections: str | None = None,
     oa_decision: str = "approve",
     chain: Sequence[str] | None = None,
+    prefect_server: EarlyServer | None = None,
 ) -> DemoRun:
     """Steps 1-4 on a generated ``dataset``: write it, serve it, write the config, run the daily flow.
 
     ``ports`` are the fake DingTalk's and Kingdee's (0: any free port); by default the sandbox's
     own ports when they are free. ``chain``: the systems of a chain, OA first (instead of ``oa``
     and ``finance``); the truth.csv written is then the chain's (``oafin.sandbox.chain``).
+    ``prefect_server``: Prefect's temporary server, already starting (``oafin.prefect_runtime.early_server``).
     Raises what the flow raised.
     """
     from oafin import sandbox_server as server
@@ -217,11 +220,12 @@ def serve_and_run(
         config_path.write_text(render_toml(settings), encoding="utf-8")
         print(f"sandbox: seed {seed}, period {dataset.period}, {len(dataset.claims)} OA claims")
         print(f"config:  {config_path} (relative paths in it resolve against {config_path.parent})")
-        summary = run_flow(config_path, dataset.period)
+        summary = run_flow(config_path, dataset.period, server=prefect_server)
         if corrections == "oa":  # issue 17: corrections approved in the sandbox's OA
             from oafin.demo_corrections import run_oa_corrections
 
-            run_oa_corrections(sandbox, config_path, settings, dataset.period, oa_decision)
+            with frozen_heap():  # collected again, as during the daily flow
+                run_oa_corrections(sandbox, config_path, settings, dataset.period, oa_decision)
         if fault_rate:
             faulted = [c for c in sandbox.calls if c.fault]
             kinds = sorted({c.fault for c in faulted if c.fault})
@@ -243,28 +247,35 @@ def run_demo(
     oa_decision: str = "approve",
     chain: Sequence[str] | None = None,
 ) -> int:
+    from oafin.prefect_runtime import early_server
     from oafin.sandbox.generator import generate
 
     started = time.monotonic()
     workdir = workdir.resolve()
     for note in prepare_demo_workdir(workdir):  # refuses a directory the demo did not make
         print(f"note: {note}")
-    dataset = generate(seed=seed, period=period, n_claims=n_claims)
-    try:
-        demo = serve_and_run(
-            dataset,
-            workdir,
-            seed=seed,
-            fault_rate=fault_rate,
-            oa=oa,
-            finance=finance,
-            corrections=corrections,
-            oa_decision=oa_decision,
-            chain=chain,
-        )
-    except Exception as exc:  # one line for the operator; the traceback kept
-        report_failure("demo's daily flow", exc)
-        return 1
+    # Prefect's temporary server starts now, alongside the sandbox and the flow's imports; stopped
+    # at the end of this block unless the flow was handed it (then Prefect stops it at exit)
+    # no garbage collection while it sets up (imports, the data set, the sandbox: next to no
+    # garbage); run_flow freezes all that and collects again for the flow
+    with frozen_heap(collect=False), early_server() as server:
+        dataset = generate(seed=seed, period=period, n_claims=n_claims)
+        try:
+            demo = serve_and_run(
+                dataset,
+                workdir,
+                seed=seed,
+                fault_rate=fault_rate,
+                oa=oa,
+                finance=finance,
+                corrections=corrections,
+                oa_decision=oa_decision,
+                chain=chain,
+                prefect_server=server,
+            )
+        except Exception as exc:  # one line for the operator; the traceback kept
+            report_failure("demo's daily flow", exc)
+            return 1
     print_summary(demo.summary)
     print(
         "\nwhat to look at: open report.html in a browser (the first table is what finance must act "

@@ -14,15 +14,24 @@ and a re-run resumes from what was committed (tests/test_crash.py kills runs wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 GRACE_SECONDS = 10.0
 EXIT_CODE = 128 + signal.SIGTERM
 _installed = False
+_before_forced_exit: list[Callable[[], object]] = []
+
+
+def before_forced_exit(callback: Callable[[], object]) -> None:
+    """Call ``callback`` (from the watcher thread) before the process ends without unwinding:
+    for what the orderly path would have stopped (a server process started by this one)."""
+    _before_forced_exit.append(callback)
 
 
 def _watch(fd: int, grace: float) -> None:
@@ -46,6 +55,9 @@ def _watch(fd: int, grace: float) -> None:
         file=sys.stderr,
         flush=True,
     )
+    for callback in list(_before_forced_exit):
+        with contextlib.suppress(Exception):  # the exit must happen whatever a callback does
+            callback()
     os._exit(EXIT_CODE)
 
 

@@ -67,6 +67,18 @@ def test_daily_flow_finds_the_truth_and_a_rerun_changes_nothing(
         assert (Path(first["reports"]["html"]).parent / name).stat().st_size > 0
     assert first["reports"]["xlsx"] != second["reports"]["xlsx"]  # each run keeps its own workbook
 
+    # the mapped records go from standardize to validate unwalked (prefect's opaque), and the run
+    # graph still shows that validate waited for that standardize run
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = {r.id: r for r in client.read_task_runs()}
+    validates = [r for r in runs.values() if r.name.startswith("validate-")]
+    assert validates
+    for run in validates:
+        upstream = [runs[i.id].name for i in run.task_inputs["records"]]  # type: ignore[union-attr]
+        assert upstream == [run.name.replace("validate-", "standardize-")], (run.name, upstream)
+
 
 @pytest.mark.e2e
 def test_the_flow_with_random_faults_on_a_tenth_of_calls_finds_the_same(
