@@ -37,6 +37,7 @@ grows with n: the exponent of a log-log fit over all sizes and between neighbour
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import math
 import os
@@ -57,6 +58,10 @@ from bench.reconcile_frames import PERIOD, make_frames, people_for
 from oafin.engine.reconcile import ReconcileParams, ReconcileResult, reconcile
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    _LIBC = None
 MIB = 1024 * 1024
 
 
@@ -75,9 +80,12 @@ def rss_mib() -> float:
 
 
 def release_memory() -> None:
-    """Hand the Arrow pool's free pages back, so RSS shows what is held (the frames hold no
-    reference cycles: they are freed as soon as they are dropped)."""
+    """Hand free pages back (the Arrow pool's and glibc's heap, where numpy's freed temporaries
+    stay resident), so RSS shows what is held. The frames hold no reference cycles: they are freed
+    as soon as they are dropped."""
     pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 class PeakRss:
