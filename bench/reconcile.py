@@ -280,23 +280,26 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
         f"RSS: {base:.0f} MiB before generating, frames {frames_mib:.0f} MiB, peak while generating {gen_peak:.0f} MiB"
     )
 
-    times, extras = [], []
+    times, cpu_times, extras = [], [], []
     result: ReconcileResult | None = None
     for _ in range(repeat):
         result = None
         release_memory()
+        cpu = time.process_time()
         with PeakRss() as mem:
             elapsed, result = run_engine(frames)
+        cpu_times.append(time.process_time() - cpu)
         times.append(elapsed)
         extras.append(mem.extra)
         engine_peak = mem.peak
     assert result is not None
-    engine_s, engine_extra = min(times), max(extras)
+    engine_s, engine_cpu_s, engine_extra = min(times), min(cpu_times), max(extras)
     counts = engine_counts(frames, result)
     stats = result.stats
     del result
     print(
-        f"engine:    {engine_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in times)})  {dict(sorted(counts.items()))}"
+        f"engine:    {engine_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in times)}; CPU {engine_cpu_s:.3f} s)  "
+        f"{dict(sorted(counts.items()))}"
     )
     print(f"           matches by pass {stats['matches_by_pass']}, ambiguous {stats['ambiguous_candidates']}")
     print(f"           RSS {engine_extra:+.0f} MiB over the frames (peak {engine_peak:.0f} MiB)")
@@ -324,6 +327,7 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
     print(
         f"memory: base_rss_mib={base:.0f} frames_mib={frames_mib:.0f} generate_peak_rss_mib={gen_peak:.0f} "
         f"engine_extra_mib={engine_extra:.0f} engine_peak_rss_mib={engine_peak:.0f} generate_s={gen_s:.2f} "
+        f"engine_cpu_s={engine_cpu_s:.3f} "
         f"docs={len(frames['docs'])} people={people_for(n)} check={'OK' if ok else 'DIFFERS'} load1={load[0]:.2f}"
     )
     print(
@@ -369,6 +373,7 @@ def curve(sizes: list[int], seed: int, repeat: int) -> int:
     print()
     head = (
         f"{'n':>10} {'docs':>10} {'people':>6} {'gen_s':>6} {'frames_MiB':>10} {'engine_s':>9} {'s_per_1M_n':>10} "
+        f"{'cpu_s':>8} "
         f"{'duckdb_s':>8} {'ratio':>6} {'engine_extra_MiB':>16} {'peak_rss_MiB':>12} {'load1':>5} check"
     )
     print(head)
@@ -377,29 +382,36 @@ def curve(sizes: list[int], seed: int, repeat: int) -> int:
         if "engine_s" not in r:
             print(f"{n:>10} failed (exit {r['rc']}, peak RSS {r['child_peak_rss_mib']:.0f} MiB)")
             continue
-        e, d = float(r["engine_s"]), float(r["duckdb_s"])
-        done.append((n, e, r["child_peak_rss_mib"]))
+        e, d, cpu = float(r["engine_s"]), float(r["duckdb_s"]), float(r["engine_cpu_s"])
+        done.append((n, e, r["child_peak_rss_mib"], cpu))
         print(
             f"{n:>10} {r['docs']:>10} {r['people']:>6} {float(r['generate_s']):>6.1f} {float(r['frames_mib']):>10.0f} "
-            f"{e:>9.3f} {e / (n / 1e6):>10.3f} {d:>8.3f} {e / d:>6.1f} {float(r['engine_extra_mib']):>16.0f} "
+            f"{e:>9.3f} {e / (n / 1e6):>10.3f} {cpu:>8.3f} {d:>8.3f} {e / d:>6.1f} {float(r['engine_extra_mib']):>16.0f} "
             f"{r['child_peak_rss_mib']:>12.0f} {max(r['load_start'], float(r['load1'])):>5.2f} {r['check']}"
         )
-    if len(done) >= 2:
-        ns = np.array([x[0] for x in done], dtype=float)
-        es = np.array([x[1] for x in done])
-        slope = float(np.polyfit(np.log(ns), np.log(es), 1)[0])
-        steps = ",".join(
-            f"{_short(a[0])}-{_short(b[0])}:{math.log(b[1] / a[1]) / math.log(b[0] / a[0]):.2f}"
-            for a, b in zip(done, done[1:], strict=False)
-        )
-    else:
-        slope, steps = float("nan"), ""
+    slope, steps = growth([(x[0], x[1]) for x in done])
+    cpu_slope, cpu_steps = growth([(x[0], x[3]) for x in done])
     failed = [n for n, r in rows if r["rc"] != 0]
     print(
         f"curve n={','.join(str(n) for n, _ in rows)} engine_exponent={slope:.2f} steps={steps} "
+        f"engine_cpu_exponent={cpu_slope:.2f} cpu_steps={cpu_steps} "
         f"max_peak_rss_mib={max((x[2] for x in done), default=float('nan')):.0f} failed={','.join(map(str, failed)) or 'none'}"
     )
     return 1 if failed else 0
+
+
+def growth(points: list[tuple[int, float]]) -> tuple[float, str]:
+    """How time grows with n: the slope of log(time) on log(n) over all points (1.0 is linear),
+    and between neighbouring points."""
+    if len(points) < 2:
+        return float("nan"), ""
+    ns = np.log(np.array([p[0] for p in points], dtype=float))
+    slope = float(np.polyfit(ns, np.log(np.array([p[1] for p in points])), 1)[0])
+    steps = ",".join(
+        f"{_short(a[0])}-{_short(b[0])}:{math.log(b[1] / a[1]) / math.log(b[0] / a[0]):.2f}"
+        for a, b in zip(points, points[1:], strict=False)
+    )
+    return slope, steps
 
 
 def _short(n: int) -> str:

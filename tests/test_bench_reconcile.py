@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from bench.reconcile import cross_check, engine_counts, fields, main, run_duckdb, run_engine
+from bench.reconcile import cross_check, engine_counts, fields, growth, main, run_duckdb, run_engine
 from bench.reconcile_frames import constant, make_frames, numbered, people_for
 from data_contracts.frames import dtypes
 
@@ -76,5 +76,12 @@ def test_single_size_run_keeps_its_last_line(capsys: pytest.CaptureFixture[str])
         r"n=2000 engine_s=\S+ duckdb_s=\S+ datacompy_s=nan engine_over_duckdb=\S+ peak_rss_mib=\d+", lines[-1]
     )
     memory = fields(lines[-2])
-    assert memory["check"] == "OK"
+    assert memory["check"] == "OK" and float(memory["engine_cpu_s"]) > 0
     assert float(memory["frames_mib"]) > 0 and float(memory["engine_extra_mib"]) >= 0
+
+
+def test_growth_is_the_log_log_slope() -> None:
+    slope, steps = growth([(100_000, 1.0), (1_000_000, 10.0), (10_000_000, 200.0)])
+    assert steps == "100k-1M:1.00,1M-10M:1.30"
+    assert 1.0 < slope < 1.3
+    assert growth([(1_000_000, 2.0)])[1] == ""
