@@ -5,8 +5,9 @@ pandas ``str`` (Arrow ``large_string``), money as ``Int64`` fen, timestamps as
 ``datetime64[ns, UTC]``. Every text column is built straight into Arrow buffers — numbered ids as
 fixed-width ASCII digits written by numpy, labels and people by an Arrow ``take`` from a few
 values, noise by Arrow compute — so no Python string object is made per row, and each temporary
-is dropped as soon as its column is built. The generator's memory is then about the frames' own
-(about 330 bytes per claim, its documents and invoice included).
+is dropped as soon as its column is built. The frames take about 370 bytes of RSS per claim, its
+documents and invoice included (382 MiB at 1M claims, 3.4 GiB at 10M); generating them peaks
+about 25 % above that.
 
 What finance did with each approved claim (shares of the approved claims): 1.0 % missing,
 0.8 % paid a different amount, 0.4 % paid twice, 0.4 % paid to someone else, 0.4 % paid late,
