@@ -280,10 +280,12 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
         f"RSS: {base:.0f} MiB before generating, frames {frames_mib:.0f} MiB, peak while generating {gen_peak:.0f} MiB"
     )
 
-    times, cpu_times, extras = [], [], []
+    times, cpu_times, extras, peaks = [], [], [], []
     result: ReconcileResult | None = None
     for _ in range(repeat):
         result = None
+        if times:
+            gc.collect()  # the previous run's garbage in reference cycles would count against this run
         release_memory()
         cpu = time.process_time()
         with PeakRss() as mem:
@@ -291,24 +293,31 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
         cpu_times.append(time.process_time() - cpu)
         times.append(elapsed)
         extras.append(mem.extra)
-        engine_peak = mem.peak
+        peaks.append(mem.peak)
     assert result is not None
-    engine_s, engine_cpu_s, engine_extra = min(times), min(cpu_times), max(extras)
+    engine_s, engine_cpu_s = min(times), min(cpu_times)
+    engine_extra, engine_peak = max(extras), max(peaks)
     counts = engine_counts(frames, result)
     stats = result.stats
     del result
+    gc.collect()  # nor should the engine's garbage count against DuckDB's and the cross-check's
     print(
         f"engine:    {engine_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in times)}; CPU {engine_cpu_s:.3f} s)  "
         f"{dict(sorted(counts.items()))}"
     )
     print(f"           matches by pass {stats['matches_by_pass']}, ambiguous {stats['ambiguous_candidates']}")
-    print(f"           RSS {engine_extra:+.0f} MiB over the frames (peak {engine_peak:.0f} MiB)")
+    print(
+        f"           RSS {engine_extra:+.0f} MiB over the frames (peak {engine_peak:.0f} MiB; "
+        f"by run {', '.join(f'{x:+.0f}' for x in extras)})"
+    )
 
     duck_times = []
     for _ in range(repeat):
+        release_memory()
         elapsed, duck = run_duckdb(frames)
         duck_times.append(elapsed)
     duck_s = min(duck_times)
+    peak_after_duckdb = peak_rss_mib()
     print(f"duckdb:    {duck_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in duck_times)})  {duck}")
     if skip_datacompy:
         dc_s, dc = float("nan"), {}
@@ -317,6 +326,7 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
     print(f"datacompy: {dc_s:8.3f} s  {dc}")
 
     ok, checks, extra = cross_check(frames, counts, duck)
+    peak_after_check = peak_rss_mib()
     print(
         f"cross-check engine vs duckdb {'OK' if ok else 'DIFFERS'}: {checks} "
         f"(rule+group claims {extra}, {stats['matches_by_pass']})"
@@ -326,7 +336,8 @@ def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
     load = os.getloadavg()
     print(
         f"memory: base_rss_mib={base:.0f} frames_mib={frames_mib:.0f} generate_peak_rss_mib={gen_peak:.0f} "
-        f"engine_extra_mib={engine_extra:.0f} engine_peak_rss_mib={engine_peak:.0f} generate_s={gen_s:.2f} "
+        f"engine_extra_mib={engine_extra:.0f} engine_peak_rss_mib={engine_peak:.0f} "
+        f"peak_after_duckdb_mib={peak_after_duckdb:.0f} peak_after_check_mib={peak_after_check:.0f} generate_s={gen_s:.2f} "
         f"engine_cpu_s={engine_cpu_s:.3f} "
         f"docs={len(frames['docs'])} people={people_for(n)} check={'OK' if ok else 'DIFFERS'} load1={load[0]:.2f}"
     )
