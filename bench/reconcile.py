@@ -1,9 +1,11 @@
 """Benchmark: the full reconciliation engine against a plain DuckDB keyed join and datacompy.
 
-    .venv/bin/python -m bench.reconcile --n 1000000
+    .venv/bin/python -m bench.reconcile --n 1000000 [--repeat 3]
+    .venv/bin/python -m bench.reconcile --curve 100000,1000000,3000000,10000000
 
-Generates N claims and about N finance documents directly as standard frames (vectorised numpy,
-no sandbox, no HTTP) with a realistic share of exceptions and noise, then times, in one process:
+Generates N claims and about N finance documents directly as standard frames
+(``bench.reconcile_frames``: the pipeline's columns and dtypes, built in Arrow buffers, no sandbox,
+no HTTP) with a realistic share of exceptions and noise, then times, in one process:
 
 - ``engine``: ``oafin.engine.reconcile.reconcile`` — all passes (key, rule, group) and every type,
   including the controls (approvers, approval matrix, budgets) and duplicate invoices;
@@ -12,222 +14,135 @@ no sandbox, no HTTP) with a realistic share of exceptions and noise, then times,
   what the hardware can do);
 - ``datacompy``: ``datacompy.PandasCompare`` of the same two keyed frames.
 
-The counts are cross-checked: the engine's MISSING_IN_OA equals DuckDB's, its AMOUNT_MISMATCH +
+``--repeat K`` takes the fastest of K runs of the engine and of DuckDB. The counts are
+cross-checked (``cross_check``): the engine's MISSING_IN_OA equals DuckDB's, its AMOUNT_MISMATCH +
 DUPLICATE_PAYMENT equals DuckDB's amount mismatches, and its MISSING_IN_FINANCE plus the claims
 the rule and group passes matched equals DuckDB's missing-in-finance (DuckDB has no such passes).
-Peak RSS is the process's high-water mark (``resource.getrusage``). The last line is
-``n=<N> engine_s=<s> duckdb_s=<s> datacompy_s=<s> engine_over_duckdb=<x> peak_rss_mib=<MiB>``.
+
+Memory: ``frames_mib`` is the RSS the generated frames add to the process (after generating,
+before the engine); ``engine_extra_mib`` the engine's own: its peak RSS minus the RSS before it
+(exact when the engine sets the process's high-water mark, else the highest RSS a thread sampling
+``/proc/self/statm`` every 2 ms saw); ``peak_rss_mib`` the process's high-water mark
+(``ru_maxrss``), everything included. The last two lines are
+
+    memory: base_rss_mib=<MiB> frames_mib=<MiB> generate_peak_rss_mib=<MiB> engine_extra_mib=<MiB> ...
+    n=<N> engine_s=<s> duckdb_s=<s> datacompy_s=<s> engine_over_duckdb=<x> peak_rss_mib=<MiB>
+
+``--curve N1,N2,...`` runs each size in its own process (so each size's peak RSS is its own:
+the child's ``ru_maxrss`` from ``wait4``), prints a table of them and, last, how the engine's time
+grows with n: the exponent of a log-log fit over all sizes and between neighbouring sizes
+(1.0 is linear).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
+import math
+import os
 import resource
+import subprocess
 import sys
+import threading
 import time
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from oafin.engine.reconcile import ReconcileParams, References, reconcile
-from oafin.periods import Period
+from bench.reconcile_frames import PERIOD, make_frames, people_for
+from oafin.engine.reconcile import ReconcileParams, ReconcileResult, reconcile
 
-PERIOD = Period.parse("2026-10")
-N_PEOPLE = 2000
-DAY = np.timedelta64(1, "D")
-
-
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
-    return prefix + pd.Series(numbers).astype("str").str.zfill(width)
-
-
-def _ts(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(ns, utc=True))
+PAGE = os.sysconf("SC_PAGE_SIZE")
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    _LIBC = None
+MIB = 1024 * 1024
 
 
-def make_frames(n: int, seed: int = 7) -> dict[str, pd.DataFrame]:
-    """Claims, documents, invoices and references for one company-month of ``n`` claims."""
-    rng = np.random.default_rng(seed)
-    start = np.datetime64(PERIOD.start.replace(tzinfo=None), "ns")
-    person = rng.integers(0, N_PEOPLE, n)
-    # approvers are managers and directors (people 0-3 of every ten); now and then an employee
-    approver = rng.integers(0, N_PEOPLE // 10, n) * 10 + rng.integers(0, 4, n)
-    approver = np.where(approver == person, (approver + 1) % N_PEOPLE, approver)
-    approver = np.where(rng.random(n) < 0.002, (approver // 10) * 10 + 5, approver)
-    amount = rng.integers(20_00, 4_000_00, n)
-    approved_at = start + (rng.integers(0, 20 * 86_400, n) * 10**9).astype("timedelta64[ns]")
-    submitted_at = approved_at - (rng.integers(600, 3 * 86_400, n) * 10**9).astype("timedelta64[ns]")
-    status = np.where(rng.random(n) < 0.97, "approved", np.where(rng.random(n) < 0.5, "rejected", "pending"))
-    approved = status == "approved"
-    claim_no = _ids("BX", np.arange(n), 9)
-    people = _ids("P", np.arange(N_PEOPLE), 5)
-    claims = pd.DataFrame(
-        {
-            "claim_id": "dingtalk:" + claim_no,
-            "claim_no": claim_no,
-            "company_code": "C01",
-            "applicant_id": people.to_numpy()[person],
-            "amount_fen": amount,
-            "status": status,
-            "submitted_at": _ts(submitted_at),
-            "approved_at": _ts(np.where(approved, approved_at, np.datetime64("NaT"))),
-            "approver_ids": people.to_numpy()[approver],
-            "budget_code": "B-" + pd.Series(person % 10).astype("str") + "-OPS",
-        }
-    )
-    claims.loc[rng.random(n) < 0.002, "approver_ids"] = claims["applicant_id"]  # self-approval
-
-    # What finance did with each approved claim.
-    r = rng.random(n)
-    fate = np.select(
-        [~approved, r < 0.010, r < 0.018, r < 0.022, r < 0.026, r < 0.030, r < 0.034, r < 0.037, r < 0.25],
-        ["none", "missing", "amount", "duplicate", "payee", "late", "rule", "split", "bill"],
-        "direct",
-    )
-    lag = (rng.integers(600, 3 * 86_400, n) * 10**9).astype("timedelta64[ns]")
-    paid_at = approved_at + lag + np.where(fate == "late", 7 * DAY, 0 * DAY)
-    pay_amount = np.where(fate == "amount", amount + rng.integers(100, 5000, n), amount)
-    payee = np.where(fate == "payee", (person + 7) % N_PEOPLE, person)
-    ref = claim_no.to_numpy(dtype=object).copy()
-    noisy = rng.random(n)
-    ref[noisy < 0.03] = np.char.add(ref[noisy < 0.03].astype(str), " ")  # trailing space
-    low = (noisy >= 0.03) & (noisy < 0.05)
-    ref[low] = np.char.lower(ref[low].astype(str))
-
-    docs = []
-
-    def add(mask: np.ndarray, kind: str, no: pd.Series, **cols: object) -> None:
-        k = int(mask.sum())
-        frame = {"doc_id": f"kingdee:{kind}:" + no, "doc_no": no, "doc_type": kind, "company_code": "C01"}
-        frame.update({c: (v[mask] if isinstance(v, np.ndarray) else v) for c, v in cols.items()})
-        docs.append(pd.DataFrame(frame, index=range(k)))
-
-    idx = np.arange(n)
-    direct = np.isin(fate, ["direct", "amount", "payee", "late", "duplicate"])
-    add(
-        direct,
-        "payment",
-        _ids("FKD", idx[direct], 9),
-        claim_no_ref=ref,
-        source_doc_nos="",
-        payee_id=people.to_numpy()[payee],
-        amount_fen=pay_amount,
-        status="paid",
-        posted_at=paid_at,
-        paid_at=paid_at,
-    )
-    dup = fate == "duplicate"
-    add(
-        dup,
-        "payment",
-        _ids("FKX", idx[dup], 9),
-        claim_no_ref=ref,
-        source_doc_nos="",
-        payee_id=people.to_numpy()[payee],
-        amount_fen=pay_amount,
-        status="paid",
-        posted_at=paid_at + DAY,
-        paid_at=paid_at + DAY,
-    )
-    bill = fate == "bill"
-    bill_no = _ids("FYBX", idx, 9)
-    bill_at = approved_at + lag // 2
-    add(
-        bill,
-        "reimbursement",
-        bill_no[bill].reset_index(drop=True),
-        claim_no_ref=ref,
-        source_doc_nos="",
-        payee_id=people.to_numpy()[person],
-        amount_fen=amount,
-        status="audited",
-        posted_at=bill_at,
-        paid_at=pd.NaT,
-    )
-    add(
-        bill,
-        "payment",
-        _ids("FKB", idx[bill], 9),
-        claim_no_ref="",
-        source_doc_nos=bill_no.to_numpy(dtype=object),
-        payee_id=people.to_numpy()[person],
-        amount_fen=amount,
-        status="paid",
-        posted_at=paid_at,
-        paid_at=paid_at,
-    )
-    rule = fate == "rule"  # a payment whose OA number was left empty: the rule pass pairs it
-    add(
-        rule,
-        "payment",
-        _ids("FKR", idx[rule], 9),
-        claim_no_ref="",
-        source_doc_nos="",
-        payee_id=people.to_numpy()[person],
-        amount_fen=amount,
-        status="paid",
-        posted_at=paid_at,
-        paid_at=paid_at,
-    )
-    split = fate == "split"  # two payments without an OA number summing to the claim: the group pass
-    first_part = amount // 3
-    for suffix, part, shift in (("A", first_part, 0 * DAY), ("B", amount - first_part, DAY)):
-        add(
-            split,
-            "payment",
-            _ids("FKS" + suffix, idx[split], 9),
-            claim_no_ref="",
-            source_doc_nos="",
-            payee_id=people.to_numpy()[person],
-            amount_fen=part,
-            status="paid",
-            posted_at=paid_at + shift,
-            paid_at=paid_at + shift,
-        )
-    n_orphan = max(1, n // 200)  # bills with no OA claim, proposed by people outside the claimants
-    orphan_at = start + (rng.integers(0, 28 * 86_400, n_orphan) * 10**9).astype("timedelta64[ns]")
-    orphans = np.ones(n_orphan, dtype=bool)
-    add(
-        orphans,
-        "reimbursement",
-        _ids("FYO", np.arange(n_orphan), 9),
-        claim_no_ref=_ids("BXO", np.arange(n_orphan), 9).to_numpy(dtype=object),
-        source_doc_nos="",
-        payee_id=_ids("X", np.arange(n_orphan) % 50, 5).to_numpy(dtype=object),
-        amount_fen=rng.integers(20_00, 4_000_00, n_orphan),
-        status="audited",
-        posted_at=orphan_at,
-        paid_at=pd.NaT,
-    )
-    docs_frame = pd.concat(docs, ignore_index=True)
-    for col in ("posted_at", "paid_at"):
-        docs_frame[col] = pd.to_datetime(docs_frame[col], utc=True)
-    docs_frame = docs_frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-    inv_no = "2644" + pd.Series(rng.permutation(n)).astype("str").str.zfill(16)
-    reuse = rng.random(n) < 0.002
-    inv_no[reuse] = inv_no.shift(1).fillna(inv_no)[reuse]  # an invoice already on the previous claim
-    invoices = pd.DataFrame({"claim_id": claims["claim_id"], "invoice_code": "", "invoice_no": inv_no})
-    roles = np.where(
-        np.arange(N_PEOPLE) % 10 == 0,
-        "director",
-        np.where(np.arange(N_PEOPLE) % 10 < 4, "manager", "employee"),
-    )
-    references = References(
-        people=pd.DataFrame({"person_id": people, "role": roles}),
-        approval_matrix={"employee": 0, "manager": 2_000_000, "director": 10_000_000},
-        budgets=pd.DataFrame(
-            {
-                "budget_code": [f"B-{i}-OPS" for i in range(10)],
-                "period": PERIOD.name,
-                "amount_fen": [int(n * 2_000_00 / 10 * (0.9 if i < 3 else 1.2)) for i in range(10)],
-            }
-        ),
-    )
-    return {"claims": claims, "docs": docs_frame, "invoices": invoices, "references": references}
+# --- memory ------------------------------------------------------------------------------------
 
 
-def run_engine(frames: dict) -> tuple[float, dict[str, int], dict]:
+def peak_rss_mib() -> float:
+    """The process's high-water mark so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def rss_mib() -> float:
+    """The process's resident set now."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * PAGE / MIB
+
+
+def release_memory() -> None:
+    """Hand free pages back (the Arrow pool's and glibc's heap, where numpy's freed temporaries
+    stay resident), so RSS shows what is held. The frames hold no reference cycles: they are freed
+    as soon as they are dropped."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+class PeakRss:
+    """The highest RSS while the block runs (``peak``) and the RSS before it (``before``).
+
+    Exact when the block raises the process's high-water mark (``ru_maxrss``); otherwise the
+    highest of the samples a thread reads every ``interval`` s (a lower bound: a peak shorter than
+    a sample, or held while the thread waits for the GIL, is missed).
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.before = self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hwm_before = 0.0
+
+    def _sample(self) -> None:
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+        try:
+            while not self._stop.is_set():
+                pages = int(os.pread(fd, 128, 0).split()[1])
+                self.peak = max(self.peak, pages * PAGE / MIB)
+                time.sleep(self.interval)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = rss_mib()
+        self._hwm_before = peak_rss_mib()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
+        hwm = peak_rss_mib()
+        if hwm > self._hwm_before:  # the block set a new high-water mark: that is its peak
+            self.peak = hwm
+
+    @property
+    def extra(self) -> float:
+        return self.peak - self.before
+
+
+# --- the contenders ----------------------------------------------------------------------------
+
+
+def _arrow(column: pd.Series) -> pa.Array:
+    return pa.array(column, type=pa.large_string(), from_pandas=True)
+
+
+def run_engine(frames: dict) -> tuple[float, ReconcileResult]:
     empty_invalid = pd.DataFrame({"claim_id": [], "invoice_key": [], "reasons": []}, dtype="str")
     params = ReconcileParams(period=PERIOD, as_of=PERIOD.end)
     t = time.perf_counter()
@@ -239,15 +154,23 @@ def run_engine(frames: dict) -> tuple[float, dict[str, int], dict]:
         invalid_invoices=empty_invalid,
         references=frames["references"],
     )
-    elapsed = time.perf_counter() - t
-    counts = {k: int(v) for k, v in result.exceptions["exception_type"].value_counts().items()}
-    # documents without an OA number the rule/group passes found tied (reported, not guessed):
-    # a keyed join never sees them
+    return time.perf_counter() - t, result
+
+
+def engine_counts(frames: dict, result: ReconcileResult) -> dict[str, int]:
+    """Exceptions by type, and MISSING_IN_OA_keyed: those of documents carrying an OA number (the
+    documents without one that the rule/group passes found tied are reported, not guessed: a keyed
+    join never sees them)."""
+    exceptions = result.exceptions
+    counts = {k: int(v) for k, v in exceptions["exception_type"].value_counts().items()}
     docs = frames["docs"]
-    no_ref = set(docs.loc[docs["claim_no_ref"].fillna("").str.strip() == "", "doc_no"])
-    missing_oa = result.exceptions.loc[result.exceptions["exception_type"] == "MISSING_IN_OA", "doc_no"]
-    counts["MISSING_IN_OA_keyed"] = int((~missing_oa.isin(no_ref)).sum())
-    return elapsed, counts, result.stats
+    no_ref = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(_arrow(docs["claim_no_ref"])), ""), True)
+    no_ref_docs = _arrow(docs["doc_no"]).filter(no_ref)
+    missing_oa = _arrow(exceptions.loc[exceptions["exception_type"] == "MISSING_IN_OA", "doc_no"])
+    counts["MISSING_IN_OA_keyed"] = len(missing_oa) - int(
+        pc.sum(pc.is_in(missing_oa, value_set=no_ref_docs)).as_py() or 0
+    )
+    return counts
 
 
 DUCKDB_SQL = """
@@ -266,8 +189,6 @@ FROM c FULL OUTER JOIN d ON c.k = d.k
 
 
 def run_duckdb(frames: dict) -> tuple[float, dict[str, int]]:
-    import duckdb
-
     claims = frames["claims"][["claim_no", "amount_fen", "status"]]
     docs = frames["docs"][["claim_no_ref", "amount_fen"]]
     con = duckdb.connect()
@@ -277,6 +198,7 @@ def run_duckdb(frames: dict) -> tuple[float, dict[str, int]]:
     row = con.execute(DUCKDB_SQL).fetchone()
     elapsed = time.perf_counter() - t
     con.close()
+    assert row is not None
     return elapsed, {"missing_in_finance": row[0], "missing_in_oa": row[1], "amount_mismatch": row[2]}
 
 
@@ -308,42 +230,24 @@ def run_datacompy(frames: dict) -> tuple[float, dict[str, int]]:
     return time.perf_counter() - t, counts
 
 
-def peak_rss_mib() -> float:
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return kib / 1024
+def claims_matched_beyond_key(frames: dict) -> int:
+    """Approved claims with no keyed document whose documents the rule or group pass found."""
+    docs, claims = frames["docs"], frames["claims"]
+    keyed = pc.unique(pc.utf8_upper(pc.utf8_trim_whitespace(_arrow(docs["claim_no_ref"]))))
+    has_key = pc.is_in(_arrow(claims["claim_no"]), value_set=keyed).to_numpy(zero_copy_only=False)
+    approved = (claims["status"] == "approved").to_numpy(dtype=bool)
+    no_key = claims.loc[approved & ~has_key]
+    sub_docs = docs.loc[docs["doc_no"].str.startswith(("FKR", "FKSA", "FKSB", "FYO")).to_numpy(dtype=bool)]
+    result = reconcile(no_key, sub_docs, ReconcileParams(period=PERIOD, as_of=PERIOD.end))
+    return int(result.matches["claim_id"].nunique())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time the engine against DuckDB and datacompy.")
-    parser.add_argument("--n", type=int, default=100_000, help="claims (documents: about as many)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-datacompy", action="store_true", help="datacompy is slow at 1M; skip it")
-    args = parser.parse_args(argv)
-
-    t = time.perf_counter()
-    frames = make_frames(args.n, args.seed)
-    print(
-        f"generated {len(frames['claims'])} claims, {len(frames['docs'])} documents, "
-        f"{len(frames['invoices'])} invoices in {time.perf_counter() - t:.1f} s"
-    )
-    print(f"peak RSS after generating: {peak_rss_mib():.0f} MiB")
-    engine_s, counts, stats = run_engine(frames)
-    print(f"engine:    {engine_s:8.3f} s  {dict(sorted(counts.items()))}")
-    print(f"           matches by pass {stats['matches_by_pass']}, ambiguous {stats['ambiguous_candidates']}")
-    print(f"peak RSS after the engine: {peak_rss_mib():.0f} MiB")
-    duck_s, duck = run_duckdb(frames)
-    print(f"duckdb:    {duck_s:8.3f} s  {duck}")
-    if args.skip_datacompy:
-        dc_s, dc = float("nan"), {}
-    else:
-        dc_s, dc = run_datacompy(frames)
-    print(f"datacompy: {dc_s:8.3f} s  {dc}")
-
-    claims = frames["claims"]
-    approved = claims.loc[claims["status"] == "approved", "claim_id"]
-    by_pass = stats["matches_by_pass"]
-    # claims the rule and group passes matched, which a keyed join cannot see
-    extra = _claims_matched_beyond_key(frames, approved)
+def cross_check(
+    frames: dict, counts: dict[str, int], duck: dict[str, int]
+) -> tuple[bool, dict[str, tuple[int, int]], int]:
+    """(whether the engine agrees with DuckDB, engine vs DuckDB per count, the claims the rule and
+    group passes matched — which a keyed join cannot see)."""
+    extra = claims_matched_beyond_key(frames)
     checks = {
         "missing_in_oa": (counts.get("MISSING_IN_OA_keyed", 0), duck["missing_in_oa"]),
         "amount_mismatch": (
@@ -352,29 +256,195 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "missing_in_finance": (counts.get("MISSING_IN_FINANCE", 0) + extra, duck["missing_in_finance"]),
     }
-    ok = all(a == b for a, b in checks.values())
+    return all(int(a) == int(b) for a, b in checks.values()), checks, extra
+
+
+# --- one size ----------------------------------------------------------------------------------
+
+
+def run_size(n: int, seed: int, repeat: int, skip_datacompy: bool) -> int:
+    gc.collect()
+    release_memory()
+    base = rss_mib()
+    t = time.perf_counter()
+    frames = make_frames(n, seed)
+    gen_s = time.perf_counter() - t
+    gen_peak = peak_rss_mib()
+    release_memory()
+    frames_mib = rss_mib() - base
     print(
-        f"cross-check engine vs duckdb {'OK' if ok else 'DIFFERS'}: {checks} (rule+group claims {extra}, {by_pass})"
+        f"generated {len(frames['claims'])} claims, {len(frames['docs'])} documents, "
+        f"{len(frames['invoices'])} invoices ({people_for(n)} people) in {gen_s:.1f} s"
+    )
+    print(
+        f"RSS: {base:.0f} MiB before generating, frames {frames_mib:.0f} MiB, peak while generating {gen_peak:.0f} MiB"
+    )
+
+    times, cpu_times, extras, peaks = [], [], [], []
+    result: ReconcileResult | None = None
+    for _ in range(repeat):
+        result = None
+        if times:
+            gc.collect()  # the previous run's garbage in reference cycles would count against this run
+        release_memory()
+        cpu = time.process_time()
+        with PeakRss() as mem:
+            elapsed, result = run_engine(frames)
+        cpu_times.append(time.process_time() - cpu)
+        times.append(elapsed)
+        extras.append(mem.extra)
+        peaks.append(mem.peak)
+    assert result is not None
+    engine_s, engine_cpu_s = min(times), min(cpu_times)
+    engine_extra, engine_peak = max(extras), max(peaks)
+    counts = engine_counts(frames, result)
+    stats = result.stats
+    del result
+    gc.collect()  # nor should the engine's garbage count against DuckDB's and the cross-check's
+    print(
+        f"engine:    {engine_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in times)}; CPU {engine_cpu_s:.3f} s)  "
+        f"{dict(sorted(counts.items()))}"
+    )
+    print(f"           matches by pass {stats['matches_by_pass']}, ambiguous {stats['ambiguous_candidates']}")
+    print(
+        f"           RSS {engine_extra:+.0f} MiB over the frames (peak {engine_peak:.0f} MiB; "
+        f"by run {', '.join(f'{x:+.0f}' for x in extras)})"
+    )
+
+    duck_times = []
+    for _ in range(repeat):
+        release_memory()
+        elapsed, duck = run_duckdb(frames)
+        duck_times.append(elapsed)
+    duck_s = min(duck_times)
+    peak_after_duckdb = peak_rss_mib()
+    print(f"duckdb:    {duck_s:8.3f} s  (runs {', '.join(f'{x:.3f}' for x in duck_times)})  {duck}")
+    if skip_datacompy:
+        dc_s, dc = float("nan"), {}
+    else:
+        dc_s, dc = run_datacompy(frames)
+    print(f"datacompy: {dc_s:8.3f} s  {dc}")
+
+    ok, checks, extra = cross_check(frames, counts, duck)
+    peak_after_check = peak_rss_mib()
+    print(
+        f"cross-check engine vs duckdb {'OK' if ok else 'DIFFERS'}: {checks} "
+        f"(rule+group claims {extra}, {stats['matches_by_pass']})"
     )
     ratio = engine_s / duck_s
     print(f"engine/duckdb = {ratio:.1f}x, engine/datacompy = {engine_s / dc_s:.2f}x")
+    load = os.getloadavg()
     print(
-        f"n={args.n} engine_s={engine_s:.3f} duckdb_s={duck_s:.3f} datacompy_s={dc_s:.3f} "
+        f"memory: base_rss_mib={base:.0f} frames_mib={frames_mib:.0f} generate_peak_rss_mib={gen_peak:.0f} "
+        f"engine_extra_mib={engine_extra:.0f} engine_peak_rss_mib={engine_peak:.0f} "
+        f"peak_after_duckdb_mib={peak_after_duckdb:.0f} peak_after_check_mib={peak_after_check:.0f} generate_s={gen_s:.2f} "
+        f"engine_cpu_s={engine_cpu_s:.3f} "
+        f"docs={len(frames['docs'])} people={people_for(n)} check={'OK' if ok else 'DIFFERS'} load1={load[0]:.2f}"
+    )
+    print(
+        f"n={n} engine_s={engine_s:.3f} duckdb_s={duck_s:.3f} datacompy_s={dc_s:.3f} "
         f"engine_over_duckdb={ratio:.1f} peak_rss_mib={peak_rss_mib():.0f}"
     )
     return 0 if ok else 1
 
 
-def _claims_matched_beyond_key(frames: dict, approved: pd.Series) -> int:
-    """Approved claims with no keyed document whose documents the rule or group pass found."""
-    docs = frames["docs"]
-    keyed = set(docs["claim_no_ref"].fillna("").str.strip().str.upper())
-    claims = frames["claims"]
-    no_key = claims.loc[claims["claim_id"].isin(approved) & ~claims["claim_no"].isin(keyed)]
-    params = ReconcileParams(period=PERIOD, as_of=PERIOD.end)
-    sub_docs = docs.loc[docs["doc_no"].str.startswith(("FKR", "FKSA", "FKSB", "FYO"))]
-    result = reconcile(no_key, sub_docs, params)
-    return int(result.matches["claim_id"].nunique())
+# --- the curve ---------------------------------------------------------------------------------
+
+
+def fields(line: str) -> dict[str, str]:
+    """The ``key=value`` words of a line."""
+    return dict(word.split("=", 1) for word in line.split() if "=" in word)
+
+
+def run_child(n: int, seed: int, repeat: int) -> dict[str, Any]:
+    """One size in its own process: its printed figures, its peak RSS (``wait4``), its exit code."""
+    cmd = [sys.executable, "-m", "bench.reconcile", "--n", str(n), "--seed", str(seed)]
+    cmd += ["--repeat", str(repeat), "--skip-datacompy"]
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    out: dict[str, Any] = {}
+    for line in proc.stdout:
+        print(f"  | {line}", end="", flush=True)
+        if line.startswith(("memory:", "n=")):
+            out.update(fields(line))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out["rc"] = proc.returncode
+    out["child_peak_rss_mib"] = usage.ru_maxrss / 1024
+    out["load_start"] = load
+    return out
+
+
+def curve(sizes: list[int], seed: int, repeat: int) -> int:
+    rows = []
+    for n in sizes:
+        print(f"--- n={n} (load {' '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
+        rows.append((n, run_child(n, seed, repeat)))
+    print()
+    head = (
+        f"{'n':>10} {'docs':>10} {'people':>6} {'gen_s':>6} {'frames_MiB':>10} {'engine_s':>9} {'s_per_1M_n':>10} "
+        f"{'cpu_s':>8} "
+        f"{'duckdb_s':>8} {'ratio':>6} {'engine_extra_MiB':>16} {'peak_rss_MiB':>12} {'load1':>5} check"
+    )
+    print(head)
+    done = []
+    for n, r in rows:
+        if "engine_s" not in r:
+            print(f"{n:>10} failed (exit {r['rc']}, peak RSS {r['child_peak_rss_mib']:.0f} MiB)")
+            continue
+        e, d, cpu = float(r["engine_s"]), float(r["duckdb_s"]), float(r["engine_cpu_s"])
+        done.append((n, e, r["child_peak_rss_mib"], cpu))
+        print(
+            f"{n:>10} {r['docs']:>10} {r['people']:>6} {float(r['generate_s']):>6.1f} {float(r['frames_mib']):>10.0f} "
+            f"{e:>9.3f} {e / (n / 1e6):>10.3f} {cpu:>8.3f} {d:>8.3f} {e / d:>6.1f} {float(r['engine_extra_mib']):>16.0f} "
+            f"{r['child_peak_rss_mib']:>12.0f} {max(r['load_start'], float(r['load1'])):>5.2f} {r['check']}"
+        )
+    slope, steps = growth([(x[0], x[1]) for x in done])
+    cpu_slope, cpu_steps = growth([(x[0], x[3]) for x in done])
+    failed = [n for n, r in rows if r["rc"] != 0]
+    print(
+        f"curve n={','.join(str(n) for n, _ in rows)} engine_exponent={slope:.2f} steps={steps} "
+        f"engine_cpu_exponent={cpu_slope:.2f} cpu_steps={cpu_steps} "
+        f"max_peak_rss_mib={max((x[2] for x in done), default=float('nan')):.0f} failed={','.join(map(str, failed)) or 'none'}"
+    )
+    return 1 if failed else 0
+
+
+def growth(points: list[tuple[int, float]]) -> tuple[float, str]:
+    """How time grows with n: the slope of log(time) on log(n) over all points (1.0 is linear),
+    and between neighbouring points."""
+    if len(points) < 2:
+        return float("nan"), ""
+    ns = np.log(np.array([p[0] for p in points], dtype=float))
+    slope = float(np.polyfit(ns, np.log(np.array([p[1] for p in points])), 1)[0])
+    steps = ",".join(
+        f"{_short(a[0])}-{_short(b[0])}:{math.log(b[1] / a[1]) / math.log(b[0] / a[0]):.2f}"
+        for a, b in zip(points, points[1:], strict=False)
+    )
+    return slope, steps
+
+
+def _short(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Time the engine against DuckDB and datacompy.")
+    parser.add_argument("--n", type=int, default=100_000, help="claims (documents: about as many)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of the engine and of DuckDB; the fastest counts"
+    )
+    parser.add_argument("--skip-datacompy", action="store_true", help="datacompy is slow at 1M; skip it")
+    parser.add_argument(
+        "--curve",
+        help="comma-separated sizes, each run in its own process (datacompy skipped), e.g. 100000,1000000",
+    )
+    args = parser.parse_args(argv)
+    if args.curve:
+        return curve([int(x) for x in args.curve.split(",")], args.seed, args.repeat)
+    return run_size(args.n, args.seed, args.repeat, args.skip_datacompy)
 
 
 if __name__ == "__main__":
