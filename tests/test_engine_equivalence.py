@@ -87,6 +87,7 @@ def test_a_hash_collision_is_found_and_the_text_coded_exactly() -> None:
         return np.zeros_like(real) if seed == C._SEEDS[0] else real
 
     assert C._codes_of_present(text, hashes=colliding).tolist() == [0, 1, 0, 2, 1]
+    assert C._codes_of_present(text, np.array([1, 2, 4]), hashes=colliding).tolist() == [0, 1, 0]
     assert C._codes_of_present(text).tolist() == [0, 1, 0, 2, 1]
 
 

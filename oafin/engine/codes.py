@@ -67,13 +67,12 @@ def text_codes(
     if empty_is_missing:
         missing = missing | (text.str.len_bytes() == 0)
     miss = missing.fill_null(True).to_numpy()
-    out = np.full(n, -1, dtype=np.int64)
     keep = np.flatnonzero(~miss) if miss.any() else None
-    present = text if keep is None else text.gather(keep)
-    out_codes = _codes_of_present(present)
+    codes = _codes_of_present(text, keep)
     if keep is None:
-        return out_codes
-    out[keep] = out_codes
+        return codes
+    out = np.full(n, -1, dtype=np.int64)
+    out[keep] = codes
     return out
 
 
@@ -82,13 +81,21 @@ def _hash(text: pl.Series, seed: int) -> np.ndarray:
 
 
 def _codes_of_present(
-    text: pl.Series, *, hashes: Callable[[pl.Series, int], np.ndarray] = _hash
+    text: pl.Series,
+    keep: np.ndarray | None = None,
+    *,
+    hashes: Callable[[pl.Series, int], np.ndarray] = _hash,
 ) -> np.ndarray:
-    if len(text) == 0:
-        return np.array([], dtype=np.int64)
+    """Codes of ``text`` at positions ``keep`` (default all). The whole column is hashed and the
+    hashes (8 bytes a value) picked, rather than the strings gathered first."""
     first_hash = hashes(text, _SEEDS[0]).view(np.int64)
+    if keep is not None:
+        first_hash = first_hash[keep]
+    n = len(first_hash)
+    if n == 0:
+        return np.array([], dtype=np.int64)
     codes, uniques = pd.factorize(first_hash)
-    n, n_codes = len(codes), len(uniques)
+    n_codes = len(uniques)
     del first_hash, uniques  # at 10M values each of these arrays is 80 MB a part
     codes = codes.astype(np.int64, copy=False)
     # each code's first position; in chunks (from the last, each reversed) so that no second
@@ -98,13 +105,16 @@ def _codes_of_present(
         stop = min(start + _CHUNK, n)
         first[codes[start:stop][::-1]] = np.arange(stop - 1, start - 1, -1)
     check = hashes(text, _SEEDS[1])
+    if keep is not None:
+        check = check[keep]
     code_check = check[first]
     if all(
         np.array_equal(code_check[codes[i : i + _CHUNK]], check[i : i + _CHUNK]) for i in range(0, n, _CHUNK)
     ):
         return codes
     # two texts share the first hash: code the strings themselves
-    exact, _ = pd.factorize(pd.Series(text.to_arrow(), dtype="str"))
+    present = text if keep is None else text.gather(keep)
+    exact, _ = pd.factorize(pd.Series(present.to_arrow(), dtype="str"))
     return exact.astype(np.int64, copy=False)
 
 

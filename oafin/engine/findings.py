@@ -52,7 +52,7 @@ class Context:
     P: _Prepared
     params: ReconcileParams
     scope: np.ndarray  # claims in scope (bool by position)
-    agg: dict[str, np.ndarray]  # per claim position: what its live documents add up to
+    agg: dict[str, Any]  # per claim position: what its live documents add up to (arrays)
     due: pd.Timestamp
     ambiguous: pd.DataFrame  # c, d, match_pass
 
@@ -97,7 +97,7 @@ def _sum_by(c: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, np.ndarray]:
+def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, Any]:
     """Per claim position: live documents, bills, payments, first payment, payee mismatch.
 
     Plain arrays by claim position (a frame would turn the object column of payees into text).
@@ -108,7 +108,7 @@ def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, np
     bill = P.d_is_bill[d]
     paid = P.d_paid[d]
     c_bill, c_paid = c[bill], c[paid]
-    agg = {
+    agg: dict[str, Any] = {
         "n_live": np.bincount(c, minlength=n),
         "n_bills": np.bincount(c_bill, minlength=n),
         "bill_sum": _sum_by(c_bill, P.d_amount[d[bill]], n),
@@ -121,10 +121,10 @@ def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, np
     agg["first_paid"] = np.where(first == np.iinfo(np.int64).max, NAT, first)
     other = paid & (P.d_person[d] >= 0) & (P.d_person[d] != P.c_person[c])
     agg["payee_bad"] = np.bincount(c[other], minlength=n) > 0
-    bad = np.full(n, None, dtype=object)
+    bad: dict[int, object] = {}  # claim position → the first other payee (few: not a column)
     if other.any():
         first_bad = pd.Series(_take(P.docs["payee_id"], d[other])).groupby(c[other]).first()
-        bad[first_bad.index.to_numpy()] = first_bad.to_numpy(dtype=object)
+        bad = dict(zip(first_bad.index.tolist(), first_bad.tolist(), strict=True))
     agg["bad_payee"] = bad
     return agg
 
@@ -375,8 +375,7 @@ class InvoiceCodes:
     invalid: pd.DataFrame  # claim_id, invoice_key, reasons
     inv_pos: np.ndarray  # each invoice's claim position, -1 for none
     bad_pos: np.ndarray  # each failing invoice's claim position, -1 for none
-    keys: pd.Series  # invoice keys (``invoice_keys``)
-    key_codes: np.ndarray  # the keys as codes, -1 for none
+    key_codes: np.ndarray  # the invoice keys (``invoice_keys``) as codes, -1 for none
 
 
 def invoice_codes(
@@ -394,14 +393,12 @@ def invoice_codes(
     ids = _codes_of([claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
     first = np.full(int(ids.max()) + 2, -1, dtype=np.int64)
     first[ids[:n_c][::-1]] = np.arange(n_c)[::-1]
-    keys = invoice_keys(inv)
     return InvoiceCodes(
         invoices=inv,
         invalid=invalid,
         inv_pos=first[ids[n_c : n_c + n_i]],
         bad_pos=first[ids[n_c + n_i :]],
-        keys=keys,
-        key_codes=_codes_of([keys]),
+        key_codes=_codes_of([invoice_keys(inv)]),
     )
 
 
@@ -428,7 +425,7 @@ def invoice_findings(ctx: Context, coded: InvoiceCodes | None) -> pd.DataFrame:
         bad = bad.drop_duplicates("key")
         out.append(_invoice_rows(ctx, "INVALID_INVOICE", bad, bad["reasons"].to_numpy(dtype=object)))
 
-    keys, key_codes = coded.keys, coded.key_codes
+    key_codes = coded.key_codes
     ok = np.flatnonzero((inv_pos >= 0) & (key_codes >= 0))
     pos, kc = inv_pos[ok], key_codes[ok]
     # Each invoice number's first use: the least (submission time, claim position), by group
@@ -448,7 +445,7 @@ def invoice_findings(ctx: Context, coded: InvoiceCodes | None) -> pd.DataFrame:
         sorted_keys = kc[dup][order]
         first_of_key = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
         idx = dup[order][first_of_key]
-        key_text = keys.iloc[ok[idx]].fillna("").to_numpy(dtype=object)
+        key_text = invoice_keys(coded.invoices.iloc[ok[idx]]).fillna("").to_numpy(dtype=object)
         frame = pd.DataFrame({"pos": pos[idx], "key": key_text})
         nos = _take(P.claims["claim_no"], pos[idx])
         firsts = _take(P.claims["claim_no"], original[idx])

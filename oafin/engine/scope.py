@@ -115,8 +115,7 @@ class _Prepared:
         self.d_settled = d["status"].isin(("audited", "paid")).to_numpy(dtype=bool)
         self.d_reversed = (d["status"] == "reversed").fillna(False).to_numpy(dtype=bool)
         self.d_live = ~d["status"].isin(DEAD_DOC_STATUSES).to_numpy(dtype=bool)
-        self.d_date = doc_dates(d) if d_date is None else d_date.reset_index(drop=True)
-        self.d_t = _ns(self.d_date)
+        self.d_t = _ns(doc_dates(d) if d_date is None else d_date)  # NaT: int64 min
         self.d_seen = np.ones(n_d, dtype=bool) if seen is None else np.asarray(seen, dtype=bool)
         if seen is not None:
             for name in ("d_is_bill", "d_is_pay", "d_paid", "d_settled", "d_reversed", "d_live"):
