@@ -78,17 +78,19 @@ def test_factorize_text_keeps_empty_text_and_codes_missing_as_minus_one() -> Non
     assert uniques.tolist() == ["b", "", "a"]
 
 
-def test_a_hash_collision_is_found_and_the_text_coded_exactly() -> None:
+def test_a_hash_collision_is_found_and_the_text_coded_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every value given the same first hash: the second hash disagrees, the strings decide."""
-    text = pl.Series(["BX1", "BX2", "BX1", "BX3", "BX2"])
+    parts = [pd.Series(["BX1", "BX2", None], dtype="str"), pd.Series(["BX1", "BX3", "", "BX2"], dtype="str")]
+    assert C.text_codes(parts).tolist() == [0, 1, -1, 0, 2, -1, 1]
+    real = C._hash
 
     def colliding(series: pl.Series, seed: int) -> np.ndarray:
-        real = C._hash(series, seed)
-        return np.zeros_like(real) if seed == C._SEEDS[0] else real
+        hashes = real(series, seed)
+        return np.zeros_like(hashes) if seed == C._SEEDS[0] else hashes
 
-    assert C._codes_of_present(text, hashes=colliding).tolist() == [0, 1, 0, 2, 1]
-    assert C._codes_of_present(text, np.array([1, 2, 4]), hashes=colliding).tolist() == [0, 1, 0]
-    assert C._codes_of_present(text).tolist() == [0, 1, 0, 2, 1]
+    monkeypatch.setattr(C, "_hash", colliding)
+    assert C._codes_of_hashes(np.zeros(3, dtype=np.int64), np.array([1, 2, 1], dtype=np.uint64)) is None
+    assert C.text_codes(parts).tolist() == [0, 1, -1, 0, 2, -1, 1]
 
 
 def test_threads_do_not_change_the_result() -> None:

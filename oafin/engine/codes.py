@@ -20,7 +20,7 @@ them, so results do not depend on the hashes.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,33 +42,49 @@ def arrow_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.
     return pa.array(text.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
 
 
-def _polars(parts: Sequence[pd.Series | pa.Array | pa.ChunkedArray]) -> pl.Series:
-    series = [_as_string(pl.from_arrow(arrow_text(p))) for p in parts]
-    if not series:
-        return pl.Series(values=[], dtype=pl.String)
-    return pl.concat(series, rechunk=False) if len(series) > 1 else series[0]
-
-
-def _as_string(values: pl.DataFrame | pl.Series) -> pl.Series:
-    series = values.to_series() if isinstance(values, pl.DataFrame) else values
+def _polars(values: pd.Series | pa.Array | pa.ChunkedArray) -> pl.Series:
+    series = pl.from_arrow(arrow_text(values))
+    series = series.to_series() if isinstance(series, pl.DataFrame) else series
     return series if series.dtype == pl.String else series.cast(pl.String)
+
+
+def _hash(text: pl.Series, seed: int) -> np.ndarray:
+    return text.hash(seed=seed).to_numpy()
 
 
 def text_codes(
     parts: Sequence[pd.Series | pa.Array | pa.ChunkedArray], *, empty_is_missing: bool = True
 ) -> np.ndarray:
     """One int64 code per value across ``parts`` (equal text, equal code, dense, in order of
-    first appearance); missing, and ``""`` when ``empty_is_missing``, → -1."""
-    text = _polars(parts)
-    n = len(text)
+    first appearance); missing, and ``""`` when ``empty_is_missing``, → -1.
+
+    One part at a time is held as polars text (16 bytes a value and more): only its two hashes
+    (8 bytes each) and what is missing are kept of it.
+    """
+    first_hashes, check_hashes, missing = [], [], []
+    for part in parts:
+        text = _polars(part)
+        miss = text.is_null()
+        if empty_is_missing:
+            miss = miss | (text.str.len_bytes() == 0)
+        missing.append(miss.fill_null(True).to_numpy())
+        first_hashes.append(_hash(text, _SEEDS[0]).view(np.int64))
+        check_hashes.append(_hash(text, _SEEDS[1]))
+        del text
+    n = sum(len(m) for m in missing)
     if n == 0:
         return np.array([], dtype=np.int64)
-    missing = text.is_null()
-    if empty_is_missing:
-        missing = missing | (text.str.len_bytes() == 0)
-    miss = missing.fill_null(True).to_numpy()
-    keep = np.flatnonzero(~miss) if miss.any() else None
-    codes = _codes_of_present(text, keep)
+    miss_all = np.concatenate(missing)
+    keep = np.flatnonzero(~miss_all) if miss_all.any() else None
+    first_hash, check = np.concatenate(first_hashes), np.concatenate(check_hashes)
+    del first_hashes, check_hashes
+    if keep is not None:
+        first_hash, check = first_hash[keep], check[keep]
+    codes = _codes_of_hashes(first_hash, check)
+    if codes is None:  # two texts share the first hash: code the strings themselves
+        joined = pd.concat([pd.Series(arrow_text(p), dtype="str") for p in parts], ignore_index=True)
+        present = joined if keep is None else joined.iloc[keep]
+        codes = pd.factorize(present)[0].astype(np.int64, copy=False)
     if keep is None:
         return codes
     out = np.full(n, -1, dtype=np.int64)
@@ -76,21 +92,9 @@ def text_codes(
     return out
 
 
-def _hash(text: pl.Series, seed: int) -> np.ndarray:
-    return text.hash(seed=seed).to_numpy()
-
-
-def _codes_of_present(
-    text: pl.Series,
-    keep: np.ndarray | None = None,
-    *,
-    hashes: Callable[[pl.Series, int], np.ndarray] = _hash,
-) -> np.ndarray:
-    """Codes of ``text`` at positions ``keep`` (default all). The whole column is hashed and the
-    hashes (8 bytes a value) picked, rather than the strings gathered first."""
-    first_hash = hashes(text, _SEEDS[0]).view(np.int64)
-    if keep is not None:
-        first_hash = first_hash[keep]
+def _codes_of_hashes(first_hash: np.ndarray, check: np.ndarray) -> np.ndarray | None:
+    """Codes of the values by their first hash, or ``None`` when a code's values disagree on the
+    second hash (a collision of the first)."""
     n = len(first_hash)
     if n == 0:
         return np.array([], dtype=np.int64)
@@ -104,18 +108,11 @@ def _codes_of_present(
     for start in range(((n - 1) // _CHUNK) * _CHUNK, -1, -_CHUNK):
         stop = min(start + _CHUNK, n)
         first[codes[start:stop][::-1]] = np.arange(stop - 1, start - 1, -1)
-    check = hashes(text, _SEEDS[1])
-    if keep is not None:
-        check = check[keep]
     code_check = check[first]
-    if all(
-        np.array_equal(code_check[codes[i : i + _CHUNK]], check[i : i + _CHUNK]) for i in range(0, n, _CHUNK)
-    ):
+    chunks = range(0, n, _CHUNK)
+    if all(np.array_equal(code_check[codes[i : i + _CHUNK]], check[i : i + _CHUNK]) for i in chunks):
         return codes
-    # two texts share the first hash: code the strings themselves
-    present = text if keep is None else text.gather(keep)
-    exact, _ = pd.factorize(pd.Series(present.to_arrow(), dtype="str"))
-    return exact.astype(np.int64, copy=False)
+    return None
 
 
 def factorize_text(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
