@@ -46,10 +46,13 @@ system-deps:
 # Lint, the system packages and the bytecode run side by side first (mypy keeps one core busy for
 # about 40 s on a clean clone; the other writes the bytecode the workers then read); any failure
 # stops before pytest, as lint did when it ran alone.
+# --dist worksteal: a worker that runs out takes half of the other's queue. The default (load) hands
+# each worker a quarter of the suite up front and never takes it back: with the long modules first
+# (tests/conftest.py) one worker ran 15 queued tests for minutes while the other had finished.
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint system-deps bytecode
-	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist worksteal) $(PYTEST_ARGS)
 
 # The bytecode of everything the suite imports: its collection, and the Prefect server and flow engine
 # its workers and subprocesses start. Collection errors fail here already.
