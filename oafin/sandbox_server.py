@@ -44,6 +44,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DINGTALK_PORT: Final = 18701  # = the twins' default_port, kept for the CLI and the demo
 DEFAULT_KINGDEE_PORT: Final = 18702
 STARTUP_TIMEOUT: Final = 10.0
+STOP_GRACE: Final = 2  # s a stopping server waits for answers in flight
 
 
 @dataclass
@@ -123,7 +124,12 @@ class _Uvicorn:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        # A stop waits at most STOP_GRACE for answers in flight, then cancels them: a `slow` fault
+        # sleeping for a client that is gone (killed, timed out) no longer holds the stop for
+        # the whole join timeout of each server (20 s for two, in tests/test_sigterm.py).
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=STOP_GRACE
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name=f"sandbox-{self.port}", daemon=True

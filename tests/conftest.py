@@ -54,3 +54,36 @@ def prefect_harness():
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+# The longest modules first (their tests took 20-160 s each in `pytest -n 2 --durations` of the whole
+# suite, issue #16), longest first. xdist hands the queue out in this order, so each worker starts
+# on long tests and ends on short ones: one started last would leave the other worker idle while it
+# ran. Whole modules move, so module-scoped fixtures are still built once.
+SLOW_FIRST = (
+    "tests/test_flow_daily.py",
+    "tests/test_bad_input.py",
+    "tests/test_corrections_flow.py",
+    "tests/test_corrections_oa_flow.py",
+    "tests/test_accuracy.py",
+    "tests/test_sigterm.py",
+    "tests/test_crash.py",
+    "tests/test_prefect_runtime.py",
+    "tests/test_xdist_isolation.py",
+    "tests/test_systems_end_to_end.py",
+    "tests/test_orchestration.py",
+    "tests/conformance/test_broken_twin.py",
+    "tests/test_connectors_feishu.py",
+    "tests/test_operators.py",
+    "tests/test_pg_server.py",
+    "tests/test_systems_chain.py",
+    "tests/test_warehouse.py",
+    "tests/test_kingdee_vouchers.py",
+    "tests/test_report_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    first = {i: rank.get(item.nodeid.split("::", 1)[0], len(SLOW_FIRST)) for i, item in enumerate(items)}
+    items[:] = [items[i] for i in sorted(range(len(items)), key=lambda i: (first[i], i))]

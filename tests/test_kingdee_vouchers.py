@@ -34,8 +34,13 @@ def kingdee(sandbox_dataset: Dataset) -> Iterator[SandboxHandle]:
 def read_vouchers(handle: SandboxHandle, page_size: int) -> list[RawRecord]:
     mapping = load_mapping(default_mapping_path("kingdee"))
     kind = next(k for k in SYSTEM.record_kinds(None, mapping) if k.name == "GL_VOUCHER")  # type: ignore[arg-type]
-    settings = SYSTEM.settings_model(
-        name="finance", system="kingdee", role="erp", base_url=handle.url("kingdee"), page_size=page_size
+    settings = SYSTEM.settings_model(  # the sandbox's rate (the demo's), not the 10/s default for an ERP
+        name="finance",
+        system="kingdee",
+        role="erp",
+        base_url=handle.url("kingdee"),
+        page_size=page_size,
+        rate_limit_per_second=500,
     )
     creds = {k: str(v) for k, v in TWIN.credentials.items() if k in SYSTEM.secret_fields}
     with SYSTEM.open(
