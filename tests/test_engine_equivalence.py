@@ -179,3 +179,13 @@ def test_links_keep_the_first_of_each_pair_in_order() -> None:
     assert links.match_pass.tolist() == [0, 1, 3, 5] and links.share_fen.tolist() == [0, 10, 30, 50]
     same = Links(c[:2], d[:2], c[:2], c[:2], c[:2]).unique(n_docs=9)
     assert same.d.tolist() == [5, 6]
+
+
+def test_norm_keys_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import oafin.engine.keys as K
+
+    monkeypatch.setattr(K, "_NORM_CHUNK", 3)
+    values = pd.Series([" ＢＸ2026 1001 ", "bx1\t", None, "", "a\x1cb", "ok", "x\u3000y", "a b"], dtype="str")
+    got = norm_keys(values)
+    assert got.tolist() == [norm_key(v) for v in values]
+    assert got.array._pa_array.num_chunks == 3

@@ -35,7 +35,11 @@ def _flat_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     arr = arrow_text(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return pc.fill_null(arr.cast(pa.large_string()), "")
+    arr = arr.cast(pa.large_string())
+    return pc.fill_null(arr, "") if arr.null_count else arr
+
+
+_NORM_CHUNK = 1 << 20  # values normalised at a time: the temporaries stay small at 10M values
 
 
 def norm_keys(values: pd.Series | pa.Array | pa.ChunkedArray) -> pd.Series:
@@ -44,22 +48,34 @@ def norm_keys(values: pd.Series | pa.Array | pa.ChunkedArray) -> pd.Series:
     In Arrow, without a round trip through Python objects: a value of printable ASCII without a
     space is upper-cased as it is; any other ASCII value loses its whitespace (the characters
     Python's ``\\s`` matches below 128: tab, LF, VT, FF, CR, 0x1C-0x1F, space; NFKC leaves ASCII as
-    it is) and is upper-cased; only values with other characters go through ``unicodedata``.
+    it is) and is upper-cased; only values with other characters go through ``unicodedata``. In
+    chunks of a million values (the result is a chunked column).
     """
-    arr = _flat_text(values)
+    arr = arrow_text(values)
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    pieces = [
+        _norm_chunk(_flat_text(chunk.slice(start, _NORM_CHUNK)))
+        for chunk in chunks
+        for start in range(0, len(chunk), _NORM_CHUNK)
+    ]
+    out = pa.chunked_array(pieces, type=pa.large_string())
+    index = values.index if isinstance(values, pd.Series) else None
+    return pd.Series(out, dtype="str", index=index)
+
+
+def _norm_chunk(arr: pa.Array) -> pa.Array:
     plain = pc.and_(pc.ascii_is_printable(arr), pc.equal(pc.find_substring(arr, " "), -1))
     out = pc.ascii_upper(arr)
     rest = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
-    if len(rest):
-        sub = arr.take(pa.array(rest))
-        ascii_ = pc.string_is_ascii(sub).to_numpy(zero_copy_only=False)
-        fixed = pc.ascii_upper(pc.replace_substring_regex(sub, _ASCII_SPACE, "")).to_pylist()
-        raw = sub.to_pylist()
-        for i in np.flatnonzero(~ascii_):
-            fixed[i] = norm_key(raw[i])
-        out = pc.replace_with_mask(out, pc.invert(plain), pa.array(fixed, type=pa.large_string()))
-    index = values.index if isinstance(values, pd.Series) else None
-    return pd.Series(out, dtype="str", index=index)
+    if not len(rest):
+        return out
+    sub = arr.take(pa.array(rest))
+    ascii_ = pc.string_is_ascii(sub).to_numpy(zero_copy_only=False)
+    fixed = pc.ascii_upper(pc.replace_substring_regex(sub, _ASCII_SPACE, "")).to_pylist()
+    raw = sub.to_pylist()
+    for i in np.flatnonzero(~ascii_):
+        fixed[i] = norm_key(raw[i])
+    return pc.replace_with_mask(out, pc.invert(plain), pa.array(fixed, type=pa.large_string()))
 
 
 def split_keys(values: pd.Series) -> pd.DataFrame:
