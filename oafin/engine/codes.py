@@ -115,6 +115,14 @@ def _codes_of_hashes(first_hash: np.ndarray, check: np.ndarray) -> np.ndarray | 
     return None
 
 
+def compact(codes: np.ndarray) -> np.ndarray:
+    """Codes or positions as int32 when they fit (they always do below 2^31 rows): half the
+    memory of the per-row arrays a run keeps, and half the cache they take."""
+    if len(codes) == 0 or (int(codes.max()) < 2**31 and int(codes.min()) >= -(2**31)):
+        return codes.astype(np.int32, copy=False)
+    return codes
+
+
 def factorize_text(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """``pandas.factorize`` of a text column: (int64 codes, -1 for missing; the distinct texts in
     order of first appearance). For low-cardinality columns (people, budget codes, approvers),

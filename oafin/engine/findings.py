@@ -97,6 +97,11 @@ def _sum_by(c: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _count(c: np.ndarray, n: int) -> np.ndarray:
+    """Links per claim position, as int32 (a count never reaches 2^31)."""
+    return np.bincount(c, minlength=n).astype(np.int32)
+
+
 def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, Any]:
     """Per claim position: live documents, bills, payments, first payment, payee mismatch.
 
@@ -109,12 +114,12 @@ def aggregate(P: _Prepared, links: Links, dead: tuple[str, ...]) -> dict[str, An
     paid = P.d_paid[d]
     c_bill, c_paid = c[bill], c[paid]
     agg: dict[str, Any] = {
-        "n_live": np.bincount(c, minlength=n),
-        "n_bills": np.bincount(c_bill, minlength=n),
+        "n_live": _count(c, n),
+        "n_bills": _count(c_bill, n),
         "bill_sum": _sum_by(c_bill, P.d_amount[d[bill]], n),
-        "n_pays": np.bincount(c_paid, minlength=n),
+        "n_pays": _count(c_paid, n),
         "paid_sum": _sum_by(c_paid, share[paid], n),
-        "n_settled": np.bincount(c[P.d_settled[d]], minlength=n),
+        "n_settled": _count(c[P.d_settled[d]], n),
     }
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, c_paid, P.d_t[d[paid]])

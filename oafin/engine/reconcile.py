@@ -242,9 +242,13 @@ def _by_claim_then_doc(
     if len(c) == 0 or (int(c.max()) + 1) * width * 64 >= 2**63:
         order = np.lexsort((d, c))
         return c[order], d[order], pass_[order], rule[order]
-    packed = np.sort(((c * width + d) << 6) | (pass_ << 3) | rule)
+    c64, d64 = c.astype(np.int64), d.astype(np.int64)
+    packed = np.sort(((c64 * width + d64) << 6) | (pass_.astype(np.int64) << 3) | rule.astype(np.int64))
+    del c64, d64
     pair = packed >> 6
-    return pair // width, pair % width, (packed >> 3) & 7, packed & 7
+    c_sorted, d_sorted = (pair // width).astype(c.dtype), (pair % width).astype(d.dtype)
+    del pair
+    return c_sorted, d_sorted, ((packed >> 3) & 7).astype(np.int8), (packed & 7).astype(np.int8)
 
 
 def _match(P: _Prepared, mp: MatchParams) -> tuple[Links, pd.DataFrame, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from oafin.engine.codes import factorize_text, text_codes
+from oafin.engine.codes import compact, factorize_text, text_codes
 from oafin.engine.keys import norm_keys, split_keys
 from oafin.periods import Period
 
@@ -137,7 +137,7 @@ class _Prepared:
             norm_keys(q_claims["business_key"]),
             norm_keys(q_docs["claim_no_ref"]),
         ]
-        self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(_codes(oa), oa)
+        self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(compact(_codes(oa)), oa)
         src, bill_key, src_key, self.q_doc_keys = doc_space.result()
         if seen is not None:  # an unseen document names nothing
             self.d_ref = np.where(self.d_seen, self.d_ref, -1)
@@ -148,14 +148,15 @@ class _Prepared:
             _size(bill_key, src_key, self.q_doc_keys),
         )
         self.src = src.assign(code=src_key)
-        self.d_key = np.full(n_d, -1, dtype=np.int64)
+        self.d_key = np.full(n_d, -1, dtype=np.int32)
         self.d_key[bill_pos] = bill_key
 
         # People of both sides as one code space.
         people, raw = people_space.result()
+        people = compact(people)
         self.c_person, self.d_person = people[:n_c], people[n_c : n_c + n_d]
         # the applicants' raw text as codes and distinct values (the controls compare it)
-        self.applicants: tuple[np.ndarray, pd.Series] = raw[0]
+        self.applicants: tuple[np.ndarray, pd.Series] = (compact(raw[0][0]), raw[0][1])
 
     def key_set(self, codes: np.ndarray) -> np.ndarray:
         """A membership mask over the key space."""
@@ -197,7 +198,7 @@ def _doc_codes(
     """
     src = split_keys(d["source_doc_nos"])
     doc = [norm_keys(d["doc_no"].iloc[bill_pos]), src["key"], norm_keys(q_docs["business_key"])]
-    bill_key, src_key, q_doc_keys = _split(_codes(doc), doc)
+    bill_key, src_key, q_doc_keys = _split(compact(_codes(doc)), doc)
     return src, bill_key, src_key, q_doc_keys
 
 
