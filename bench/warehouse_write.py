@@ -259,6 +259,7 @@ def one_backend(
 
 
 def main() -> None:
+    global BATCH
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--impl", choices=["both", "new", "old"], default="both")
@@ -270,7 +271,6 @@ def main() -> None:
     )
     parser.add_argument("--profile", default=None, help="cProfile one step, e.g. postgresql:store_claims")
     args = parser.parse_args()
-    global BATCH
     BATCH = args.land_batch
     tmp = Path(tempfile.mkdtemp(prefix="oafin-bench-"))
     admin = create_engine(args.pg)
