@@ -163,17 +163,24 @@ def _values(
     names = [c.name for c in cols]
     processed = [(i, p) for i, p in enumerate(procs) if p is not None]
     at = [names.index(c.name) for c in table.primary_key.columns]
-    take = operator.itemgetter(*names)
-    by_key: dict[tuple[Any, ...], list[Any]] = {}
+    getter = operator.itemgetter(*names)  # a tuple of the values; of one name, the value
+    take: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = (
+        getter if len(names) > 1 else lambda row: (getter(row),)
+    )
+    key_of = operator.itemgetter(*at)  # the key's value (one column) or tuple of values
+    by_key: dict[Any, tuple[Any, ...]] = {}
     for row in rows:
         try:
-            value = list(take(row))
+            value = take(row)
         except KeyError:
-            value = [row.get(n) for n in names]
-        for i, p in processed:
-            if value[i] is not None:
-                value[i] = p(value[i])
-        key = tuple(value[i] for i in at)
+            value = tuple(row.get(n) for n in names)
+        if processed:
+            changed = list(value)
+            for i, p in processed:
+                if changed[i] is not None:
+                    changed[i] = p(changed[i])
+            value = tuple(changed)
+        key = key_of(value)
         if keep_last or key not in by_key:
             by_key[key] = value
-    return [tuple(v) for v in by_key.values()]
+    return list(by_key.values())
