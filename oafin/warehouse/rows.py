@@ -5,14 +5,18 @@ Two ways to the same rows (issue #16, "Warehouse writes at scale"):
 
 - chunked: SQLAlchemy ``INSERT .. ON CONFLICT`` with one parameter set per row, in chunks of
   ``UPSERT_CHUNK``; for a handful of rows, and what both ways are tested against;
-- bulk, from ``BULK_MIN_ROWS`` rows: on PostgreSQL (psycopg) a ``COPY`` into a temporary table
-  shaped like the target and one ``INSERT .. SELECT .. ON CONFLICT`` from it; on SQLite one
-  ``executemany`` of a prepared statement. Values pass the columns' own bind processors, so what
-  is stored is what the chunked way stores (an aware timestamp in UTC, a naive one refused).
+- bulk, from ``BULK_MIN_ROWS`` rows: on PostgreSQL (psycopg) one ``INSERT .. SELECT FROM unnest``
+  of one binary array per column up to ``UNNEST_MAX_ROWS`` rows (no catalog work for the 500-record
+  landing batches), past it a ``COPY`` into a temporary table shaped like the target and one
+  ``INSERT .. SELECT .. ON CONFLICT`` from it; on SQLite one ``executemany``. Values pass the
+  columns' own bind processors, so what is stored is what the chunked way stores (an aware
+  timestamp in UTC, a naive one refused).
 
-Either way: a key given twice in one call is written once, with its last row (``upsert``) or its
-first (``insert_missing``), and a row whose stored values are already the given ones is not
-written again (``upsert``), so a re-run of the same input rewrites nothing.
+The bulk way writes a key given twice in one call once, with its last row (``upsert``) or its
+first (``insert_missing``), as the chunked way does on SQLite (on PostgreSQL the chunked way
+refuses a key twice in one chunk), and it does not rewrite a row whose stored values are already
+the given ones, so a re-run of the same input writes nothing (the chunked way rewrites them
+with the same values).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import Column, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 UPSERT_CHUNK = 500
-BULK_MIN_ROWS = 100  # below this the chunked statements are as fast (and simpler to read in a log)
+BULK_MIN_ROWS = 100  # fewer (a watermark, a review): the chunked statements, one round trip anyway
 UNNEST_MAX_ROWS = 5000  # PostgreSQL: up to this many rows as arrays in one statement, more by COPY
 BULK = True  # False: the chunked way only (the benchmark's "old" and the tests' reference)
 _STAGE_NUMBERS = itertools.count()
