@@ -151,6 +151,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _bind_processor(col: Column[Any], dialect: Any) -> Callable[[Any], Any] | None:
+    """The column's bind processor, or the type's own one-step equivalent for bulk writes."""
+    bulk = getattr(col.type, "bulk_bind_processor", None)
+    fast = bulk(dialect) if bulk is not None else None
+    return fast if fast is not None else col.type.dialect_impl(dialect).bind_processor(dialect)
+
+
 def _values(
     conn: Connection,
     cols: list[Column[Any]],
@@ -161,9 +168,7 @@ def _values(
 ) -> list[tuple[Any, ...]]:
     """One tuple per distinct key (its last or first row), each value through its column's bind
     processor (``UTCDateTime``: aware to UTC, naive refused); a column a row lacks is NULL."""
-    procs: list[Callable[[Any], Any] | None] = [
-        c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in cols
-    ]
+    procs = [_bind_processor(c, conn.dialect) for c in cols]
     names = [c.name for c in cols]
     processed = [(i, p) for i, p in enumerate(procs) if p is not None]
     at = [names.index(c.name) for c in table.primary_key.columns]
