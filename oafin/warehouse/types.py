@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError(f"naive datetime {value!r} given to a zone-aware column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bulk_bind_processor(self, dialect: Any) -> Callable[[Any], Any] | None:
+        """For bulk writes: on SQLite, ``process_bind_param`` and SQLite's own datetime text in one
+        step (isoformat is one C call; the two steps were 3/4 of converting 1M claims), or ``None``
+        (use the column's bind processor). The stored text is the same (tests/test_warehouse_bulk.py)."""
+        if dialect.name != "sqlite":
+            return None
+
+        def process(value: Any) -> str:
+            if hasattr(value, "to_pydatetime"):
+                value = value.to_pydatetime()
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} given to a zone-aware column")
+            # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy's SQLite DATETIME stores it
+            return str(value.astimezone(UTC).isoformat(" ", "microseconds")[:26])
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
