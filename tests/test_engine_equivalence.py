@@ -189,3 +189,25 @@ def test_norm_keys_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     got = norm_keys(values)
     assert got.tolist() == [norm_key(v) for v in values]
     assert got.array._pa_array.num_chunks == 3
+
+
+def test_a_child_forked_after_polars_ran_codes_text_without_it() -> None:
+    """polars' thread pool does not survive a fork: a child forked after polars ran must not wait
+    for it (the crash tests fork a run after others ran the engine in the same worker)."""
+    import multiprocessing
+
+    parts = [pd.Series(["BX1", "BX2", None, "BX1", ""], dtype="str")]
+    expected = C.text_codes(parts).tolist()  # polars has run in this process now
+    assert expected == [0, 1, -1, 0, -1]
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child() -> None:
+        send.send((C._fork_state["forked_after_polars"], C.text_codes(parts).tolist()))
+
+    proc = context.Process(target=child, daemon=True)
+    proc.start()
+    assert receive.poll(60), "the forked child hung coding text"
+    flagged, codes = receive.recv()
+    proc.join(10)
+    assert flagged and codes == expected

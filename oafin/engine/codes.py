@@ -19,6 +19,7 @@ them, so results do not depend on the hashes.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Sequence
 
@@ -28,7 +29,20 @@ import polars as pl
 import pyarrow as pa
 
 _SEEDS = (secrets.randbits(63), secrets.randbits(63))
-_CHUNK = 1 << 20  # positions handled at a time where a whole-column temporary is not needed
+_CHUNK = 1 << 20
+# polars runs its work on a thread pool that a forked child does not have: once polars has run in
+# a process, a child forked from it would wait for that pool forever (polars is not fork-safe; the
+# crash tests fork). Such a child codes text with pandas instead.
+_fork_state = {"polars_used": False, "forked_after_polars": False}
+
+
+def _after_fork_in_child() -> None:
+    _fork_state["forked_after_polars"] = _fork_state["polars_used"] or _fork_state["forked_after_polars"]
+
+
+os.register_at_fork(
+    after_in_child=_after_fork_in_child
+)  # positions handled at a time where a whole-column temporary is not needed
 
 
 def arrow_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -61,6 +75,9 @@ def text_codes(
     One part at a time is held as polars text (16 bytes a value and more): only its two hashes
     (8 bytes each) and what is missing are kept of it.
     """
+    if _fork_state["forked_after_polars"]:
+        return _exact_codes(parts, empty_is_missing)
+    _fork_state["polars_used"] = True
     first_hashes, check_hashes, missing = [], [], []
     for part in parts:
         text = _polars(part)
@@ -90,6 +107,18 @@ def text_codes(
     out = np.full(n, -1, dtype=np.int64)
     out[keep] = codes
     return out
+
+
+def _exact_codes(
+    parts: Sequence[pd.Series | pa.Array | pa.ChunkedArray], empty_is_missing: bool
+) -> np.ndarray:
+    """``text_codes`` from the strings themselves (``pandas.factorize``): slower, no polars."""
+    if not parts:
+        return np.array([], dtype=np.int64)
+    joined = pd.concat([pd.Series(arrow_text(p), dtype="str") for p in parts], ignore_index=True)
+    if empty_is_missing:
+        joined = joined.where(joined != "")
+    return pd.factorize(joined)[0].astype(np.int64, copy=False)
 
 
 def _codes_of_hashes(first_hash: np.ndarray, check: np.ndarray) -> np.ndarray | None:
