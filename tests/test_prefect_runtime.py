@@ -147,7 +147,9 @@ def test_an_early_server_that_does_not_answer_in_time_says_what_to_do_and_is_sto
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        server = EarlyServer(timeout=0)  # Prefect gives up at once, as after its 20 s on a loaded machine
+        # Prefect gives up after 1 s, as after its 20 s on a loaded machine (the server's own
+        # imports take longer than that; 0 would not do: Prefect reads 0 as "its default")
+        server = EarlyServer(timeout=1)
         pid = _spawned(server)
         with pytest.raises(PrefectServerStartError, match="PREFECT_API_URL"):
             server.wait()
