@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 
 _SEEDS = (secrets.randbits(63), secrets.randbits(63))
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # positions handled at a time where a whole-column temporary is not needed
 # polars runs its work on a thread pool that a forked child does not have: once polars has run in
 # a process, a child forked from it would wait for that pool forever (polars is not fork-safe; the
 # crash tests fork). Such a child codes text with pandas instead.
@@ -40,9 +40,7 @@ def _after_fork_in_child() -> None:
     _fork_state["forked_after_polars"] = _fork_state["polars_used"] or _fork_state["forked_after_polars"]
 
 
-os.register_at_fork(
-    after_in_child=_after_fork_in_child
-)  # positions handled at a time where a whole-column temporary is not needed
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def arrow_text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -99,9 +97,7 @@ def text_codes(
         first_hash, check = first_hash[keep], check[keep]
     codes = _codes_of_hashes(first_hash, check)
     if codes is None:  # two texts share the first hash: code the strings themselves
-        joined = pd.concat([pd.Series(arrow_text(p), dtype="str") for p in parts], ignore_index=True)
-        present = joined if keep is None else joined.iloc[keep]
-        codes = pd.factorize(present)[0].astype(np.int64, copy=False)
+        return _exact_codes(parts, empty_is_missing)
     if keep is None:
         return codes
     out = np.full(n, -1, dtype=np.int64)

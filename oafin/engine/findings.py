@@ -395,7 +395,7 @@ def invoice_codes(
         invalid = check_invoices(inv)
     # claim ids of the claims, the invoices and the failing invoices as one code space
     n_c, n_i = len(claims), len(inv)
-    ids = _codes_of([claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
+    ids = text_codes([claims["claim_id"], inv["claim_id"], invalid["claim_id"]])
     first = np.full(int(ids.max()) + 2, -1, dtype=np.int64)
     first[ids[:n_c][::-1]] = np.arange(n_c)[::-1]
     return InvoiceCodes(
@@ -403,7 +403,7 @@ def invoice_codes(
         invalid=invalid,
         inv_pos=first[ids[n_c : n_c + n_i]],
         bad_pos=first[ids[n_c + n_i :]],
-        key_codes=_codes_of([invoice_keys(inv)]),
+        key_codes=text_codes([invoice_keys(inv)]),
     )
 
 
@@ -459,11 +459,6 @@ def invoice_findings(ctx: Context, coded: InvoiceCodes | None) -> pd.DataFrame:
         )
         out.append(_invoice_rows(ctx, "DUPLICATE_INVOICE", frame, detail))
     return _concat(out)
-
-
-def _codes_of(parts: list[pd.Series]) -> np.ndarray:
-    """One integer code per value across ``parts``; missing and ``""`` → -1."""
-    return text_codes(parts)
 
 
 def _sub_ns(P: _Prepared) -> np.ndarray:

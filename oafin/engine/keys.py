@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from oafin.engine.codes import arrow_text
 
 _SPACE = re.compile(r"\s+")
-# What Python's ``\s`` matches below 128 (checked in tests/test_engine_codes.py), as an RE2 class.
+# What Python's ``\s`` matches below 128 (checked in tests/test_engine_equivalence.py), as an RE2 class.
 _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
 
 

@@ -28,7 +28,6 @@ from oafin.engine.scope import (  # noqa: F401  (re-exported: the engine's inter
     DEAD_DOC_STATUSES,
     ReconcileParams,
     References,
-    _codes,
     _in,
     _Prepared,
     _submit,

@@ -137,7 +137,7 @@ class _Prepared:
             norm_keys(q_claims["business_key"]),
             norm_keys(q_docs["claim_no_ref"]),
         ]
-        self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(compact(_codes(oa)), oa)
+        self.c_key, self.d_ref, self.q_claim_keys, self.q_doc_refs = _split(compact(text_codes(oa)), oa)
         src, bill_key, src_key, self.q_doc_keys = doc_space.result()
         if seen is not None:  # an unseen document names nothing
             self.d_ref = np.where(self.d_seen, self.d_ref, -1)
@@ -169,11 +169,6 @@ class _Prepared:
         return np.where(codes >= 0, members[np.maximum(codes, 0)], False)
 
 
-def _codes(parts: list[pd.Series]) -> np.ndarray:
-    """One integer code per value across ``parts`` (equal text, equal code); ``""`` → -1."""
-    return text_codes(parts)
-
-
 class _Done(Generic[T]):
     """A result computed on the spot, for runs without a pool."""
 
@@ -198,7 +193,7 @@ def _doc_codes(
     """
     src = split_keys(d["source_doc_nos"])
     doc = [norm_keys(d["doc_no"].iloc[bill_pos]), src["key"], norm_keys(q_docs["business_key"])]
-    bill_key, src_key, q_doc_keys = _split(compact(_codes(doc)), doc)
+    bill_key, src_key, q_doc_keys = _split(compact(text_codes(doc)), doc)
     return src, bill_key, src_key, q_doc_keys
 
 
@@ -213,13 +208,13 @@ def _size(*codes: np.ndarray) -> int:
 
 
 def _norm_codes(parts: list[pd.Series]) -> tuple[np.ndarray, list[tuple[np.ndarray, pd.Series]]]:
-    """``_codes`` of the normalised ``parts``, normalising each distinct raw value once.
+    """``text_codes`` of the normalised ``parts``, normalising each distinct raw value once.
 
     For low-cardinality columns (people): factorize the raw text, normalise the few uniques,
     and code the normalised uniques in one space. Missing and ``""`` → -1.
     """
     raw = [factorize_text(p) for p in parts]
-    shared = _codes([norm_keys(u) for _, u in raw])
+    shared = text_codes([norm_keys(u) for _, u in raw])
     bounds = np.cumsum([0, *(len(u) for _, u in raw)])
     out = []
     for i, (codes, _) in enumerate(raw):
