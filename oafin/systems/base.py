@@ -248,6 +248,15 @@ ApprovalStatus = Literal["pending", "approved", "rejected", "withdrawn"]
 DECISIONS = ("agree", "refuse", "withdraw")
 
 
+def yuan(fen: int | None) -> str:
+    """Fen as an approval form shows money: ``¥1,234.50``, ``-¥0.05``; ``""`` when unknown."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}¥{whole:,}.{cents:02d}"
+
+
 @dataclass(frozen=True)
 class ApprovalRow:
     """One action of a batch, as a row of the approval form's detail table."""
@@ -260,6 +269,18 @@ class ApprovalRow:
     target_system: str
     target: str
     preview: str  # what will be sent
+
+    def cells(self) -> tuple[str, str, str, str, str, str]:
+        """The row as every OA's detail table shows it: 编号, 报销单号, 异常类型, 金额, 目标系统,
+        发送内容 (each system names the columns its own way)."""
+        return (
+            self.marker,
+            self.claim_no or "",
+            self.exception_type,
+            yuan(self.amount_fen),
+            f"{self.target_system}: {self.target}",
+            self.preview,
+        )
 
 
 @dataclass(frozen=True)
@@ -278,6 +299,17 @@ class ApprovalRequest:
     report_link: str
     approver_ids: tuple[str, ...] = ()  # OA user ids; empty: the form's own approval flow decides
     dept_id: str | None = None
+
+    @property
+    def total_fen(self) -> int:
+        return sum(r.amount_fen or 0 for r in self.rows)
+
+    def summary(self) -> str:
+        """The batch's summary text on every OA's form: how many, how much, what approving does."""
+        return (
+            f"共 {len(self.rows)} 项更正，涉及金额合计 {yuan(self.total_fen)}。同意即批准全部明细写回对应系统；"
+            "申请人不得审批涉及本人报销单的更正。"
+        )
 
 
 @dataclass(frozen=True)

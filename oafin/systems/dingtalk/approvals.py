@@ -43,32 +43,13 @@ DECIDING_OPERATIONS: Final = frozenset({"EXECUTE_TASK_NORMAL", "EXECUTE_TASK_AGE
 RESULTS: Final = {"AGREE": "agree", "REFUSE": "refuse"}
 
 
-def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}¥{whole:,}.{cents:02d}"
-
-
 def form_values(request: ApprovalRequest) -> list[dict[str, Any]]:
     """``form_component_values`` for ``request`` (see the module docstring)."""
-    total = sum(r.amount_fen or 0 for r in request.rows)
     rows = [
-        [
-            {"name": "编号", "value": r.marker},
-            {"name": "报销单号", "value": r.claim_no or ""},
-            {"name": "异常类型", "value": r.exception_type},
-            {"name": "金额", "value": _yuan(r.amount_fen)},
-            {"name": "目标系统", "value": f"{r.target_system}: {r.target}"},
-            {"name": "发送内容", "value": r.preview},
-        ]
+        [{"name": name, "value": value} for name, value in zip(COLUMNS, r.cells(), strict=True)]
         for r in request.rows
     ]
-    summary = (
-        f"共 {len(request.rows)} 项更正，涉及金额合计 {_yuan(total)}。同意即批准全部明细写回对应系统；"
-        "申请人不得审批涉及本人报销单的更正。"
-    )
+    summary = request.summary()
     return [
         {"name": BATCH_FIELD, "value": request.batch_id},
         {"name": REPORT_FIELD, "value": request.report_link},

@@ -55,14 +55,6 @@ WITHDRAWN: Final = frozenset({"CANCELED", "DELETED", "REVERTED", "RECALL"})
 TASK_RESULTS: Final = {"APPROVED": "agree", "REJECTED": "refuse"}
 
 
-def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}¥{whole:,}.{cents:02d}"
-
-
 def user_field(user_id: str) -> str:
     """Feishu names a person by ``open_id`` (``ou_...``, what the identities table holds) or by the
     tenant's ``user_id``: the field the id belongs in."""
@@ -71,29 +63,14 @@ def user_field(user_id: str) -> str:
 
 def form_widgets(request: ApprovalRequest) -> list[dict[str, Any]]:
     """The ``form`` widgets for ``request`` (see the module docstring), before JSON encoding."""
-    total = sum(r.amount_fen or 0 for r in request.rows)
     rows = [
         [
             {"id": cid, "type": "input", "value": value}
-            for (cid, _), value in zip(
-                COLUMNS,
-                (
-                    r.marker,
-                    r.claim_no or "",
-                    r.exception_type,
-                    _yuan(r.amount_fen),
-                    f"{r.target_system}: {r.target}",
-                    r.preview,
-                ),
-                strict=True,
-            )
+            for (cid, _), value in zip(COLUMNS, r.cells(), strict=True)
         ]
         for r in request.rows
     ]
-    summary = (
-        f"共 {len(request.rows)} 项更正，涉及金额合计 {_yuan(total)}。同意即批准全部明细写回对应系统；"
-        "申请人不得审批涉及本人报销单的更正。"
-    )
+    summary = request.summary()
     return [
         {"id": BATCH_ID, "type": "input", "value": request.batch_id},
         {"id": REPORT_ID, "type": "input", "value": request.report_link},

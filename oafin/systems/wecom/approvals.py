@@ -35,7 +35,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from oafin.systems.base import ApprovalRecord, ApprovalRequest, ApprovalState, ApprovalStatus
+from oafin.systems.base import ApprovalRecord, ApprovalRequest, ApprovalState, ApprovalStatus, yuan
 
 BATCH_TITLE: Final = "更正批次"
 REPORT_TITLE: Final = "对账报告"
@@ -48,14 +48,6 @@ WITHDRAWN: Final = frozenset({4, 6, 7})
 DETAIL_RESULTS: Final = {2: "agree", 3: "refuse"}
 
 Design = dict[str, tuple[str, str]]  # title -> (control, id)
-
-
-def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}¥{whole:,}.{cents:02d}"
 
 
 def _title(prop: dict[str, Any]) -> str:
@@ -91,31 +83,11 @@ def _text(design: Design, title: str, text: str) -> dict[str, Any]:
 def apply_body(request: ApprovalRequest, template: dict[str, Any]) -> dict[str, Any]:
     """``oa/applyevent``'s body for ``request`` (see the module docstring)."""
     form, columns = design_of(template)
-    total = sum(r.amount_fen or 0 for r in request.rows)
     rows = [
-        {
-            "list": [
-                _text(columns, title, value)
-                for title, value in zip(
-                    COLUMNS,
-                    (
-                        r.marker,
-                        r.claim_no or "",
-                        r.exception_type,
-                        _yuan(r.amount_fen),
-                        f"{r.target_system}: {r.target}",
-                        r.preview,
-                    ),
-                    strict=True,
-                )
-            ]
-        }
+        {"list": [_text(columns, title, value) for title, value in zip(COLUMNS, r.cells(), strict=True)]}
         for r in request.rows
     ]
-    summary = (
-        f"共 {len(request.rows)} 项更正，涉及金额合计 {_yuan(total)}。同意即批准全部明细写回对应系统；"
-        "申请人不得审批涉及本人报销单的更正。"
-    )
+    summary = request.summary()
     control, table_id = form[TABLE_TITLE]
     body: dict[str, Any] = {
         "creator_userid": request.originator_id,
@@ -131,7 +103,7 @@ def apply_body(request: ApprovalRequest, template: dict[str, Any]) -> dict[str, 
         },
         "summary_list": [
             {"summary_info": [{"text": f"oafin 对账更正 {len(request.rows)} 项", "lang": "zh_CN"}]},
-            {"summary_info": [{"text": f"合计 {_yuan(total)}", "lang": "zh_CN"}]},
+            {"summary_info": [{"text": f"合计 {yuan(request.total_fen)}", "lang": "zh_CN"}]},
         ],
     }
     if request.approver_ids:
