@@ -27,6 +27,8 @@ instance approves the whole batch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -77,28 +79,52 @@ def status_of(instance: dict[str, Any]) -> ApprovalStatus:
     return "pending"
 
 
-def records_of(instance: dict[str, Any]) -> tuple[ApprovalRecord, ...]:
+@dataclass(frozen=True)
+class InstanceKeys:
+    """Where an instance keeps its records: topapi's snake_case names, or v1.0's camelCase ones
+    (the same records otherwise, source-systems.md §1.3), and how its times are written."""
+
+    records: str = "operation_records"
+    operation: str = "operation_type"
+    result: str = "operation_result"
+    user: str = "userid"
+    task_user: str = "userid"
+    task_result: str = "task_result"
+    task_status: str = "task_status"
+    finished: str = "finish_time"
+    form: str = "form_component_values"
+    when: Callable[[Any], datetime | None] = _when
+
+
+TOPAPI: Final = InstanceKeys()
+
+
+def records_of(instance: dict[str, Any], keys: InstanceKeys = TOPAPI) -> tuple[ApprovalRecord, ...]:
     out: list[ApprovalRecord] = []
-    for r in instance.get("operation_records") or []:
-        op, result, user = r.get("operation_type"), r.get("operation_result"), str(r.get("userid") or "")
+    for r in instance.get(keys.records) or []:
+        op, result, user = r.get(keys.operation), r.get(keys.result), str(r.get(keys.user) or "")
         if not user:
             continue
         if op in DECIDING_OPERATIONS and result in RESULTS:
             out.append(
-                ApprovalRecord(user, RESULTS[result], _when(r.get("date")), str(r.get("remark") or ""))
+                ApprovalRecord(user, RESULTS[result], keys.when(r.get("date")), str(r.get("remark") or ""))
             )
         elif op == "TERMINATE_PROCESS_INSTANCE":
-            out.append(ApprovalRecord(user, "withdraw", _when(r.get("date")), str(r.get("remark") or "")))
+            out.append(ApprovalRecord(user, "withdraw", keys.when(r.get("date")), str(r.get("remark") or "")))
     seen = {(r.user_id, r.decision) for r in out}
     for t in instance.get("tasks") or []:
-        user, result = str(t.get("userid") or ""), t.get("task_result")
-        if t.get("task_status") == "COMPLETED" and result in RESULTS and (user, RESULTS[result]) not in seen:
-            out.append(ApprovalRecord(user, RESULTS[result], _when(t.get("finish_time")), human=False))
+        user, result = str(t.get(keys.task_user) or ""), t.get(keys.task_result)
+        if (
+            t.get(keys.task_status) == "COMPLETED"
+            and result in RESULTS
+            and (user, RESULTS[result]) not in seen
+        ):
+            out.append(ApprovalRecord(user, RESULTS[result], keys.when(t.get(keys.finished)), human=False))
     return tuple(out)
 
 
-def batch_of(instance: dict[str, Any]) -> str | None:
-    for value in instance.get("form_component_values") or []:
+def batch_of(instance: dict[str, Any], keys: InstanceKeys = TOPAPI) -> str | None:
+    for value in instance.get(keys.form) or []:
         if value.get("name") == BATCH_FIELD:
             return str(value.get("value") or "")
     return None

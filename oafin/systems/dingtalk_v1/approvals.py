@@ -27,13 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from oafin.systems.base import ApprovalRecord, ApprovalRequest, ApprovalState
-from oafin.systems.dingtalk.approvals import (
-    BATCH_FIELD,
-    DECIDING_OPERATIONS,
-    RESULTS,
-    form_values,
-    status_of,
-)
+from oafin.systems.dingtalk import approvals as topapi
+from oafin.systems.dingtalk.approvals import InstanceKeys, form_values, status_of
 
 IDENTITY_SYSTEM: Final = "dingtalk"
 
@@ -60,31 +55,27 @@ def _when(text: Any) -> datetime | None:
         return None
 
 
+# v1.0 keeps topapi's records under camelCase names (source-systems.md §1.3)
+V1: Final = InstanceKeys(
+    records="operationRecords",
+    operation="type",
+    result="result",
+    user="userId",
+    task_user="userId",
+    task_result="result",
+    task_status="status",
+    finished="finishTime",
+    form="formComponentValues",
+    when=_when,
+)
+
+
 def records_of(instance: dict[str, Any]) -> tuple[ApprovalRecord, ...]:
-    out: list[ApprovalRecord] = []
-    for r in instance.get("operationRecords") or []:
-        op, result, user = r.get("type"), r.get("result"), str(r.get("userId") or "")
-        if not user:
-            continue
-        if op in DECIDING_OPERATIONS and result in RESULTS:
-            out.append(
-                ApprovalRecord(user, RESULTS[result], _when(r.get("date")), str(r.get("remark") or ""))
-            )
-        elif op == "TERMINATE_PROCESS_INSTANCE":
-            out.append(ApprovalRecord(user, "withdraw", _when(r.get("date")), str(r.get("remark") or "")))
-    seen = {(r.user_id, r.decision) for r in out}
-    for t in instance.get("tasks") or []:
-        user, result = str(t.get("userId") or ""), t.get("result")
-        if t.get("status") == "COMPLETED" and result in RESULTS and (user, RESULTS[result]) not in seen:
-            out.append(ApprovalRecord(user, RESULTS[result], _when(t.get("finishTime")), human=False))
-    return tuple(out)
+    return topapi.records_of(instance, V1)
 
 
 def batch_of(instance: dict[str, Any]) -> str | None:
-    for value in instance.get("formComponentValues") or []:
-        if value.get("name") == BATCH_FIELD:
-            return str(value.get("value") or "")
-    return None
+    return topapi.batch_of(instance, V1)
 
 
 class DingTalkV1Approvals:
